@@ -1,0 +1,1 @@
+"""Data samplers, vectorised over the batch and seeded."""

@@ -1,0 +1,143 @@
+"""The single-layer transformer of Makkuva et al. (2024), Section 2, as a real ``nn.Module``.
+
+``u_n = x_n e + p_n``; causal softmax attention ``y_n = u_n + W_O sum_i att_{n,i} W_V u_i`` with
+``att_{n,.} = softmax(<W_Q u_n, W_K u_i> / sqrt(d))``; FFN ``z_n = y_n + W_2 ReLU(W_1 y_n)``;
+logit ``<a, z_n> + b`` with ``a = e`` when tied. No layer norm (the theory model).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+@dataclass(frozen=True)
+class MarkovTransformerConfig:
+    """Sizes of the model.
+
+    Attributes
+    ----------
+    d : int
+        Embedding dimension.
+    N : int
+        Largest sequence length (number of positional vectors).
+    tied : bool
+        Weight tying ``a = e``.
+    m : int
+        Attention width (``W_Q, W_K, W_V`` are ``m x d``); the paper's code uses ``m = d``.
+    r : int
+        FFN width; the paper's code uses ``r = 4 d``.
+    """
+
+    d: int
+    N: int
+    tied: bool
+    m: int = 0
+    r: int = 0
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "m", self.m or self.d)
+        object.__setattr__(self, "r", self.r or 4 * self.d)
+
+
+class MarkovTransformer(nn.Module):
+    """Single layer, single head, binary input, sigmoid output (the paper's theory model)."""
+
+    def __init__(
+        self,
+        config: MarkovTransformerConfig,
+        dtype: torch.dtype = torch.float64,
+        device: torch.device | None = None,
+    ) -> None:
+        super().__init__()
+        self.config = config
+        d, m, r = config.d, config.m, config.r
+        kw = {"dtype": dtype, "device": device}
+        self.e = nn.Parameter(torch.zeros(d, **kw))  # token vector
+        self.pos = nn.Parameter(torch.zeros(config.N, d, **kw))  # positional vectors p_n
+        self.W_Q = nn.Parameter(torch.zeros(m, d, **kw))
+        self.W_K = nn.Parameter(torch.zeros(m, d, **kw))
+        self.W_V = nn.Parameter(torch.zeros(m, d, **kw))
+        self.W_O = nn.Parameter(torch.zeros(d, m, **kw))
+        self.W_1 = nn.Parameter(torch.zeros(r, d, **kw))
+        self.W_2 = nn.Parameter(torch.zeros(d, r, **kw))
+        self.a = None if config.tied else nn.Parameter(torch.zeros(d, **kw))
+        self.b = nn.Parameter(torch.zeros((), **kw))
+
+    @property
+    def head(self) -> torch.Tensor:
+        """The readout vector ``a`` (``e`` itself when tied)."""
+        return self.e if self.a is None else self.a
+
+    def matrices(self) -> list[nn.Parameter]:
+        """Attention and FFN matrices (the weights the paper's AdamW decays)."""
+        return [self.W_Q, self.W_K, self.W_V, self.W_O, self.W_1, self.W_2]
+
+    def reset_parameters(self, generator: torch.Generator, std: float = 0.02) -> None:
+        """The paper's initialisation: every weight ``N(0, std^2)``, the bias ``b = 0``."""
+        with torch.no_grad():
+            for name, param in self.named_parameters():
+                if name == "b":
+                    param.zero_()
+                else:
+                    param.copy_(
+                        torch.randn(param.shape, generator=generator, device=param.device) * std
+                    )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Logits of ``P(x_{n+1} = 1 | x_1..x_n)``.
+
+        Parameters
+        ----------
+        x : torch.Tensor
+            Shape ``(B, n)`` with ``n <= N``, values in {0, 1}.
+
+        Returns
+        -------
+        torch.Tensor
+            Shape ``(B, n)``.
+        """
+        n = x.shape[-1]
+        u = x.unsqueeze(-1).to(self.e.dtype) * self.e + self.pos[:n]  # (B, n, d)
+        queries, keys, values = u @ self.W_Q.T, u @ self.W_K.T, u @ self.W_V.T  # (B, n, m)
+        attended = F.scaled_dot_product_attention(
+            queries, keys, values, is_causal=True, scale=1 / math.sqrt(self.config.d)
+        )  # (B, n, m)
+        y = u + attended @ self.W_O.T  # (B, n, d)
+        z = y + F.relu(y @ self.W_1.T) @ self.W_2.T  # (B, n, d)
+        return z @ self.head + self.b  # (B, n)
+
+    def set_unigram_point(self, bias: float, generator: torch.Generator | None = None) -> None:
+        """Set the model to a member of ``theta_pi``: ``e = 0`` (and ``a = 0``), ``b = bias``.
+
+        Every other parameter is 0 (the canonical member) or, given a ``generator``, ``N(0, 1)``
+        (a generic member; Theorem 2 says the loss there is still ``H(pi)``).
+        """
+        with torch.no_grad():
+            for name, param in self.named_parameters():
+                if name in ("e", "a") or generator is None:
+                    param.zero_()
+                else:
+                    param.copy_(torch.randn(param.shape, generator=generator, device=param.device))
+            self.b.fill_(bias)
+
+    def set_bigram_point(self, slope: float, bias: float) -> None:
+        """Set the model to ``theta_*`` of Theorem 1 (global minimum).
+
+        Attention off (all attention matrices 0), ``p_n = 0``, ``e = u`` a unit vector, rank-one
+        FFN ``W_1 = u^T`` (``w_1 = 1``), ``W_2 = (slope - 1) u``, so that
+        ``logit_n = ||e||^2 (1 + w_1 w_2) x_n + b = slope * x_n + bias``. Untied: ``a = e``.
+        """
+        with torch.no_grad():
+            for param in self.parameters():
+                param.zero_()
+            self.e[0] = 1.0
+            self.W_1[0, 0] = 1.0
+            self.W_2[0, 0] = slope - 1.0
+            if self.a is not None:
+                self.a[0] = 1.0
+            self.b.fill_(bias)

@@ -1,0 +1,91 @@
+"""Exact population losses, by enumerating every input sequence with its probability.
+
+For binary Markov data (Makkuva et al., 2024, eq. of the loss in Section 2) the model's logit
+at position ``n`` depends on ``x_1..x_n`` only, so the expectation over ``x_{n+1}`` is taken in
+closed form: the population loss is
+
+``L = sum_x P(x_1..x_N) (1/N) sum_n CE(P(1 | x_n), logit_n(x))``
+
+with ``CE(k, l) = k softplus(-l) + (1-k) softplus(l)``. Enumerating the ``2^N`` sequences is
+exact (float64 round-off only) and feasible for ``N <= 12``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+from numerics.data.markov import next_one_probability, stationary_one
+
+#: Largest N for which the 2^N sequences are enumerated.
+MAX_ENUMERATED_LENGTH = 12
+
+
+def expected_cross_entropy(logits: torch.Tensor, prob_one: torch.Tensor) -> torch.Tensor:
+    """Binary cross-entropy of ``sigmoid(logits)`` averaged over a Bernoulli(``prob_one``) target."""
+    return prob_one * F.softplus(-logits) + (1 - prob_one) * F.softplus(logits)
+
+
+def all_binary_sequences(length: int, device: torch.device, dtype: torch.dtype) -> torch.Tensor:
+    """Every sequence in {0,1}^length, shape ``(2^length, length)``."""
+    codes = torch.arange(2**length, device=device)
+    bits = 2 ** torch.arange(length - 1, -1, -1, device=device)
+    return ((codes.unsqueeze(-1) & bits) > 0).to(dtype)
+
+
+@dataclass(frozen=True)
+class MarkovPopulation:
+    """All length-``N`` sequences of a stationary binary Markov chain with their probabilities.
+
+    Attributes
+    ----------
+    sequences : torch.Tensor
+        ``(2^N, N)`` inputs.
+    probabilities : torch.Tensor
+        ``(2^N,)`` probabilities ``pi(x_1) prod_t P(x_{t+1} | x_t)``; they sum to 1.
+    next_one : torch.Tensor
+        ``(2^N, N)``: ``P(x_{n+1} = 1 | x_n)`` at every position.
+    """
+
+    sequences: torch.Tensor
+    probabilities: torch.Tensor
+    next_one: torch.Tensor
+
+    @classmethod
+    def build(
+        cls, p: float, q: float, length: int, device: torch.device, dtype: torch.dtype
+    ) -> MarkovPopulation:
+        """Enumerate the population for kernel ``(p, q)`` and sequence length ``length``."""
+        if not 1 <= length <= MAX_ENUMERATED_LENGTH:
+            raise ValueError(f"exact enumeration needs 1 <= N <= {MAX_ENUMERATED_LENGTH}")
+        x = all_binary_sequences(length, device, dtype)
+        pi1 = stationary_one(p, q)
+        first = pi1 * x[:, 0] + (1 - pi1) * (1 - x[:, 0])  # (2^N,), in x's dtype
+        step_one = next_one_probability(x[:, :-1], p, q)
+        steps = step_one * x[:, 1:] + (1 - step_one) * (1 - x[:, 1:])  # (2^N, N-1)
+        probabilities = first * steps.prod(dim=1)
+        return cls(x, probabilities, next_one_probability(x, p, q))
+
+    def loss(self, logits: torch.Tensor) -> torch.Tensor:
+        """Exact population loss of ``logits`` (shape ``(..., 2^N, N)``, leading dims batched)."""
+        per_sequence = expected_cross_entropy(logits, self.next_one).mean(dim=-1)
+        return per_sequence @ self.probabilities
+
+    def mean_prediction(self, logits: torch.Tensor, after: int) -> torch.Tensor:
+        """Population mean of ``sigmoid(logit_n)`` over positions with ``x_n = after``."""
+        mask = (self.sequences == after).to(logits.dtype) * self.probabilities.unsqueeze(-1)
+        return (torch.sigmoid(logits) * mask).sum(dim=(-1, -2)) / mask.sum()
+
+    def objective(
+        self, model: Callable[[torch.Tensor], torch.Tensor]
+    ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """Loss of ``model`` and the probes the Markov checks read (mean prediction after 0/1)."""
+        logits = model(self.sequences)
+        probes = {
+            "after_0": self.mean_prediction(logits.detach(), 0),
+            "after_1": self.mean_prediction(logits.detach(), 1),
+        }
+        return self.loss(logits), probes

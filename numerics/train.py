@@ -1,0 +1,163 @@
+"""One trainer: AdamW with the paper's one-cycle schedule, seeded, with a progress callback.
+
+Per-step values (loss, gradient norm, probes) stay on the device and are read back every
+``sync_every`` steps, so a GPU run does no host work per step; a non-finite loss stops the run
+at the first step where it appears.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch import nn
+
+Objective = Callable[[nn.Module], tuple[torch.Tensor, dict[str, torch.Tensor]]]
+Progress = Callable[[int, int, float], None]
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Optimiser and schedule (defaults: Makkuva et al. (2024) reference code).
+
+    Attributes
+    ----------
+    steps : int
+        Number of optimiser steps.
+    lr : float
+        Peak learning rate of AdamW.
+    betas : tuple[float, float]
+        AdamW betas.
+    weight_decay : float
+        Applied to the attention/FFN matrices only (``model.matrices()``).
+    schedule : {"onecycle", "constant"}
+        ``onecycle``: cosine one-cycle with 2% warm-up, start ``lr/100``, end ``lr/100 * 20``
+        (the reference code's ``div_factor=100, final_div_factor=0.05``).
+    sync_every : int
+        Steps between reads of the loss on the host (progress and non-finite check).
+    """
+
+    steps: int
+    lr: float = 2e-3
+    betas: tuple[float, float] = (0.9, 0.95)
+    weight_decay: float = 1e-3
+    schedule: str = "onecycle"
+    sync_every: int = 50
+
+
+@dataclass(frozen=True)
+class History:
+    """What a training run produced.
+
+    Attributes
+    ----------
+    losses : numpy.ndarray
+        ``(steps_run,)`` training loss before each step.
+    grad_norms : numpy.ndarray
+        ``(steps_run,)`` Euclidean norm of the full gradient at each step.
+    probes : dict[str, numpy.ndarray]
+        ``(steps_run,)`` per probe returned by the objective.
+    final_state : dict[str, torch.Tensor]
+        Parameters after the last step (on the CPU).
+    wall_seconds : float
+        Wall-clock time of the run.
+    nonfinite_step : int or None
+        First step whose loss was NaN or infinite (the run stopped there), else ``None``.
+    """
+
+    losses: np.ndarray
+    grad_norms: np.ndarray
+    probes: dict[str, np.ndarray]
+    final_state: dict[str, torch.Tensor]
+    wall_seconds: float
+    nonfinite_step: int | None = None
+
+
+def make_optimizer(
+    model: nn.Module, config: TrainConfig
+) -> tuple[torch.optim.Optimizer, torch.optim.lr_scheduler.LRScheduler]:
+    """AdamW with decay on ``model.matrices()`` only, and the configured schedule."""
+    decayed = {id(p) for p in model.matrices()}
+    groups = [
+        {"params": [p for p in model.parameters() if id(p) in decayed],
+         "weight_decay": config.weight_decay},
+        {"params": [p for p in model.parameters() if id(p) not in decayed], "weight_decay": 0.0},
+    ]
+    optimizer = torch.optim.AdamW(groups, lr=config.lr, betas=config.betas)
+    if config.schedule == "onecycle":
+        scheduler = torch.optim.lr_scheduler.OneCycleLR(
+            optimizer, max_lr=config.lr, total_steps=config.steps, pct_start=0.02,
+            anneal_strategy="cos", div_factor=100.0, final_div_factor=0.05,
+            cycle_momentum=False,
+        )
+    elif config.schedule == "constant":
+        scheduler = torch.optim.lr_scheduler.ConstantLR(optimizer, factor=1.0)
+    else:
+        raise ValueError(f"unknown schedule {config.schedule!r}")
+    return optimizer, scheduler
+
+
+def train(
+    model: nn.Module,
+    objective: Objective,
+    config: TrainConfig,
+    progress: Progress | None = None,
+) -> History:
+    """Train ``model`` on ``objective`` for ``config.steps`` steps.
+
+    Parameters
+    ----------
+    model : nn.Module
+        Must provide ``matrices()`` (the decayed weights).
+    objective : Objective
+        Called once per step with the model; returns the loss and scalar probes.
+    config : TrainConfig
+        Optimiser and schedule.
+    progress : callable, optional
+        ``progress(steps_done, steps_total, last_loss)``, called every ``config.sync_every``.
+    """
+    optimizer, scheduler = make_optimizer(model, config)
+    params = [p for p in model.parameters()]
+    device = params[0].device
+    losses = torch.empty(config.steps, dtype=torch.float64, device=device)
+    grad_norms = torch.empty_like(losses)
+    probes: dict[str, torch.Tensor] = {}
+    start = time.perf_counter()
+    nonfinite_step: int | None = None
+    steps_run = 0
+    for step in range(config.steps):
+        optimizer.zero_grad(set_to_none=True)
+        loss, probe_values = objective(model)
+        loss.backward()
+        losses[step] = loss.detach()
+        grad_norms[step] = torch.linalg.vector_norm(
+            torch.stack([torch.linalg.vector_norm(p.grad) for p in params])
+        )
+        for name, value in probe_values.items():
+            probes.setdefault(name, torch.empty_like(losses))[step] = value
+        optimizer.step()
+        scheduler.step()
+        steps_run = step + 1
+        if steps_run % config.sync_every == 0 or steps_run == config.steps:
+            window = losses[steps_run - ((steps_run - 1) % config.sync_every) - 1 : steps_run]
+            finite = torch.isfinite(window).cpu().numpy()
+            if not finite.all():
+                nonfinite_step = steps_run - len(window) + int(np.argmin(finite))
+                steps_run = nonfinite_step + 1
+                break
+            if progress is not None:
+                progress(steps_run, config.steps, float(window[-1]))
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    wall = time.perf_counter() - start
+    return History(
+        losses=losses[:steps_run].cpu().numpy(),
+        grad_norms=grad_norms[:steps_run].cpu().numpy(),
+        probes={k: v[:steps_run].cpu().numpy() for k, v in probes.items()},
+        final_state={k: v.detach().cpu().clone() for k, v in model.state_dict().items()},
+        wall_seconds=wall,
+        nonfinite_step=nonfinite_step,
+    )

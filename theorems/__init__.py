@@ -1,0 +1,30 @@
+"""What the papers claim: the theorem registry and its core types (sympy only, never torch)."""
+
+from theorems import markov as _markov  # noqa: F401  (registers the Markov theorems)
+from theorems.core import (
+    Obligation,
+    ObligationResult,
+    Parameter,
+    ParameterError,
+    Prediction,
+    Theorem,
+    TheoremError,
+    UnknownTheoremError,
+    get,
+    ids,
+)
+
+__all__ = sorted(
+    [
+        "Obligation",
+        "ObligationResult",
+        "Parameter",
+        "ParameterError",
+        "Prediction",
+        "Theorem",
+        "TheoremError",
+        "UnknownTheoremError",
+        "get",
+        "ids",
+    ]
+)

@@ -1,0 +1,325 @@
+"""Core records of the theorem layer: parameters, predictions, proof obligations, theorems.
+
+Everything here is exact (sympy); nothing imports torch. A :class:`Theorem` says what a paper
+claims, a :class:`Prediction` holds the exact values the claim fixes, and an :class:`Obligation`
+is one step of the proof that sympy checks exactly.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from functools import lru_cache
+from typing import Literal
+
+import sympy as sp
+
+ParamValue = sp.Rational | int
+Params = Mapping[str, ParamValue]
+Relation = Literal["==", ">", ">=", "<", "<=", "psd", "nsd", "indefinite", "spectrum"]
+
+#: Decimal digits used to certify the sign of a transcendental constant (logs of rationals) when
+#: sympy's exact sign rules do not decide it; sympy raises the precision until the sign is certain.
+SIGN_DIGITS = 50
+
+
+class TheoremError(ValueError):
+    """Base class of the errors a user can cause (bad id, bad parameter); the CLI prints them."""
+
+
+class UnknownTheoremError(TheoremError):
+    """A theorem id that is not registered; the message suggests the closest ids."""
+
+
+class ParameterError(TheoremError):
+    """A parameter that the theorem does not have, or a value that cannot be parsed."""
+
+
+@dataclass(frozen=True)
+class Parameter:
+    """One parameter of a theorem.
+
+    Attributes
+    ----------
+    name : str
+        Name used on the command line (``--param name=value``).
+    kind : {"rational", "integer"}
+        Rationals are parsed exactly (``0.7`` becomes ``7/10``) so that obligations stay exact.
+    default : sympy.Rational or int
+        Value used when the user gives none.
+    description : str
+        Meaning in the paper's notation.
+    """
+
+    name: str
+    kind: Literal["rational", "integer"]
+    default: ParamValue
+    description: str
+
+    def parse(self, text: str) -> ParamValue:
+        """Parse a command-line value exactly; raise :class:`ParameterError` if malformed."""
+        try:
+            if self.kind == "integer":
+                return int(text)
+            value = sp.Rational(text.strip())
+        except (TypeError, ValueError, SyntaxError, sp.SympifyError) as exc:
+            kind = "an integer" if self.kind == "integer" else "a number such as 0.7 or 7/10"
+            raise ParameterError(f"parameter {self.name}={text!r} is not {kind}") from exc
+        return value
+
+
+@dataclass(frozen=True)
+class Prediction:
+    """What a theorem says optimisation reaches: closed forms and their exact values.
+
+    Attributes
+    ----------
+    closed_forms : Mapping[str, sympy.Expr]
+        Named closed forms in the theorem's symbols (a loss, a bias, a slope).
+    point : Mapping[sympy.Symbol, sympy.Rational]
+        The parameter values the prediction is made at.
+    spectra : Mapping[str, tuple[tuple[sympy.Expr, int], ...]]
+        Named eigenvalue multisets as ``(closed form, multiplicity)`` pairs; eigenvalues not
+        listed are zero (the dimension is the model's, known only to the numeric side).
+    descriptions : Mapping[str, str]
+        One line per name saying what the value is.
+    """
+
+    closed_forms: Mapping[str, sp.Expr]
+    point: Mapping[sp.Symbol, sp.Rational]
+    spectra: Mapping[str, tuple[tuple[sp.Expr, int], ...]] = field(default_factory=dict)
+    descriptions: Mapping[str, str] = field(default_factory=dict)
+
+    def value(self, name: str) -> sp.Expr:
+        """Exact value of the closed form ``name`` at :attr:`point`."""
+        return sp.simplify(sp.sympify(self.closed_forms[name]).subs(self.point))
+
+    def float(self, name: str) -> float:
+        """Float view of :meth:`value` (for comparison with measurements)."""
+        return float(sp.N(self.value(name), 30))
+
+    def spectrum_floats(self, name: str) -> list[tuple[float, int]]:
+        """Float view of the spectrum ``name`` at :attr:`point` as ``(eigenvalue, mult)``."""
+        return [(float(sp.N(sp.sympify(v).subs(self.point), 30)), m) for v, m in self.spectra[name]]
+
+    def as_floats(self) -> dict[str, float]:
+        """All closed forms as floats at :attr:`point`."""
+        return {name: self.float(name) for name in self.closed_forms}
+
+
+@dataclass(frozen=True)
+class ObligationResult:
+    """Outcome of checking one obligation.
+
+    Attributes
+    ----------
+    holds : bool
+        Whether the relation holds.
+    method : str
+        ``"symbolic"`` when it holds for all parameters, or ``"exact at p=1/2, q=4/5"`` when
+        it was decided in exact arithmetic at the admissible point.
+    value : str
+        The decisive quantity (the simplified difference, or the exact eigenvalues).
+    """
+
+    holds: bool
+    method: str
+    value: str
+
+
+@dataclass(frozen=True)
+class Obligation:
+    """One step of a proof that sympy checks exactly.
+
+    Attributes
+    ----------
+    name : str
+        Short description in the paper's words ("dL/db = 0 at theta_pi").
+    lhs : sympy.Basic or sympy.ImmutableMatrix
+        Expression in the theorem's symbols.
+    relation : Relation
+        ``==``, ``>``, ``>=``, ``<``, ``<=`` compare ``lhs`` with ``rhs``; ``psd``, ``nsd`` and
+        ``indefinite`` are properties of the symmetric matrix ``lhs``; ``spectrum`` says the
+        eigenvalues of ``lhs`` are the pairs ``(value, multiplicity)`` in ``rhs`` (proved via the
+        characteristic polynomial).
+    rhs : sympy.Basic or tuple
+        Right-hand side (``0`` by default).
+    point : Mapping[sympy.Symbol, sympy.Rational]
+        An admissible exact point: where ``==`` cannot be simplified in general, and for every
+        inequality or definiteness claim (which only hold under the assumptions), the relation
+        is decided there in exact arithmetic.
+    """
+
+    name: str
+    lhs: sp.Basic
+    relation: Relation
+    point: Mapping[sp.Symbol, sp.Rational]
+    rhs: sp.Basic | tuple[tuple[sp.Expr, int], ...] = sp.Integer(0)
+
+    def check(self) -> ObligationResult:
+        """Decide the relation exactly (see :class:`ObligationResult`)."""
+        where = "exact at " + ", ".join(f"{s}={v}" for s, v in self.point.items())
+        if self.relation == "==":
+            difference = sp.sympify(self.lhs - self.rhs)
+            if _is_zero_symbolic(difference):
+                return ObligationResult(True, "symbolic", "0")
+            at_point = _simplify(difference.subs(self.point))
+            return ObligationResult(_is_zero_symbolic(at_point), where, str(at_point))
+        if self.relation == "spectrum":
+            return self._check_spectrum(where)
+        if self.relation in ("psd", "nsd", "indefinite"):
+            matrix = sp.ImmutableMatrix(self.lhs).subs(self.point).applyfunc(_simplify)
+            eigenvalues = matrix.eigenvals()
+            signs = {_sign(value) for value in eigenvalues}
+            holds = {
+                "psd": signs <= {0, 1},
+                "nsd": signs <= {0, -1},
+                "indefinite": {-1, 1} <= signs,
+            }[self.relation]
+            shown = ", ".join(f"{str(v)} (x{m})" for v, m in eigenvalues.items())
+            return ObligationResult(holds, where, "eigenvalues " + shown)
+        difference = _simplify(sp.sympify(self.lhs - self.rhs).subs(self.point))
+        sign = _sign(difference)
+        holds = {
+            ">": sign > 0,
+            ">=": sign >= 0,
+            "<": sign < 0,
+            "<=": sign <= 0,
+        }[self.relation]
+        return ObligationResult(holds, where, f"lhs - rhs = {str(difference)}")
+
+    def _check_spectrum(self, where: str) -> ObligationResult:
+        lam = sp.Symbol("lambda")
+        matrix = sp.ImmutableMatrix(self.lhs)
+        claimed = sp.Mul(*[(lam - value) ** mult for value, mult in self.rhs])
+        zeros = matrix.shape[0] - sum(mult for _, mult in self.rhs)
+        difference = matrix.charpoly(lam).as_expr() - claimed * lam**zeros
+        shown = ", ".join(f"{str(v)} (x{m})" for v, m in self.rhs)
+        if zeros:
+            shown += f", 0 (x{zeros})"
+        if _is_zero_symbolic(difference):
+            return ObligationResult(True, "symbolic", "eigenvalues " + shown)
+        at_point = sp.expand(_simplify(difference.subs(self.point)))
+        return ObligationResult(_is_zero_symbolic(at_point), where, "eigenvalues " + shown)
+
+
+@lru_cache(maxsize=4096)
+def _simplify(expr: sp.Basic) -> sp.Basic:
+    """``sympy.simplify`` with memoisation: obligations are re-checked for many points."""
+    return sp.simplify(expr)
+
+
+def _is_zero_symbolic(expr: sp.Basic) -> bool:
+    if isinstance(expr, sp.MatrixBase):
+        return all(_is_zero_symbolic(entry) for entry in expr)
+    return _simplify(sp.expand(expr)) == 0 or _simplify(expr) == 0
+
+
+def _sign(value: sp.Basic) -> int:
+    """Exact sign of a constant; falls back to certified high-precision evaluation."""
+    if value.is_zero:
+        return 0
+    if value.is_positive:
+        return 1
+    if value.is_negative:
+        return -1
+    approx = sp.N(value, SIGN_DIGITS)
+    if approx == 0:
+        raise ValueError(f"cannot decide the sign of {value}")
+    return 1 if approx > 0 else -1
+
+
+@dataclass(frozen=True)
+class Theorem:
+    """A registered theorem: statement, assumptions, prediction and proof obligations.
+
+    Attributes
+    ----------
+    id : str
+        Kebab-case id with the paper prefix (``markov-local-minima``).
+    title : str
+        One line.
+    paper : str
+        Citation key and the theorem's place in the paper.
+    statement : str
+        The statement in LaTeX (the project's formulation).
+    parameters : tuple[Parameter, ...]
+        What the theorem is a statement about (data and model sizes).
+    assumption_text : tuple[str, ...]
+        The assumptions in words/LaTeX, for the docs and ``--list``.
+    assumptions : Callable[[Params], list[str]]
+        Readable violations of the assumptions; empty when the parameters are admissible.
+    predict : Callable[[Params], Prediction]
+        The closed-form prediction.
+    obligations : Callable[[Params], list[Obligation]]
+        The proof steps sympy checks.
+    kind : {"theorem", "empirical"}
+        ``empirical`` for claims the paper supports by experiment only.
+    """
+
+    id: str
+    title: str
+    paper: str
+    statement: str
+    parameters: tuple[Parameter, ...]
+    assumption_text: tuple[str, ...]
+    assumptions: Callable[[Params], list[str]]
+    predict: Callable[[Params], Prediction]
+    obligations: Callable[[Params], list[Obligation]]
+    kind: Literal["theorem", "empirical"] = "theorem"
+
+    def default_params(self) -> dict[str, ParamValue]:
+        """The default value of every parameter."""
+        return {p.name: p.default for p in self.parameters}
+
+    def resolve_params(self, overrides: Mapping[str, str | ParamValue]) -> dict[str, ParamValue]:
+        """Defaults updated by ``overrides`` (strings are parsed exactly).
+
+        Raises
+        ------
+        ParameterError
+            If an override names a parameter the theorem does not have or cannot be parsed.
+        """
+        by_name = {p.name: p for p in self.parameters}
+        params = self.default_params()
+        for name, value in overrides.items():
+            if name not in by_name:
+                known = ", ".join(by_name) or "none"
+                raise ParameterError(
+                    f"{self.id} has no parameter {name!r} (its parameters: {known})"
+                )
+            params[name] = by_name[name].parse(value) if isinstance(value, str) else value
+        return params
+
+
+_REGISTRY: dict[str, Theorem] = {}
+
+
+def register(theorem: Theorem) -> Theorem:
+    """Add ``theorem`` to the registry (ids are unique)."""
+    if theorem.id in _REGISTRY:
+        raise ValueError(f"theorem id {theorem.id!r} registered twice")
+    _REGISTRY[theorem.id] = theorem
+    return theorem
+
+
+def get(theorem_id: str) -> Theorem:
+    """The registered theorem ``theorem_id``.
+
+    Raises
+    ------
+    UnknownTheoremError
+        With the closest registered ids in the message.
+    """
+    try:
+        return _REGISTRY[theorem_id]
+    except KeyError:
+        close = difflib.get_close_matches(theorem_id, list(_REGISTRY), n=3, cutoff=0.4)
+        hint = f"; did you mean {', '.join(close)}?" if close else "; see `verify --list`"
+        raise UnknownTheoremError(f"unknown theorem id {theorem_id!r}{hint}") from None
+
+
+def ids() -> list[str]:
+    """Registered ids in registration order."""
+    return list(_REGISTRY)

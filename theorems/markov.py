@@ -1,0 +1,463 @@
+"""Transformers on binary first-order Markov chains (Makkuva et al., *Attention with Markov*).
+
+Paper: Makkuva, Bondaschi, Girish, Nagle, Jaggi, Kim, Gastpar, arXiv 2402.04161 (ICLR 2025).
+The statements below are the project's formulation (``shared/spec/markov.md``), re-derived and
+checked numerically; the paper's full text was not available when they were written.
+
+Data: kernel :math:`P = [[1-p, p], [q, 1-q]]`, stationary start :math:`x_1 \\sim \\pi`,
+:math:`\\pi = (q, p)/(p+q)`. Model: single-layer transformer with logit
+:math:`\\langle a, z_n \\rangle + b` (tied: :math:`a = e`).
+
+Reduced losses
+--------------
+Where every parameter other than the token embedding ``e``, the head ``a`` and the bias ``b``
+is zero (attention output and FFN vanish, positional vectors are zero), the model's logit is
+:math:`\\langle a, e\\rangle x_n + b` and its population cross-entropy is exactly
+
+.. math:: L = \\sum_{x \\in \\{0,1\\}} \\pi_x\\, \\mathrm{CE}(P(1 \\mid x),\\; \\langle a,e\\rangle x + b)
+
+(every position sees the stationary law, so the average over positions is one term). These
+reduced losses are what the obligations differentiate; the bridge checks that the full torch
+model's population loss, gradient and Hessian equal them.
+"""
+
+from __future__ import annotations
+
+from functools import cache
+
+import sympy as sp
+
+from theorems.core import (
+    Obligation,
+    Parameter,
+    Params,
+    Prediction,
+    Theorem,
+    register,
+)
+
+p, q = sp.symbols("p q", positive=True)
+
+pi0 = q / (p + q)
+pi1 = p / (p + q)
+#: :math:`\kappa = \pi_0 \pi_1 = pq/(p+q)^2`.
+kappa = p * q / (p + q) ** 2
+#: :math:`P(x_{n+1} = 1 \mid x_n = x)` for x = 0, 1.
+NEXT_IS_ONE = {0: p, 1: 1 - q}
+STATIONARY = {0: pi0, 1: pi1}
+
+
+def binary_entropy(t: sp.Expr) -> sp.Expr:
+    """:math:`h(t) = -t \\ln t - (1-t) \\ln(1-t)` in nats."""
+    return -t * sp.log(t) - (1 - t) * sp.log(1 - t)
+
+
+#: Entropy rate :math:`H(x_{n+1} \mid x_n) = (q h(p) + p h(q))/(p+q)`; the loss floor.
+entropy_rate = (q * binary_entropy(p) + p * binary_entropy(q)) / (p + q)
+#: Unigram entropy :math:`H(\pi) = h(p/(p+q))`: the loss of the context-free predictor.
+unigram_entropy = binary_entropy(pi1)
+#: Bigram slope :math:`c^* = \ln((1-p)(1-q)/(pq))`: logit after a 1 minus logit after a 0.
+bigram_slope = sp.log((1 - p) * (1 - q) / (p * q))
+#: Bigram bias :math:`\ell_0 = \ln(p/(1-p))`: the kernel's logit after a 0.
+bigram_bias = sp.log(p / (1 - p))
+#: Unigram bias :math:`\ln(p/q) = \ln(\pi_1/\pi_0)`: the logit of the stationary law.
+unigram_bias = sp.log(p / q)
+#: :math:`E[(\pi_1 - x_{n+1}) x_n]`, computed from the kernel (not from the closed form).
+switching_moment = sum(
+    STATIONARY[x] * x * (pi1 - NEXT_IS_ONE[x]) for x in (0, 1)
+)
+
+
+def cross_entropy(prob_one: sp.Expr, logit: sp.Expr) -> sp.Expr:
+    """Expected binary cross-entropy of ``sigmoid(logit)`` against Bernoulli(``prob_one``)."""
+    return prob_one * sp.log(1 + sp.exp(-logit)) + (1 - prob_one) * sp.log(1 + sp.exp(logit))
+
+
+def reduced_loss(slope: sp.Expr, bias: sp.Expr) -> sp.Expr:
+    """Population loss of the predictor with logit ``slope * x_n + bias`` (module docstring)."""
+    return sum(
+        STATIONARY[x] * cross_entropy(NEXT_IS_ONE[x], slope * x + bias) for x in (0, 1)
+    )
+
+
+s, b = sp.symbols("s b", real=True)
+
+
+@cache
+def embedding_coordinates(d: int, tied: bool) -> tuple[sp.Symbol, ...]:
+    """Reduced coordinates: ``e_1..e_d`` (tied) or ``a_1..a_d, e_1..e_d`` (untied), then ``b``."""
+    e = sp.symbols(f"e1:{d + 1}", real=True)
+    a = () if tied else sp.symbols(f"a1:{d + 1}", real=True)
+    return (*a, *e, b)
+
+
+def embedding_loss(d: int, tied: bool) -> sp.Expr:
+    """Reduced loss in the embedding coordinates: slope ``<a, e>`` (``||e||^2`` when tied)."""
+    coords = embedding_coordinates(d, tied)
+    e = coords[-1 - d : -1]
+    a = e if tied else coords[:d]
+    return reduced_loss(sum(ai * ei for ai, ei in zip(a, e, strict=True)), b)
+
+
+def unigram_point(d: int, tied: bool) -> dict[sp.Symbol, sp.Expr]:
+    """The canonical member of :math:`\\theta_\\pi`: ``a = e = 0``, ``b = ln(p/q)``."""
+    coords = embedding_coordinates(d, tied)
+    return {c: sp.Integer(0) for c in coords[:-1]} | {b: unigram_bias}
+
+
+@cache
+def gradient_at_unigram_point(d: int, tied: bool) -> sp.ImmutableMatrix:
+    """Gradient of the reduced loss at the canonical unigram point, simplified."""
+    loss, coords = embedding_loss(d, tied), embedding_coordinates(d, tied)
+    at = unigram_point(d, tied)
+    return sp.ImmutableMatrix([sp.simplify(sp.diff(loss, c).subs(at)) for c in coords])
+
+
+@cache
+def hessian_at_unigram_point(d: int, tied: bool) -> sp.ImmutableMatrix:
+    """Hessian of the reduced loss at the canonical unigram point, simplified (symbolic in p, q)."""
+    loss, coords = embedding_loss(d, tied), embedding_coordinates(d, tied)
+    hessian = sp.hessian(loss, coords).subs(unigram_point(d, tied))
+    return sp.ImmutableMatrix(hessian.applyfunc(sp.factor))
+
+
+def unigram_spectrum(d: int, tied: bool) -> tuple[tuple[sp.Expr, int], ...]:
+    """Nonzero Hessian eigenvalues at the unigram point (all others are zero).
+
+    Tied: :math:`\\{\\kappa, 2\\kappa(p+q-1)\\ (\\times d)\\}`; untied:
+    :math:`\\{\\kappa, \\pm\\kappa(p+q-1)\\ (\\times d \\text{ each})\\}` (Theorems 2 and 4).
+    """
+    c = kappa * (p + q - 1)
+    if tied:
+        return ((kappa, 1), (2 * c, d))
+    return ((kappa, 1), (c, d), (-c, d))
+
+
+def _pq_range(params: Params) -> list[str]:
+    problems = [
+        f"{name} must lie in (0, 1) (got {name} = {params[name]})"
+        for name in ("p", "q")
+        if not 0 < params[name] < 1
+    ]
+    if not params["d"] >= 1:
+        problems.append(f"d must be a positive integer (got d = {params['d']})")
+    return problems
+
+
+def _switching(params: Params) -> sp.Rational:
+    return params["p"] + params["q"]
+
+
+def _point(params: Params) -> dict[sp.Symbol, sp.Rational]:
+    return {p: sp.Rational(params["p"]), q: sp.Rational(params["q"])}
+
+
+def _parameters(p_default: str, q_default: str) -> tuple[Parameter, ...]:
+    return (
+        Parameter("p", "rational", sp.Rational(p_default), "P(x_{n+1}=1 | x_n=0), in (0, 1)"),
+        Parameter("q", "rational", sp.Rational(q_default), "P(x_{n+1}=0 | x_n=1), in (0, 1)"),
+        Parameter("d", "integer", 4, "embedding dimension of the model"),
+    )
+
+
+_PAPER = "makkuva2024markov"
+_DATA = r"binary Markov chain with $P = \begin{pmatrix}1-p & p\\ q & 1-q\end{pmatrix}$, $x_1 \sim \pi$"
+
+
+def _unigram_obligations(params: Params, tied: bool) -> list[Obligation]:
+    """Obligations shared by the three unigram-point theorems (stationarity, moment, loss)."""
+    d, point = params["d"], _point(params)
+    return [
+        Obligation(
+            "dL/db = sigmoid(b) - pi1 = 0 at b = ln(p/q)",
+            1 / (1 + sp.exp(-unigram_bias)) - pi1,
+            "==",
+            point,
+        ),
+        Obligation(
+            "gradient of the reduced loss vanishes at the unigram point (uses E[x_{n+1}] = pi1)",
+            gradient_at_unigram_point(d, tied),
+            "==",
+            point,
+            sp.zeros(len(embedding_coordinates(d, tied)), 1),
+        ),
+        Obligation(
+            "E[(pi1 - x_{n+1}) x_n] = kappa (p+q-1)",
+            switching_moment,
+            "==",
+            point,
+            kappa * (p + q - 1),
+        ),
+        Obligation(
+            "loss at the unigram point equals H(pi)",
+            reduced_loss(0, unigram_bias),
+            "==",
+            point,
+            unigram_entropy,
+        ),
+        Obligation(
+            "Hessian spectrum at the canonical member",
+            hessian_at_unigram_point(d, tied),
+            "spectrum",
+            point,
+            unigram_spectrum(d, tied),
+        ),
+    ]
+
+
+def _unigram_prediction(params: Params, tied: bool, trained_loss: sp.Expr) -> Prediction:
+    return Prediction(
+        closed_forms={
+            "unigram_loss": unigram_entropy,
+            "entropy_rate": entropy_rate,
+            "unigram_bias": unigram_bias,
+            "stationary_one": pi1,
+            "trained_loss": trained_loss,
+        },
+        point=_point(params),
+        spectra={"hessian": unigram_spectrum(params["d"], tied)},
+        descriptions={
+            "unigram_loss": "L(theta_pi) = H(pi), the loss of the context-free predictor",
+            "entropy_rate": "the loss floor H(x_{n+1} | x_n)",
+            "unigram_bias": "b = ln(p/q) at theta_pi",
+            "stationary_one": "pi1, what theta_pi predicts after any context",
+            "trained_loss": "the loss training from the paper's init reaches",
+            "hessian": "Hessian eigenvalues at the canonical member (others zero)",
+        },
+    )
+
+
+# --------------------------------------------------------------------------- global minimum
+
+
+def _global_assumptions(params: Params) -> list[str]:
+    return _pq_range(params)
+
+
+def _global_predict(params: Params) -> Prediction:
+    return Prediction(
+        closed_forms={
+            "trained_loss": entropy_rate,
+            "entropy_rate": entropy_rate,
+            "unigram_loss": unigram_entropy,
+            "bigram_slope": bigram_slope,
+            "bigram_bias": bigram_bias,
+            "next_after_0": NEXT_IS_ONE[0],
+            "next_after_1": NEXT_IS_ONE[1],
+        },
+        point=_point(params),
+        descriptions={
+            "trained_loss": "L(theta_*) = entropy rate, the global minimum",
+            "entropy_rate": "H(x_{n+1} | x_n) = (q h(p) + p h(q))/(p+q)",
+            "unigram_loss": "H(pi), for reference",
+            "bigram_slope": "c* = ln((1-p)(1-q)/(pq)): ||e||^2 (1 + w1 w2) at theta_*",
+            "bigram_bias": "l0 = ln(p/(1-p)): b at theta_*",
+            "next_after_0": "f(theta_*) after x_n = 0: P(1|0) = p",
+            "next_after_1": "f(theta_*) after x_n = 1: P(1|1) = 1-q",
+        },
+    )
+
+
+def _global_obligations(params: Params) -> list[Obligation]:
+    point = _point(params)
+    loss = reduced_loss(s, b)
+    at_star = {s: bigram_slope, b: bigram_bias}
+    gap = unigram_entropy - entropy_rate
+    return [
+        Obligation(
+            "L(theta_*) = entropy rate", loss.subs(at_star), "==", point, entropy_rate
+        ),
+        Obligation(
+            "reduced gradient (dL/ds, dL/db) = 0 at theta_*",
+            sp.ImmutableMatrix([sp.diff(loss, v) for v in (s, b)]).subs(at_star),
+            "==",
+            point,
+            sp.zeros(2, 1),
+        ),
+        Obligation(
+            "reduced Hessian in (slope, bias) is PSD at theta_*",
+            sp.ImmutableMatrix(sp.hessian(loss, (s, b)).subs(at_star)),
+            "psd",
+            point,
+        ),
+        Obligation("H(pi) - entropy rate >= 0", gap, ">=", point),
+        Obligation(
+            "H(pi) = entropy rate on p + q = 1 (i.i.d. data)",
+            gap.subs(q, 1 - p),
+            "==",
+            {p: point[p]},
+        ),
+        Obligation(
+            "c* (p+q-1) <= 0: for p+q > 1 the slope is negative, so ||e||^2 alone cannot give it",
+            bigram_slope * (p + q - 1),
+            "<=",
+            point,
+        ),
+    ]
+
+
+GLOBAL_MINIMA = register(
+    Theorem(
+        id="markov-global-minima",
+        title="The bigram predictor is a global minimum (weight tying, any p, q)",
+        paper=f"{_PAPER}, Theorem 1 (global minimum with weight tying)",
+        statement=(
+            r"For every $(p,q) \in (0,1)^2$ there is a tied $\theta_*$ with "
+            r"$f_{\theta_*}(x_1^n) = P(x_{n+1}=1 \mid x_n)$ and "
+            r"$L(\theta_*) = H(x_{n+1} \mid x_n) = \frac{q\,h(p) + p\,h(q)}{p+q}$; "
+            r"$\theta_*$ is a global minimum and a stationary point. Explicitly: attention off, "
+            r"$p_n = 0$, $W_1 = w_1 u^\top$, $W_2 = w_2 u$ with $u = e/\|e\|$, "
+            r"$\|e\|^2(1 + w_1 w_2) = \ln\frac{(1-p)(1-q)}{pq}$, $b = \ln\frac{p}{1-p}$."
+        ),
+        parameters=_parameters("1/2", "4/5"),
+        assumption_text=(r"$0 < p, q < 1$", "weight tying (a = e)", _DATA),
+        assumptions=_global_assumptions,
+        predict=_global_predict,
+        obligations=_global_obligations,
+    )
+)
+
+
+# --------------------------------------------------------------------------- local minimum
+
+
+def _local_assumptions(params: Params) -> list[str]:
+    problems = _pq_range(params)
+    if not problems and not _switching(params) > 1:
+        problems.append(
+            f"p+q > 1 is required (the unigram point is a local minimum only then); "
+            f"got p+q = {_switching(params)}"
+        )
+    return problems
+
+
+def _local_obligations(params: Params) -> list[Obligation]:
+    point = _point(params)
+    return [
+        *_unigram_obligations(params, tied=True),
+        Obligation(
+            "Hessian at theta_pi is PSD (needs p+q >= 1)",
+            hessian_at_unigram_point(params["d"], True),
+            "psd",
+            point,
+        ),
+        Obligation("H(pi) > entropy rate (the minimum is bad)", unigram_entropy - entropy_rate,
+                   ">", point),
+    ]
+
+
+LOCAL_MINIMA = register(
+    Theorem(
+        id="markov-local-minima",
+        title="The unigram predictor is a bad local minimum (weight tying, p+q > 1)",
+        paper=f"{_PAPER}, Theorem 2 (bad local minimum)",
+        statement=(
+            r"If $p+q>1$ and $a = e$, the set $\theta_\pi = \{e = 0,\ b = \ln(p/q)\}$ (all other "
+            r"parameters arbitrary) consists of stationary points with $f_{\theta_\pi} = \pi_1$, "
+            r"$L(\theta_\pi) = H(\pi) > H(x_{n+1}\mid x_n)$, and they are local minima. At the "
+            r"canonical member the Hessian has eigenvalues $\kappa$, $2\kappa(p+q-1)$ "
+            r"($\times d$) and $0$, $\kappa = \pi_0\pi_1$."
+        ),
+        parameters=_parameters("1/2", "4/5"),
+        assumption_text=(r"$0 < p, q < 1$, $p + q > 1$", "weight tying (a = e)", _DATA),
+        assumptions=_local_assumptions,
+        predict=lambda params: _unigram_prediction(params, True, unigram_entropy),
+        obligations=_local_obligations,
+    )
+)
+
+
+# --------------------------------------------------------------------------- untied saddle
+
+
+def _untied_assumptions(params: Params) -> list[str]:
+    problems = _pq_range(params)
+    if not problems and _switching(params) == 1:
+        problems.append(
+            "p+q != 1 is required (at p+q = 1 the data are i.i.d. and the point is global)"
+        )
+    return problems
+
+
+def _untied_obligations(params: Params) -> list[Obligation]:
+    d, point = params["d"], _point(params)
+    hessian = hessian_at_unigram_point(d, False)
+    return [
+        *_unigram_obligations(params, tied=False),
+        Obligation(
+            "(a, e) block of the Hessian = kappa (p+q-1) I",
+            hessian[:d, d : 2 * d],
+            "==",
+            point,
+            kappa * (p + q - 1) * sp.eye(d),
+        ),
+        Obligation("Hessian at (theta_pi, a = 0) is indefinite (a saddle)", hessian,
+                   "indefinite", point),
+    ]
+
+
+SADDLE_UNTIED = register(
+    Theorem(
+        id="markov-saddle-untied",
+        title="Without weight tying the unigram point is a saddle (p+q != 1)",
+        paper=f"{_PAPER}, Theorem 4 (saddle point without weight tying)",
+        statement=(
+            r"Without tying and with $p+q \neq 1$, $(\theta_\pi, a = 0)$ is stationary with loss "
+            r"$H(\pi)$ but is a saddle point: the $(a, e)$ block of the Hessian is "
+            r"$\begin{pmatrix}0 & cI\\ cI & 0\end{pmatrix}$, $c = \kappa(p+q-1)$, so its "
+            r"eigenvalues are $\kappa$, $\pm\kappa|p+q-1|$ ($\times d$ each) and $0$. "
+            r"Training from the paper's initialisation escapes to the entropy rate."
+        ),
+        parameters=_parameters("1/2", "4/5"),
+        assumption_text=(r"$0 < p, q < 1$, $p + q \neq 1$", "no weight tying", _DATA),
+        assumptions=_untied_assumptions,
+        predict=lambda params: _unigram_prediction(params, False, entropy_rate),
+        obligations=_untied_obligations,
+    )
+)
+
+
+# --------------------------------------------------------------------------- tied saddle
+
+
+def _tied_saddle_assumptions(params: Params) -> list[str]:
+    problems = _pq_range(params)
+    if not problems and not _switching(params) < 1:
+        problems.append(
+            f"p+q < 1 is required (for p+q > 1 the unigram point is a local minimum); "
+            f"got p+q = {_switching(params)}"
+        )
+    return problems
+
+
+def _tied_saddle_obligations(params: Params) -> list[Obligation]:
+    point = _point(params)
+    return [
+        *_unigram_obligations(params, tied=True),
+        Obligation(
+            "Hessian at theta_pi is indefinite: e-curvature 2 kappa (p+q-1) < 0",
+            hessian_at_unigram_point(params["d"], True),
+            "indefinite",
+            point,
+        ),
+        Obligation("H(pi) > entropy rate", unigram_entropy - entropy_rate, ">", point),
+    ]
+
+
+TIED_SADDLE = register(
+    Theorem(
+        id="markov-tied-saddle",
+        title="With p+q < 1 the unigram point is a saddle even with weight tying",
+        paper=f"{_PAPER}, Theorem 2 (the case p+q < 1)",
+        statement=(
+            r"If $p+q<1$ and $a = e$, $\theta_\pi$ is stationary with loss $H(\pi)$, but the "
+            r"$e$-block curvature $2\kappa(p+q-1) < 0$ makes it a saddle; training from the "
+            r"paper's initialisation reaches the entropy rate $H(x_{n+1}\mid x_n)$."
+        ),
+        parameters=_parameters("1/5", "3/10"),
+        assumption_text=(r"$0 < p, q < 1$, $p + q < 1$", "weight tying (a = e)", _DATA),
+        assumptions=_tied_saddle_assumptions,
+        predict=lambda params: _unigram_prediction(params, True, entropy_rate),
+        obligations=_tied_saddle_obligations,
+    )
+)

@@ -1,0 +1,162 @@
+"""The ``verify`` command: check theorems symbolically and by training, print a verdict.
+
+Exit codes: 0 every check passed, 1 some check failed, 2 usage error (one line, no traceback).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+import theorems
+from theorems import TheoremError
+
+
+class UsageError(Exception):
+    """A mistake in the command line; printed as one line, exit code 2."""
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="verify",
+        description="Check published theorems about transformers: sympy proof obligations, "
+        "the torch model at the theorem's point (bridge), and real training.",
+    )
+    target = parser.add_mutually_exclusive_group(required=True)
+    target.add_argument("--list", action="store_true", help="list theorem ids and exit")
+    target.add_argument("--theorem", metavar="ID", help="verify one theorem")
+    target.add_argument("--all", action="store_true", help="verify every registered theorem")
+    parser.add_argument("--param", action="append", default=[], metavar="K=V",
+                        help="theorem parameter, repeatable (e.g. --param p=0.7 --param q=3/5)")
+    parser.add_argument("--budget", choices=("fast", "full"), default="fast",
+                        help="fast: exact losses, CPU, seconds; full: paper scale, for a GPU")
+    parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
+    parser.add_argument("--seeds", type=int, default=None, metavar="N",
+                        help="training seeds 0..N-1 (default: 1 fast, 5 full)")
+    parser.add_argument("--json", type=Path, default=None, metavar="PATH",
+                        help="write the JSON report here")
+    parser.add_argument("--plots", type=Path, default=None, metavar="DIR",
+                        help="write loss-curve figures (PNG) into this directory")
+    return parser
+
+
+def _parse_params(items: list[str]) -> dict[str, str]:
+    params: dict[str, str] = {}
+    for item in items:
+        name, sep, value = item.partition("=")
+        if not sep or not name.strip() or not value.strip():
+            raise UsageError(f"--param expects NAME=VALUE (got {item!r})")
+        params[name.strip()] = value.strip()
+    return params
+
+
+def _check_json_path(path: Path) -> None:
+    if path.is_dir():
+        raise UsageError(f"--json {path}: is a directory, expected a file path")
+    existed = path.exists()
+    try:
+        with path.open("a"):
+            pass
+    except OSError as exc:
+        raise UsageError(f"--json {path}: cannot write there ({exc.strerror})") from None
+    if not existed:
+        path.unlink()
+
+
+def _check_plots_dir(path: Path) -> None:
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UsageError(f"--plots {path}: cannot create the directory ({exc.strerror})") from None
+    if not os.access(path, os.W_OK):
+        raise UsageError(f"--plots {path}: directory is not writable")
+
+
+def _list(console) -> int:
+    from rich.table import Table
+
+    table = Table(title="registered theorems", title_justify="left")
+    for column in ("id", "kind", "title", "paper"):
+        table.add_column(column, overflow="fold")
+    for theorem_id in theorems.ids():
+        theorem = theorems.get(theorem_id)
+        table.add_row(theorem.id, theorem.kind, theorem.title, theorem.paper)
+    console.print(table)
+    return 0
+
+
+def _verify(args: argparse.Namespace, console) -> int:
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from numerics.device import DeviceUnavailableError, describe, select_device
+    from verify import harness, report
+
+    params = _parse_params(args.param)
+    if args.all and params:
+        raise UsageError("--param applies to one theorem; use it with --theorem ID")
+    try:
+        device = select_device(args.device)
+    except DeviceUnavailableError as exc:
+        raise UsageError(str(exc)) from None
+    if args.json is not None:
+        _check_json_path(args.json)
+    if args.plots is not None:
+        _check_plots_dir(args.plots)
+    ids = theorems.ids() if args.all else [args.theorem]
+    plans = [harness.prepare(theorem_id, params, args.budget, args.seeds) for theorem_id in ids]
+
+    console.print(f"device: {describe(device)}   budget: {args.budget}")
+    verdicts = []
+    with Progress(TextColumn("{task.description}"), BarColumn(),
+                  TextColumn("{task.completed}/{task.total} steps  loss {task.fields[loss]}"),
+                  TimeElapsedColumn(), console=console, transient=True) as progress:
+
+        def factory(label: str, total: int):
+            task = progress.add_task(label, total=total, loss="-")
+            return lambda done, _total, loss: progress.update(task, completed=done,
+                                                              loss=f"{loss:.6f}")
+
+        for plan in plans:
+            verdict = harness.run(plan, device, factory)
+            verdicts.append(verdict)
+            progress.console.print()
+            report.render(verdict, progress.console)
+    passed = all(v.passed for v in verdicts)
+    settings = {"command": ["verify", *sys.argv[1:]], "budget": args.budget,
+                "device": describe(device), "seeds": args.seeds, "params": params}
+    if args.json is not None:
+        report.write_json(report.report(verdicts, settings), args.json)
+        console.print(f"report written to {args.json}")
+    if args.plots is not None:
+        for verdict in verdicts:
+            for path in report.write_figures(verdict, args.plots):
+                console.print(f"figure written to {path}")
+    total = sum(len(v.checks) for v in verdicts)
+    failed = sum(not c.passed for v in verdicts for c in v.checks)
+    word = "[green]all checks passed[/green]" if passed else f"[red]{failed} failed[/red]"
+    console.print(f"{len(verdicts)} theorem(s), {total} checks: {word}")
+    return 0 if passed else 1
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``verify`` console script."""
+    from rich.console import Console
+
+    args = _parser().parse_args(argv)
+    console = Console()
+    if not console.is_terminal:  # logs and CI: wide enough that the table stays readable
+        console = Console(width=150)
+    try:
+        if args.list:
+            return _list(console)
+        return _verify(args, console)
+    except (UsageError, TheoremError) as exc:
+        print(f"verify: error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

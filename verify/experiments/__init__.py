@@ -1,0 +1,51 @@
+"""The table that pairs each theorem id with its numeric experiment.
+
+An :class:`Experiment` has budget-specific parameter defaults, a default number of seeds, and
+``stages``: callables ``stage(context) -> (checks, curves)`` run in order (bridge, training,
+control). Paper modules register theirs in :data:`EXPERIMENTS`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+
+from verify.harness import Context, Curve
+from verify.tolerance import Check
+
+Stage = Callable[[Context], tuple[list[Check], list[Curve]]]
+
+
+@dataclass(frozen=True)
+class Experiment:
+    """The numeric side of one theorem.
+
+    Attributes
+    ----------
+    stages : tuple[Stage, ...]
+        Bridge, training and control stages, run in order.
+    defaults : Mapping[str, Mapping[str, str]]
+        Per budget, parameter values that replace the theorem's defaults (e.g. ``d=8`` at
+        paper scale) unless the user sets them.
+    seeds : Mapping[str, int]
+        Per budget, the default number of seeds.
+    """
+
+    stages: tuple[Stage, ...]
+    defaults: Mapping[str, Mapping[str, str]]
+    seeds: Mapping[str, int]
+
+    def budget_defaults(self, budget: str) -> Mapping[str, str]:
+        """Parameter defaults of ``budget``."""
+        return self.defaults.get(budget, {})
+
+    def default_seeds(self, budget: str) -> int:
+        """Number of seeds used when ``--seeds`` is not given."""
+        return self.seeds[budget]
+
+
+def experiment_for(theorem_id: str) -> Experiment:
+    """The experiment registered for ``theorem_id``."""
+    from verify.experiments import markov
+
+    return markov.EXPERIMENTS[theorem_id]

@@ -1,0 +1,577 @@
+"""Numeric experiments for the Markov theorems (Makkuva et al., 2024).
+
+Budgets
+-------
+``fast`` (CI, CPU): ``N = 8``, exact population loss over all ``2^N`` sequences, full-batch
+AdamW in float64, deterministic. Its only error is optimisation error.
+``full`` (paper scale, for a GPU): ``d = 8``, ``N = 1024``, batch 16 fresh sequences per step,
+float32, 5 seeds; losses are Monte Carlo estimates with standard errors computed from the data.
+
+The bridge always uses the exact population loss on a small model (``N = 4``), in float64.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch.func import functional_call, hessian, vmap
+
+from numerics.device import generator
+from numerics.models.markov_transformer import MarkovTransformer, MarkovTransformerConfig
+from numerics.monte_carlo import Estimate, MarkovBatches, estimate_population_loss
+from numerics.population import MarkovPopulation
+from numerics.train import History, TrainConfig, train
+from verify.experiments import Experiment
+from verify.harness import Context, Curve, ProgressFactory
+from verify.tolerance import Check, Tolerance, apart, at_least, at_most, close
+
+# ----------------------------------------------------------------------------- tolerances
+
+#: Bridge: exact enumeration in float64 sums 2^N * N terms of size O(1); round-off ~1e-15.
+BRIDGE_LOSS = Tolerance(1e-10, "float64 round-off of an exact sum over all 2^N sequences")
+#: Bridge: the gradient at a stationary point is zero up to round-off of the same sum.
+BRIDGE_GRADIENT_BOUND = 1e-9
+#: Bridge: eigenvalues of a float64 Hessian of a few hundred rows (LAPACK, backward stable).
+BRIDGE_SPECTRUM = Tolerance(1e-8, "float64 symmetric eigensolver on the autograd Hessian")
+#: Bridge: the local-minimum probe allows float64 round-off below H(pi), nothing more.
+PROBE_SLACK = 1e-12
+PROBE_COUNT = 1000
+PROBE_RADII = (1e-3, 5e-2)
+#: Bridge model size: small enough for a full autograd Hessian in well under a second.
+BRIDGE_N = 4
+
+#: Fast budget: exact loss, so the gap to the predicted value is optimisation error only. After
+#: the budget's 1000 AdamW steps it is below 1e-6 at the default parameters (see the README);
+#: 1e-4 keeps two decades of margin and is < 1% of the unigram-bigram gap at the defaults.
+FAST_LOSS = Tolerance(1e-4, "exact population loss: optimisation error after the budget's steps")
+#: Full budget: 5 standard errors of the Monte Carlo estimate (a 1-in-10^6 false alarm).
+FULL_SIGMAS = 5.0
+#: A training check only discriminates if the two candidate losses (H(pi), entropy rate) are
+#: at least this many tolerances apart.
+SEPARATION_FACTOR = 10.0
+#: Predictions after x_n = 0 / 1 must match within this fraction of the distance between the
+#: unigram value pi1 and the kernel values (p, 1-q): a pass then excludes the other predictor
+#: by 1/fraction tolerances.
+PREDICTION_FRACTION = 0.05
+#: On a plateau the trajectory must pass a point whose gradient is two decades below the
+#: gradient at initialisation: a stationary region, not a slow slope. (The median is no good
+#: measure: AdamW keeps e oscillating around 0 with amplitude ~lr, so it never vanishes.)
+PLATEAU_GRADIENT_RATIO = 1e-2
+#: The trap must hold the loss for at least this fraction of the run to count as a plateau.
+#: Untied runs cross H(pi) in at most one or two steps, so this is a wide margin; AdamW's drift
+#: along the flat directions does eventually leave the trap (exit steps are reported).
+PLATEAU_FRACTION = 0.2
+#: Global-minimum stability: norm of the perturbation of theta_*.
+STABILITY_NOISE = 1e-3
+
+
+@dataclass(frozen=True)
+class MarkovBudget:
+    """Experiment sizes of one budget.
+
+    Attributes
+    ----------
+    N : int
+        Sequence length of training.
+    steps : int
+        AdamW steps.
+    exact : bool
+        Exact population loss (fast) or fresh sampled batches (full).
+    batch : int
+        Sequences per step when sampled.
+    eval_sequences : int
+        Fresh sequences of the final Monte Carlo loss estimate (sampled only).
+    smoothing : int
+        Moving-average window applied to a sampled loss curve before plateau detection.
+    dtype : torch.dtype
+    """
+
+    N: int
+    steps: int
+    exact: bool
+    batch: int = 0
+    eval_sequences: int = 0
+    smoothing: int = 1
+    dtype: torch.dtype = torch.float64
+
+
+BUDGETS = {
+    "fast": MarkovBudget(N=8, steps=1000, exact=True),
+    "full": MarkovBudget(
+        N=1024, steps=1000, exact=False, batch=16, eval_sequences=512, smoothing=50,
+        dtype=torch.float32,
+    ),
+}
+
+
+# ----------------------------------------------------------------------------- training runs
+
+
+@dataclass(frozen=True)
+class MarkovRun:
+    """One training run and the numbers the checks read.
+
+    Attributes
+    ----------
+    history : History
+    curve : numpy.ndarray
+        Loss curve used for plateau detection (smoothed when sampled).
+    curve_error : float
+        Standard error of one point of ``curve`` (0 for the exact loss).
+    final : Estimate
+        Population loss after training (exact, or Monte Carlo with its standard error).
+    """
+
+    history: History
+    curve: np.ndarray
+    curve_error: float
+    final: Estimate
+
+
+def _moving_average(values: np.ndarray, window: int) -> tuple[np.ndarray, float]:
+    """Trailing moving average and the standard error of one averaged point.
+
+    The error is estimated from the data: the standard deviation of the step-to-step
+    differences divided by sqrt(2) is the per-step noise (the drift cancels), and the
+    average of ``window`` independent batches divides it by sqrt(window).
+    """
+    if window <= 1:
+        return values, 0.0
+    kernel = np.ones(window) / window
+    smoothed = np.convolve(values, kernel, mode="full")[: len(values)]
+    counts = np.minimum(np.arange(1, len(values) + 1), window)
+    smoothed = smoothed * window / counts
+    noise = float(np.std(np.diff(values)) / math.sqrt(2))
+    return smoothed, noise / math.sqrt(window)
+
+
+#: Finished runs by their full specification: controls reuse other theorems' runs, and a run
+#: is a deterministic function of its key (seeded init and data).
+_RUNS: dict[tuple, MarkovRun] = {}
+
+
+def train_markov(
+    p: float, q: float, d: int, tied: bool, budget: str, seed: int, device: torch.device,
+    start: str = "paper", progress: ProgressFactory | None = None,
+) -> MarkovRun:
+    """Train the Markov transformer (memoised in ``_RUNS``).
+
+    ``start`` is ``paper`` (every weight N(0, 0.02^2), b = 0) or ``bigram`` (theta_* of
+    Theorem 1 plus a perturbation of norm ``STABILITY_NOISE``).
+    """
+    key = (p, q, d, tied, budget, seed, str(device), start)
+    if key not in _RUNS:
+        _RUNS[key] = _train_markov(p, q, d, tied, budget, seed, device, start, progress)
+    return _RUNS[key]
+
+
+def _train_markov(
+    p: float, q: float, d: int, tied: bool, budget: str, seed: int, device: torch.device,
+    start: str, progress: ProgressFactory | None,
+) -> MarkovRun:
+    config = BUDGETS[budget]
+    model = MarkovTransformer(MarkovTransformerConfig(d, config.N, tied), config.dtype, device)
+    init_gen, data_gen = generator(device, 2 * seed), generator(device, 2 * seed + 1)
+    if start == "paper":
+        model.reset_parameters(init_gen)
+    else:
+        model.set_bigram_point(_bigram_slope(p, q), math.log(p / (1 - p)))
+        with torch.no_grad():
+            noise = [torch.randn(x.shape, generator=init_gen, device=device, dtype=x.dtype)
+                     for x in model.parameters()]
+            norm = torch.sqrt(sum((n**2).sum() for n in noise))
+            for x, n in zip(model.parameters(), noise, strict=True):
+                x.add_(n * STABILITY_NOISE / norm)
+    if config.exact:
+        population = MarkovPopulation.build(p, q, config.N, device, config.dtype)
+        objective = population.objective
+    else:
+        objective = MarkovBatches(p, q, config.batch, config.N, data_gen, config.dtype).objective
+    label = f"train p={p:g} q={q:g} {'tied' if tied else 'untied'} seed {seed}"
+    history = train(model, objective, TrainConfig(steps=config.steps),
+                    progress(label, config.steps) if progress else None)
+    if config.exact:
+        with torch.no_grad():
+            final = Estimate(float(population.objective(model)[0]), 0.0)
+    else:
+        final = estimate_population_loss(model, p, q, config.eval_sequences, config.N,
+                                         data_gen, config.dtype)
+    curve, curve_error = _moving_average(history.losses, config.smoothing)
+    return MarkovRun(history, curve, curve_error, final)
+
+
+def _bigram_slope(p: float, q: float) -> float:
+    return math.log((1 - p) * (1 - q) / (p * q))
+
+
+def _runs(ctx: Context, p: float, q: float, tied: bool, start: str = "paper") -> list[MarkovRun]:
+    d = int(ctx.plan.params["d"])
+    return [train_markov(p, q, d, tied, ctx.plan.budget, seed, ctx.device, start, ctx.progress)
+            for seed in ctx.plan.seeds]
+
+
+def _pq(ctx: Context) -> tuple[float, float]:
+    return float(ctx.plan.params["p"]), float(ctx.plan.params["q"])
+
+
+def _loss_tolerance(ctx: Context, runs: list[MarkovRun]) -> Tolerance:
+    """Fast: :data:`FAST_LOSS`. Full: ``FULL_SIGMAS`` standard errors of the worst seed."""
+    if BUDGETS[ctx.plan.budget].exact:
+        return FAST_LOSS
+    error = max(max(run.final.standard_error, run.curve_error) for run in runs)
+    return Tolerance(FULL_SIGMAS * error, f"{FULL_SIGMAS:g} standard errors of the Monte Carlo "
+                     "loss (per-sequence spread of fresh evaluation chains)")
+
+
+def _worst(values: list[float], predicted: float) -> float:
+    """The per-seed value farthest from ``predicted`` (what a multi-seed check must bound)."""
+    return max(values, key=lambda v: abs(v - predicted) if math.isfinite(v) else math.inf)
+
+
+def _nonfinite(runs: list[MarkovRun], name: str) -> list[Check]:
+    return [
+        Check(f"{name}: training diverged", "training", "finite loss",
+              f"non-finite loss at step {run.history.nonfinite_step} (seed {seed})", "~", None,
+              False, details={"seed": seed, "step": run.history.nonfinite_step})
+        for seed, run in enumerate(runs) if run.history.nonfinite_step is not None
+    ]
+
+
+def _curves(title: str, label: str, runs: list[MarkovRun], ctx: Context) -> list[Curve]:
+    references = {
+        "entropy rate": ctx.prediction.float("entropy_rate"),
+        "H(pi)": ctx.prediction.float("unigram_loss"),
+    }
+    return [Curve(title, f"{label}, seed {seed}", run.curve, references)
+            for seed, run in enumerate(runs)]
+
+
+def _separation(ctx: Context, tolerance: Tolerance) -> Check:
+    gap = ctx.prediction.float("unigram_loss") - ctx.prediction.float("entropy_rate")
+    return at_least(
+        "H(pi) and entropy rate are distinguishable", "training",
+        SEPARATION_FACTOR * tolerance.atol, gap,
+        f"the gap must exceed {SEPARATION_FACTOR:g} loss tolerances, else a training check "
+        "cannot tell the two stationary values apart",
+    )
+
+
+def _prediction_checks(
+    runs: list[MarkovRun], ctx: Context, after_0: float, after_1: float, at: list[int]
+) -> list[Check]:
+    """Model predictions after x_n = 0 and x_n = 1 (probes at steps ``at``, one per seed)."""
+    p, q = _pq(ctx)
+    pi1 = p / (p + q)
+    scale = min(abs(p - pi1), abs(1 - q - pi1))
+    tolerance = Tolerance(
+        PREDICTION_FRACTION * scale,
+        f"{PREDICTION_FRACTION:g} of the distance between the unigram (pi1) and kernel "
+        "predictions",
+    )
+    checks = []
+    for symbol, predicted in (("0", after_0), ("1", after_1)):
+        values = [float(run.history.probes[f"after_{symbol}"][step])
+                  for run, step in zip(runs, at, strict=True)]
+        checks.append(close(f"mean prediction after x_n = {symbol}", "training", predicted,
+                            _worst(values, predicted), tolerance, per_seed=values))
+    return checks
+
+
+def _plateau(curve: np.ndarray, target: float, band: float) -> tuple[int, int, int]:
+    """Longest run of steps with ``|curve - target| <= band``: ``(entry, exit, length)``.
+
+    ``exit`` is the first step after the plateau (``len(curve)`` when it lasts to the end).
+    """
+    inside = np.abs(curve - target) <= band
+    best = (0, 0, 0)
+    start = None
+    for step, flag in enumerate(np.append(inside, False)):
+        if flag and start is None:
+            start = step
+        elif not flag and start is not None:
+            if step - start > best[2]:
+                best = (start, step, step - start)
+            start = None
+    return best
+
+
+# ----------------------------------------------------------------------------- bridge
+
+
+def _bridge_model(ctx: Context, tied: bool) -> tuple[MarkovTransformer, MarkovPopulation]:
+    p, q = _pq(ctx)
+    d = int(ctx.plan.params["d"])
+    model = MarkovTransformer(MarkovTransformerConfig(d, BRIDGE_N, tied), torch.float64, ctx.device)
+    population = MarkovPopulation.build(p, q, BRIDGE_N, ctx.device, torch.float64)
+    return model, population
+
+
+def _flat_loss(model: MarkovTransformer, population: MarkovPopulation):
+    """The population loss as a function of one flat parameter vector, and that vector."""
+    names = [n for n, _ in model.named_parameters()]
+    shapes = [x.shape for _, x in model.named_parameters()]
+    sizes = [x.numel() for _, x in model.named_parameters()]
+    theta = torch.cat([x.detach().reshape(-1) for x in model.parameters()])
+
+    def loss(vector: torch.Tensor) -> torch.Tensor:
+        pieces = torch.split(vector, sizes)
+        params = {n: piece.reshape(s) for n, piece, s in zip(names, pieces, shapes, strict=True)}
+        return population.loss(functional_call(model, params, (population.sequences,)))
+
+    return loss, theta
+
+
+def _global_bridge(ctx: Context) -> tuple[list[Check], list[Curve]]:
+    model, population = _bridge_model(ctx, tied=True)
+    pred = ctx.prediction
+    model.set_bigram_point(pred.float("bigram_slope"), pred.float("bigram_bias"))
+    loss, probes = population.objective(model)
+    loss.backward()
+    gradient = float(torch.sqrt(sum((x.grad**2).sum() for x in model.parameters())))
+    return [
+        close("population loss at theta_* = entropy rate", "bridge",
+              pred.float("entropy_rate"), loss.item(), BRIDGE_LOSS),
+        at_most("gradient norm at theta_*", "bridge", BRIDGE_GRADIENT_BOUND, gradient,
+                "float64 round-off of the exact gradient at a stationary point"),
+        close("prediction after x_n = 0 equals p", "bridge", pred.float("next_after_0"),
+              float(probes["after_0"]), BRIDGE_LOSS),
+        close("prediction after x_n = 1 equals 1-q", "bridge", pred.float("next_after_1"),
+              float(probes["after_1"]), BRIDGE_LOSS),
+    ], []
+
+
+def _unigram_bridge(ctx: Context, tied: bool) -> tuple[list[Check], list[Curve]]:
+    """Loss, gradient and Hessian spectrum of the torch model at theta_pi vs the sympy values."""
+    model, population = _bridge_model(ctx, tied)
+    pred = ctx.prediction
+    h_pi = pred.float("unigram_loss")
+    model.set_unigram_point(pred.float("unigram_bias"))
+    loss_fn, theta = _flat_loss(model, population)
+    theta = theta.requires_grad_(True)
+    loss = loss_fn(theta)
+    (gradient,) = torch.autograd.grad(loss, theta)
+    eigenvalues = torch.linalg.eigvalsh(hessian(loss_fn)(theta.detach())).cpu().numpy()
+    expected = np.zeros(len(eigenvalues))
+    listed = [v for v, m in pred.spectrum_floats("hessian") for _ in range(m)]
+    expected[: len(listed)] = listed
+    expected.sort()
+    spectrum_error = float(np.max(np.abs(np.sort(eigenvalues) - expected)))
+
+    generic, _ = _bridge_model(ctx, tied)
+    generic.set_unigram_point(pred.float("unigram_bias"), generator(ctx.device, 0))
+    generic_loss = population.objective(generic)[0].item()
+
+    checks = [
+        close("population loss at theta_pi = H(pi)", "bridge", h_pi, loss.item(), BRIDGE_LOSS),
+        close("loss at a generic member of theta_pi (random other weights) = H(pi)", "bridge",
+              h_pi, generic_loss, BRIDGE_LOSS),
+        at_most("gradient norm at theta_pi", "bridge", BRIDGE_GRADIENT_BOUND,
+                float(gradient.norm()), "float64 round-off of the exact gradient"),
+        close(f"Hessian spectrum ({len(eigenvalues)} parameters), max |eig - predicted|",
+              "bridge", 0.0, spectrum_error, BRIDGE_SPECTRUM,
+              min_eigenvalue=float(eigenvalues.min()), max_eigenvalue=float(eigenvalues.max())),
+    ]
+    smallest = float(eigenvalues.min())
+    predicted_min = min(v for v, _ in pred.spectrum_floats("hessian"))
+    checks.append(close("smallest Hessian eigenvalue", "bridge", min(predicted_min, 0.0),
+                        smallest, BRIDGE_SPECTRUM))
+    return checks + _perturbation_probe(ctx, loss_fn, theta.detach(), h_pi), []
+
+
+def _perturbation_probe(ctx: Context, loss_fn, theta: torch.Tensor, h_pi: float) -> list[Check]:
+    """Local minimum (PSD with zero eigenvalues proves nothing): random perturbations."""
+    if ctx.plan.theorem.id != "markov-local-minima":
+        return []
+    gen = generator(ctx.device, 1)
+    directions = torch.randn(PROBE_COUNT, theta.numel(), generator=gen, device=ctx.device,
+                             dtype=theta.dtype)
+    directions /= directions.norm(dim=1, keepdim=True)
+    low, high = PROBE_RADII
+    radii = low * (high / low) ** torch.rand(PROBE_COUNT, 1, generator=gen, device=ctx.device,
+                                             dtype=theta.dtype)
+    losses = vmap(loss_fn)(theta + radii * directions)
+    lowest = float((losses - h_pi).min())
+    return [at_least(
+        f"{PROBE_COUNT} random perturbations (norm {low:g}..{high:g}): min L - H(pi)", "bridge",
+        -PROBE_SLACK, lowest, "a local minimum: no nearby point is lower, up to float64 round-off",
+    )]
+
+
+# ----------------------------------------------------------------------------- training
+
+
+def _plateau_checks(ctx: Context, runs: list[MarkovRun], name: str) -> list[Check]:
+    """The tied trap: the loss sits at H(pi) for a long window, clearly above the entropy rate."""
+    h_pi = ctx.prediction.float("unigram_loss")
+    rate = ctx.prediction.float("entropy_rate")
+    tolerance = _loss_tolerance(ctx, runs)
+    steps = len(runs[0].curve)
+    plateaus = [_plateau(run.curve, h_pi, tolerance.bound(h_pi)) for run in runs]
+    lengths = [length for _, _, length in plateaus]
+    levels = [float(np.mean(run.curve[a:b])) if b > a else float(run.final.mean)
+              for run, (a, b, _) in zip(runs, plateaus, strict=True)]
+    gradient_ratios = [
+        float(np.min(run.history.grad_norms[a:b]) / run.history.grad_norms[0]) if b > a
+        else math.inf
+        for run, (a, b, _) in zip(runs, plateaus, strict=True)
+    ]
+    last = [max(b - 1, 0) for _, b, _ in plateaus]
+    pi1 = ctx.prediction.float("stationary_one")
+    plateau_details = [{"seed": s, "entry_step": a, "exit_step": b if b < steps else None,
+                        "length": n, "mean_loss": lv}
+                       for s, ((a, b, n), lv) in enumerate(zip(plateaus, levels, strict=True))]
+    return [
+        at_least(f"{name}: steps with loss within tolerance of H(pi)", "training",
+                 PLATEAU_FRACTION * steps, float(min(lengths)),
+                 f"a trap holds the loss for at least {PLATEAU_FRACTION:.0%} of the run "
+                 f"(band {tolerance.describe()}: {tolerance.reason})",
+                 plateaus=plateau_details, band=tolerance.bound(h_pi)),
+        at_least(f"{name}: plateau loss minus entropy rate", "training",
+                 SEPARATION_FACTOR * tolerance.atol, min(levels) - rate,
+                 f"the plateau sits {SEPARATION_FACTOR:g} tolerances above the entropy rate",
+                 per_seed=levels),
+        at_most(f"{name}: smallest gradient norm on the plateau / at init", "training",
+                PLATEAU_GRADIENT_RATIO, max(gradient_ratios),
+                "the plateau holds a near-stationary point, not a slow slope",
+                per_seed=gradient_ratios),
+        *_prediction_checks(runs, ctx, pi1, pi1, last),
+        _separation(ctx, tolerance),
+    ]
+
+
+def _converged_checks(ctx: Context, runs: list[MarkovRun], name: str) -> list[Check]:
+    """Training escapes the unigram point and ends at the entropy rate with the kernel's law."""
+    rate = ctx.prediction.float("entropy_rate")
+    tolerance = _loss_tolerance(ctx, runs)
+    finals = [run.final.mean for run in runs]
+    p, q = _pq(ctx)
+    last = [len(run.history.losses) - 1 for run in runs]
+    return [
+        close(f"{name}: final population loss = entropy rate", "training", rate,
+              _worst(finals, rate), tolerance, per_seed=finals,
+              standard_errors=[run.final.standard_error for run in runs]),
+        *_prediction_checks(runs, ctx, p, 1 - q, last),
+        _separation(ctx, tolerance),
+    ]
+
+
+def _control_check(ctx: Context, runs: list[MarkovRun], name: str, predicted: float,
+                   use_plateau: bool) -> Check:
+    """Control: the theorem's value must be *missed* by more than the tolerance."""
+    tolerance = _loss_tolerance(ctx, runs)
+    finals = [run.final.mean for run in runs]
+    measured = min(finals, key=lambda v: abs(v - predicted))  # the seed closest to agreeing
+    return apart(name, "control", predicted, measured, tolerance, per_seed=finals,
+                 statistic="final population loss" + (" (closest seed)" if use_plateau else ""))
+
+
+def _global_training(ctx: Context) -> tuple[list[Check], list[Curve]]:
+    p, q = _pq(ctx)
+    rate = ctx.prediction.float("entropy_rate")
+    stable = _runs(ctx, p, q, tied=True, start="bigram")
+    escaped = _runs(ctx, p, q, tied=False)
+    tolerance = _loss_tolerance(ctx, stable)
+    deviations = [float(np.max(np.abs(run.curve - rate))) for run in stable]
+    checks = [
+        *_nonfinite(stable + escaped, "global minimum"),
+        at_most(f"tied, from theta_* + noise {STABILITY_NOISE:g}: max |loss - entropy rate|",
+                "training", tolerance.bound(rate), max(deviations), tolerance.reason,
+                per_seed=deviations),
+        *_converged_checks(ctx, escaped, "untied from the paper's init"),
+    ]
+    curves = (_curves("global minimum: tied from theta_* + noise", "tied", stable, ctx)
+              + _curves("global minimum: untied from the paper's init", "untied", escaped, ctx))
+    return checks, curves
+
+
+def _local_training(ctx: Context) -> tuple[list[Check], list[Curve]]:
+    p, q = _pq(ctx)
+    runs = _runs(ctx, p, q, tied=True)
+    checks = _nonfinite(runs, "tied") or _plateau_checks(ctx, runs, "tied")
+    return checks, _curves("local minimum: tied, p+q > 1", "tied", runs, ctx)
+
+
+def _local_control(ctx: Context) -> tuple[list[Check], list[Curve]]:
+    p, q = _pq(ctx)
+    untied = _runs(ctx, p, q, tied=False)
+    h_pi = ctx.prediction.float("unigram_loss")
+    mirrored = _mirrored_prediction(ctx)
+    tied_mirror = _runs(ctx, 1 - p, 1 - q, tied=True)
+    checks = [
+        *_nonfinite(untied + tied_mirror, "control"),
+        _control_check(ctx, untied, "untied: the loss does not stay at H(pi)", h_pi, True),
+        _control_check(ctx, tied_mirror,
+                       f"tied at p+q < 1, (p, q) = ({1 - p:g}, {1 - q:g}): loss leaves H(pi)",
+                       mirrored.float("unigram_loss"), True),
+    ]
+    return checks, _curves("control: untied, same (p, q)", "untied", untied, ctx)
+
+
+def _mirrored_prediction(ctx: Context):
+    """The theorem's closed forms at the mirrored point (1-p, 1-q), where p+q-1 changes sign."""
+    import sympy as sp
+
+    params = dict(ctx.plan.params)
+    params["p"], params["q"] = 1 - sp.Rational(params["p"]), 1 - sp.Rational(params["q"])
+    return ctx.plan.theorem.predict(params)
+
+
+def _untied_training(ctx: Context) -> tuple[list[Check], list[Curve]]:
+    p, q = _pq(ctx)
+    runs = _runs(ctx, p, q, tied=False)
+    checks = _nonfinite(runs, "untied") or _converged_checks(ctx, runs, "untied")
+    return checks, _curves("saddle (untied): escapes to the entropy rate", "untied", runs, ctx)
+
+
+def _untied_control(ctx: Context) -> tuple[list[Check], list[Curve]]:
+    p, q = _pq(ctx)
+    tied = _runs(ctx, p, q, tied=True)
+    rate = ctx.prediction.float("entropy_rate")
+    sign = "p+q > 1" if p + q > 1 else "p+q < 1"
+    if p + q < 1:  # tied also escapes when p+q < 1; the control needs the trap side
+        tied = _runs(ctx, 1 - p, 1 - q, tied=True)
+        rate = _mirrored_prediction(ctx).float("entropy_rate")
+        sign = f"mirrored (p, q) = ({1 - p:g}, {1 - q:g}), p+q > 1"
+    checks = [*_nonfinite(tied, "control"),
+              _control_check(ctx, tied, f"tied, {sign}: does not reach the entropy rate", rate,
+                             False)]
+    return checks, _curves("control: tied", "tied", tied, ctx)
+
+
+def _tied_saddle_training(ctx: Context) -> tuple[list[Check], list[Curve]]:
+    p, q = _pq(ctx)
+    runs = _runs(ctx, p, q, tied=True)
+    checks = _nonfinite(runs, "tied") or _converged_checks(ctx, runs, "tied, p+q < 1")
+    return checks, _curves("tied saddle: p+q < 1 escapes", "tied", runs, ctx)
+
+
+def _tied_saddle_control(ctx: Context) -> tuple[list[Check], list[Curve]]:
+    p, q = _pq(ctx)
+    runs = _runs(ctx, 1 - p, 1 - q, tied=True)
+    mirrored = _mirrored_prediction(ctx)
+    checks = [*_nonfinite(runs, "control"),
+              _control_check(ctx, runs, f"tied at mirrored (p, q) = ({1 - p:g}, {1 - q:g}), "
+                             "p+q > 1: does not reach the entropy rate",
+                             mirrored.float("entropy_rate"), False)]
+    return checks, _curves("control: tied, mirrored p+q > 1", "tied", runs, ctx)
+
+
+_FULL_DEFAULTS = {"full": {"d": "8"}}
+_SEEDS = {"fast": 1, "full": 5}
+
+EXPERIMENTS = {
+    "markov-global-minima": Experiment((_global_bridge, _global_training), _FULL_DEFAULTS,
+                                       _SEEDS),
+    "markov-local-minima": Experiment(
+        (lambda ctx: _unigram_bridge(ctx, True), _local_training, _local_control),
+        _FULL_DEFAULTS, _SEEDS),
+    "markov-saddle-untied": Experiment(
+        (lambda ctx: _unigram_bridge(ctx, False), _untied_training, _untied_control),
+        _FULL_DEFAULTS, _SEEDS),
+    "markov-tied-saddle": Experiment(
+        (lambda ctx: _unigram_bridge(ctx, True), _tied_saddle_training, _tied_saddle_control),
+        _FULL_DEFAULTS, _SEEDS),
+}
