@@ -25,7 +25,7 @@ MAX_ENUMERATED_LENGTH = 12
 
 
 def expected_cross_entropy(logits: torch.Tensor, prob_one: torch.Tensor) -> torch.Tensor:
-    """Binary cross-entropy of ``sigmoid(logits)`` averaged over a Bernoulli(``prob_one``) target."""
+    """Cross-entropy of ``sigmoid(logits)`` averaged over a Bernoulli(``prob_one``) target."""
     return prob_one * F.softplus(-logits) + (1 - prob_one) * F.softplus(logits)
 
 

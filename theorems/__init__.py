@@ -14,17 +14,15 @@ from theorems.core import (
     ids,
 )
 
-__all__ = sorted(
-    [
-        "Obligation",
-        "ObligationResult",
-        "Parameter",
-        "ParameterError",
-        "Prediction",
-        "Theorem",
-        "TheoremError",
-        "UnknownTheoremError",
-        "get",
-        "ids",
-    ]
-)
+__all__ = [
+    "Obligation",
+    "ObligationResult",
+    "Parameter",
+    "ParameterError",
+    "Prediction",
+    "Theorem",
+    "TheoremError",
+    "UnknownTheoremError",
+    "get",
+    "ids",
+]

@@ -14,7 +14,9 @@ Where every parameter other than the token embedding ``e``, the head ``a`` and t
 is zero (attention output and FFN vanish, positional vectors are zero), the model's logit is
 :math:`\\langle a, e\\rangle x_n + b` and its population cross-entropy is exactly
 
-.. math:: L = \\sum_{x \\in \\{0,1\\}} \\pi_x\\, \\mathrm{CE}(P(1 \\mid x),\\; \\langle a,e\\rangle x + b)
+.. math::
+    L = \\sum_{x \\in \\{0,1\\}} \\pi_x\\,
+        \\mathrm{CE}(P(1 \\mid x),\\; \\langle a,e\\rangle x + b)
 
 (every position sees the stationary law, so the average over positions is one term). These
 reduced losses are what the obligations differentiate; the bridge checks that the full torch
@@ -161,7 +163,10 @@ def _parameters(p_default: str, q_default: str) -> tuple[Parameter, ...]:
 
 
 _PAPER = "makkuva2024markov"
-_DATA = r"binary Markov chain with $P = \begin{pmatrix}1-p & p\\ q & 1-q\end{pmatrix}$, $x_1 \sim \pi$"
+_DATA = (
+    r"binary Markov chain with $P = \begin{pmatrix}1-p & p\\ q & 1-q\end{pmatrix}$, "
+    r"$x_1 \sim \pi$"
+)
 
 
 def _unigram_obligations(params: Params, tied: bool) -> list[Obligation]:

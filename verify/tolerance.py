@@ -1,4 +1,4 @@
-"""Tolerances with their reasons, and the comparisons that turn numbers into :class:`Check` records."""
+"""Tolerances with their reasons, and the comparisons that turn numbers into checks."""
 
 from __future__ import annotations
 

@@ -44,7 +44,8 @@ def sample_markov_chains(
     if length == 1:
         return first.to(dtype)
     u = torch.rand(batch, length - 1, generator=generator, device=device)
-    maps = torch.stack(((u < p).long(), (u >= q).long()), dim=-1)  # (B, length-1, 2): F_t(0), F_t(1)
+    # (B, length-1, 2): the images F_t(0), F_t(1)
+    maps = torch.stack(((u < p).long(), (u >= q).long()), dim=-1)
     shift = 1
     while shift < length - 1:
         # maps[t] <- maps[t] o maps[t - shift]: (F o G)(x) = F[G[x]]
