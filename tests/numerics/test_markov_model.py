@@ -1,0 +1,102 @@
+"""The Markov transformer module, the Monte Carlo loss and the trainer."""
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from numerics.device import DeviceUnavailableError, generator, select_device
+from numerics.models.markov_transformer import MarkovTransformer, MarkovTransformerConfig
+from numerics.monte_carlo import estimate_population_loss
+from numerics.population import MarkovPopulation
+from numerics.train import TrainConfig, train
+
+
+def _model(cpu, tied=True, d=3, N=6, seed=0, std=0.5):
+    model = MarkovTransformer(MarkovTransformerConfig(d, N, tied), torch.float64, cpu)
+    model.reset_parameters(generator(cpu, seed), std=std)
+    return model
+
+
+def test_parameter_counts_follow_the_config(cpu):
+    d, N = 3, 6
+    tied = sum(x.numel() for x in _model(cpu, True).parameters())
+    untied = sum(x.numel() for x in _model(cpu, False).parameters())
+    expected = d + N * d + 4 * d * d + 2 * (4 * d) * d + 1
+    assert tied == expected and untied == expected + d
+
+
+def test_attention_is_causal(cpu):
+    model = _model(cpu)
+    x = torch.randint(0, 2, (4, 6), generator=generator(cpu, 1)).double()
+    changed = x.clone()
+    changed[:, 4:] = 1 - changed[:, 4:]
+    assert torch.allclose(model(x)[:, :4], model(changed)[:, :4], atol=1e-14)
+    assert not torch.allclose(model(x)[:, 4:], model(changed)[:, 4:])
+
+
+@pytest.mark.parametrize("tied", [True, False])
+def test_bigram_point_realises_slope_and_bias(cpu, tied):
+    model = _model(cpu, tied)
+    model.set_bigram_point(slope=-1.3, bias=0.4)
+    x = torch.randint(0, 2, (5, 6), generator=generator(cpu, 2)).double()
+    assert torch.allclose(model(x), -1.3 * x + 0.4, atol=1e-14)
+
+
+def test_unigram_point_ignores_the_context(cpu):
+    model = _model(cpu)
+    model.set_unigram_point(bias=-0.2, generator=generator(cpu, 3))
+    x = torch.randint(0, 2, (5, 6), generator=generator(cpu, 4)).double()
+    assert torch.allclose(model(x), torch.full_like(x, -0.2), atol=1e-14)
+    assert model.W_V.abs().sum() > 0  # the generic member keeps random other weights
+
+
+def test_monte_carlo_estimate_agrees_with_the_exact_loss(cpu):
+    model = _model(cpu, std=0.8)
+    exact = MarkovPopulation.build(0.5, 0.8, 6, cpu, torch.float64).objective(model)[0].item()
+    estimate = estimate_population_loss(model, 0.5, 0.8, 20000, 6, generator(cpu, 5),
+                                        torch.float64)
+    assert abs(estimate.mean - exact) < 5 * estimate.standard_error
+    assert estimate.standard_error < 0.01
+
+
+def test_training_lowers_the_exact_loss_reproducibly(cpu):
+    pop = MarkovPopulation.build(0.2, 0.3, 6, cpu, torch.float64)
+    runs = []
+    for _ in range(2):
+        model = _model(cpu, std=0.02)
+        runs.append(train(model, pop.objective, TrainConfig(steps=60, sync_every=20)))
+    assert runs[0].losses[-1] < runs[0].losses[0] - 1e-3
+    assert np.array_equal(runs[0].losses, runs[1].losses)
+    assert len(runs[0].grad_norms) == 60 and set(runs[0].probes) == {"after_0", "after_1"}
+
+
+def test_training_stops_at_the_first_non_finite_loss(cpu):
+    model = _model(cpu)
+    calls = {"n": 0}
+
+    def objective(m):
+        calls["n"] += 1
+        loss = m(torch.zeros(1, 6, dtype=torch.float64)).pow(2).mean()
+        return (loss * math.nan if calls["n"] == 8 else loss), {}
+
+    history = train(model, objective, TrainConfig(steps=100, sync_every=5))
+    assert history.nonfinite_step == 7
+    assert len(history.losses) == 8 and not np.isfinite(history.losses[-1])
+
+
+def test_progress_callback_reports_every_sync(cpu):
+    seen = []
+    pop = MarkovPopulation.build(0.5, 0.8, 4, cpu, torch.float64)
+    train(_model(cpu, N=4), pop.objective, TrainConfig(steps=25, sync_every=10),
+          progress=lambda done, total, loss: seen.append((done, total)))
+    assert seen == [(10, 25), (20, 25), (25, 25)]
+
+
+def test_device_selection(monkeypatch):
+    assert select_device("cpu").type == "cpu"
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert select_device("auto").type == "cpu"
+    with pytest.raises(DeviceUnavailableError, match="CUDA is not available"):
+        select_device("cuda")

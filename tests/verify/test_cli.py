@@ -1,0 +1,126 @@
+"""The `verify` command: every flag and every bad input (exit 2, one line, no traceback)."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+import torch
+
+import theorems
+from verify.cli import main
+
+
+def _run(capsys, *argv):
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_list_shows_every_theorem(capsys):
+    code, out, _ = _run(capsys, "--list")
+    assert code == 0
+    for theorem_id in theorems.ids():
+        assert theorem_id in out
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--theorem", "markov-local-minimum"], "did you mean markov-local-minima"),
+        (["--theorem", "markov-local-minima", "--param", "r=3"], "has no parameter 'r'"),
+        (["--theorem", "markov-local-minima", "--param", "p"], "expects NAME=VALUE"),
+        (["--theorem", "markov-local-minima", "--param", "p=abc"], "is not a number"),
+        (["--theorem", "markov-local-minima", "--param", "d=2.5"], "is not an integer"),
+        (["--theorem", "markov-local-minima", "--param", "p=0.2", "--param", "q=0.3"],
+         "p+q > 1 is required"),
+        (["--theorem", "markov-tied-saddle", "--param", "p=0.5", "--param", "q=0.8"],
+         "p+q < 1 is required"),
+        (["--theorem", "markov-global-minima", "--param", "q=1.5"], "q must lie in (0, 1)"),
+        (["--all", "--param", "p=0.5"], "--param applies to one theorem"),
+        (["--theorem", "markov-local-minima", "--seeds", "0"], "--seeds must be at least 1"),
+    ],
+)
+def test_bad_input_is_one_line_and_exit_2(capsys, argv, message):
+    code, _, err = _run(capsys, *argv)
+    assert code == 2
+    assert message in err and "Traceback" not in err and len(err.strip().splitlines()) == 1
+
+
+def test_cuda_requested_but_absent(capsys, monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    code, _, err = _run(capsys, "--theorem", "markov-local-minima", "--device", "cuda")
+    assert code == 2 and "CUDA is not available" in err
+
+
+@pytest.mark.parametrize("where", ["missing-dir/report.json", "a-directory", "a-file/report.json"])
+def test_unwritable_json_path(capsys, tmp_path, where):
+    (tmp_path / "a-directory").mkdir()
+    (tmp_path / "a-file").write_text("x")
+    code, _, err = _run(capsys, "--theorem", "markov-local-minima", "--json",
+                        str(tmp_path / where))
+    assert code == 2 and "--json" in err and "Traceback" not in err
+
+
+def test_unwritable_plots_dir(capsys, tmp_path):
+    (tmp_path / "a-file").write_text("x")
+    code, _, err = _run(capsys, "--theorem", "markov-local-minima", "--plots",
+                        str(tmp_path / "a-file" / "plots"))
+    assert code == 2 and "--plots" in err
+
+
+def test_argparse_errors_exit_2():
+    with pytest.raises(SystemExit) as exc:
+        main(["--theorem", "markov-local-minima", "--budget", "huge"])
+    assert exc.value.code == 2
+
+
+def test_local_minima_passes_and_is_discriminating(capsys, tmp_path):
+    """Done-when of the foundation issue: exit 0, every check kind passes, JSON says so, and
+    the tied run plateaus at H(pi) while the untied run ends at the entropy rate."""
+    report_path, plots = tmp_path / "r.json", tmp_path / "plots"
+    code, out, _ = _run(capsys, "--theorem", "markov-local-minima", "--json", str(report_path),
+                        "--plots", str(plots), "--seeds", "1", "--device", "cpu")
+    assert code == 0, out
+    report = json.loads(report_path.read_text())
+    assert report["passed"] is True
+    (entry,) = report["theorems"]
+    kinds = {c["kind"] for c in entry["checks"] if c["passed"]}
+    assert kinds == {"obligation", "bridge", "training", "control"}
+    assert all(c["passed"] for c in entry["checks"])
+    assert report["settings"]["budget"] == "fast" and entry["seeds"] == [0]
+    assert report["environment"]["packages"]["torch"] == torch.__version__.split("+")[0] or \
+        report["environment"]["packages"]["torch"].startswith(torch.__version__.split("+")[0])
+    assert entry["params"] == {"p": "1/2", "q": "4/5", "d": "4"}
+
+    prediction = theorems.get("markov-local-minima").predict(
+        theorems.get("markov-local-minima").resolve_params({}))
+    h_pi, rate = prediction.float("unigram_loss"), prediction.float("entropy_rate")
+    plateau = next(c for c in entry["checks"] if "within tolerance of H(pi)" in c["name"])
+    level = plateau["details"]["plateaus"][0]["mean_loss"]
+    assert abs(level - h_pi) <= plateau["details"]["band"] and level - rate > 0.04
+    untied = next(c for c in entry["checks"] if c["name"].startswith("untied"))
+    assert abs(untied["measured"] - rate) < 1e-4
+    assert sorted(p.name for p in plots.iterdir()) == [
+        "markov-local-minima-0.png", "markov-local-minima-1.png"]
+
+
+def test_every_theorem_with_other_params_and_seeds(capsys, tmp_path):
+    code, out, _ = _run(capsys, "--theorem", "markov-saddle-untied", "--param", "p=0.9",
+                        "--param", "q=9/10", "--seeds", "2", "--json", str(tmp_path / "r.json"))
+    assert code == 0, out
+    report = json.loads((tmp_path / "r.json").read_text())
+    assert report["theorems"][0]["seeds"] == [0, 1]
+    assert report["theorems"][0]["params"]["p"] == "9/10"
+
+
+def test_a_failing_check_exits_1(capsys, monkeypatch):
+    monkeypatch.setattr(theorems.markov, "unigram_entropy", theorems.markov.entropy_rate)
+    code, out, _ = _run(capsys, "--theorem", "markov-local-minima")
+    assert code == 1 and "FAIL" in out
+
+
+def test_python_dash_m_and_console_script():
+    for command in ([sys.executable, "-m", "verify", "--list"], ["verify", "--list"]):
+        done = subprocess.run(command, capture_output=True, text=True, timeout=120)
+        assert done.returncode == 0 and "markov-local-minima" in done.stdout

@@ -1,0 +1,77 @@
+"""The harness: tolerances, bridge stages over the admissible set, non-finite training."""
+
+import math
+
+import pytest
+import sympy as sp
+import torch
+from hypothesis import given
+from hypothesis import strategies as st
+
+import theorems
+from verify import harness
+from verify.experiments import experiment_for
+from verify.experiments import markov as markov_experiments
+from verify.harness import AssumptionError, Context
+from verify.tolerance import Tolerance, apart, close
+
+
+def test_tolerance_and_comparisons():
+    tol = Tolerance(1e-3, "test", rtol=1e-2)
+    assert tol.bound(2.0) == pytest.approx(0.021)
+    assert close("c", "training", 1.0, 1.0005, tol).passed
+    assert not close("c", "training", 1.0, 1.1, tol).passed
+    assert not close("c", "training", 1.0, math.nan, tol).passed
+    assert apart("c", "control", 1.0, 1.1, tol).passed
+    assert not apart("c", "control", 1.0, 1.0005, tol).passed
+
+
+def test_prepare_validates_before_any_work():
+    with pytest.raises(AssumptionError, match=r"p\+q > 1 is required"):
+        harness.prepare("markov-local-minima", {"p": "0.2", "q": "0.3"})
+    with pytest.raises(theorems.TheoremError, match="--seeds"):
+        harness.prepare("markov-local-minima", {}, seeds=0)
+    plan = harness.prepare("markov-local-minima", {}, budget="full")
+    assert plan.params["d"] == 8 and plan.seeds == (0, 1, 2, 3, 4)
+
+
+def _bridge(theorem_id: str, pv, qv, d: int):
+    plan = harness.prepare(theorem_id, {"p": str(pv), "q": str(qv), "d": str(d)})
+    context = Context(plan, plan.theorem.predict(plan.params), torch.device("cpu"))
+    checks, _ = experiment_for(theorem_id).stages[0](context)
+    return checks
+
+
+_pq = st.integers(5, 95).map(lambda k: sp.Rational(k, 100))
+
+
+@given(pv=_pq, qv=_pq, d=st.integers(1, 3))
+def test_bridge_holds_on_the_admissible_set(pv, qv, d):
+    """The torch model at the theorem's point equals the sympy values, for random (p, q)."""
+    if abs(pv + qv - 1) < sp.Rational(1, 20):
+        return
+    ids = ["markov-global-minima", "markov-saddle-untied"]
+    ids.append("markov-local-minima" if pv + qv > 1 else "markov-tied-saddle")
+    for theorem_id in ids:
+        failed = [c for c in _bridge(theorem_id, pv, qv, d) if not c.passed]
+        assert not failed, (theorem_id, pv, qv, failed)
+
+
+def test_bridge_detects_a_wrong_prediction(monkeypatch):
+    """Replace H(pi) by the entropy rate in the theorem: the bridge must fail."""
+    monkeypatch.setattr(theorems.markov, "unigram_entropy", theorems.markov.entropy_rate)
+    checks = _bridge("markov-local-minima", "1/2", "4/5", 2)
+    assert not all(c.passed for c in checks)
+
+
+def test_non_finite_training_is_a_failed_check(monkeypatch, cpu):
+    """An exploding learning rate yields a failed training check naming the step."""
+    real = markov_experiments.TrainConfig
+    monkeypatch.setattr(markov_experiments, "TrainConfig",
+                        lambda steps: real(steps=steps, lr=1e300))
+    monkeypatch.setattr(markov_experiments, "_RUNS", {})
+    plan = harness.prepare("markov-saddle-untied", {})
+    verdict = harness.run(plan, cpu)
+    diverged = [c for c in verdict.checks if "diverged" in c.name]
+    assert diverged and not any(c.passed for c in diverged)
+    assert "step" in diverged[0].measured and not verdict.passed
