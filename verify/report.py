@@ -148,7 +148,7 @@ def write_figures(verdict: Verdict, directory: Path) -> list[Path]:
             ax.axhline(value, color="black", ls=next(styles), lw=0.9, label=f"{name} {value:.5f}")
         ax.set_xscale("log")
         ax.set_xlabel("step")
-        ax.set_ylabel("population loss (nats)")
+        ax.set_ylabel("loss (nats; sampled budgets: smoothed batch loss)")
         ax.set_title(f"{verdict.theorem_id}\n{title}", fontsize=9)
         ax.legend(fontsize=7)
         fig.tight_layout()

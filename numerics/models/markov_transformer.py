@@ -103,10 +103,11 @@ class MarkovTransformer(nn.Module):
         """
         n = x.shape[-1]
         u = x.unsqueeze(-1).to(self.e.dtype) * self.e + self.pos[:n]  # (B, n, d)
-        queries, keys, values = u @ self.W_Q.T, u @ self.W_K.T, u @ self.W_V.T  # (B, n, m)
+        heads = u.unsqueeze(-3)  # (B, 1, n, d): one head; the 4-D layout takes the fused kernel
+        queries, keys, values = heads @ self.W_Q.T, heads @ self.W_K.T, heads @ self.W_V.T
         attended = F.scaled_dot_product_attention(
             queries, keys, values, is_causal=True, scale=1 / math.sqrt(self.config.d)
-        )  # (B, n, m)
+        ).squeeze(-3)  # (B, n, m)
         y = u + attended @ self.W_O.T  # (B, n, d)
         z = y + F.relu(y @ self.W_1.T) @ self.W_2.T  # (B, n, d)
         return z @ self.head + self.b  # (B, n)

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 from torch.func import functional_call, hessian, vmap
+from torch.nn.attention import SDPBackend, sdpa_kernel
 
 from numerics.device import generator
 from numerics.models.markov_transformer import MarkovTransformer, MarkovTransformerConfig
@@ -50,8 +51,9 @@ FAST_LOSS = Tolerance(1e-4, "exact population loss: optimisation error after the
 #: Full budget: 5 standard errors of the Monte Carlo estimate (a 1-in-10^6 false alarm).
 FULL_SIGMAS = 5.0
 #: A training check only discriminates if the two candidate losses (H(pi), entropy rate) are
-#: at least this many tolerances apart.
-SEPARATION_FACTOR = 10.0
+#: more than two tolerances apart: then their tolerance bands are disjoint and no measurement
+#: can pass for both.
+SEPARATION_FACTOR = 2.0
 #: Predictions after x_n = 0 / 1 must match within this fraction of the distance between the
 #: unigram value pi1 and the kernel values (p, 1-q): a pass then excludes the other predictor
 #: by 1/fraction tolerances.
@@ -262,7 +264,10 @@ def _separation(ctx: Context, tolerance: Tolerance) -> Check:
 def _prediction_checks(
     runs: list[MarkovRun], ctx: Context, after_0: float, after_1: float, at: list[int]
 ) -> list[Check]:
-    """Model predictions after x_n = 0 and x_n = 1 (probes at steps ``at``, one per seed)."""
+    """Model predictions after x_n = 0 and x_n = 1 (probes at steps ``at``, one per seed).
+
+    The trap is probed at the middle of its plateau, away from the entry and exit transients.
+    """
     p, q = _pq(ctx)
     pi1 = p / (p + q)
     scale = min(abs(p - pi1), abs(1 - q - pi1))
@@ -353,7 +358,10 @@ def _unigram_bridge(ctx: Context, tied: bool) -> tuple[list[Check], list[Curve]]
     theta = theta.requires_grad_(True)
     loss = loss_fn(theta)
     (gradient,) = torch.autograd.grad(loss, theta)
-    eigenvalues = torch.linalg.eigvalsh(hessian(loss_fn)(theta.detach())).cpu().numpy()
+    # forward-over-reverse AD: the math attention kernel (the fused CPU kernel has no forward AD)
+    with sdpa_kernel(SDPBackend.MATH):
+        full_hessian = hessian(loss_fn)(theta.detach())
+    eigenvalues = torch.linalg.eigvalsh(full_hessian).cpu().numpy()
     expected = np.zeros(len(eigenvalues))
     listed = [v for v, m in pred.spectrum_floats("hessian") for _ in range(m)]
     expected[: len(listed)] = listed
@@ -392,7 +400,8 @@ def _perturbation_probe(ctx: Context, loss_fn, theta: torch.Tensor, h_pi: float)
     low, high = PROBE_RADII
     radii = low * (high / low) ** torch.rand(PROBE_COUNT, 1, generator=gen, device=ctx.device,
                                              dtype=theta.dtype)
-    losses = vmap(loss_fn)(theta + radii * directions)
+    with sdpa_kernel(SDPBackend.MATH):  # the fused CPU kernel has no vmap batching rule
+        losses = vmap(loss_fn)(theta + radii * directions)
     lowest = float((losses - h_pi).min())
     return [at_least(
         f"{PROBE_COUNT} random perturbations (norm {low:g}..{high:g}): min L - H(pi)", "bridge",
@@ -418,12 +427,13 @@ def _plateau_checks(ctx: Context, runs: list[MarkovRun], name: str) -> list[Chec
         else math.inf
         for run, (a, b, _) in zip(runs, plateaus, strict=True)
     ]
-    last = [max(b - 1, 0) for _, b, _ in plateaus]
+    middle = [(a + b) // 2 if b > a else len(run.curve) - 1
+              for run, (a, b, _) in zip(runs, plateaus, strict=True)]
     pi1 = ctx.prediction.float("stationary_one")
     plateau_details = [{"seed": s, "entry_step": a, "exit_step": b if b < steps else None,
                         "length": n, "mean_loss": lv}
                        for s, ((a, b, n), lv) in enumerate(zip(plateaus, levels, strict=True))]
-    return [
+    checks = [
         at_least(f"{name}: steps with loss within tolerance of H(pi)", "training",
                  PLATEAU_FRACTION * steps, float(min(lengths)),
                  f"a trap holds the loss for at least {PLATEAU_FRACTION:.0%} of the run "
@@ -433,13 +443,16 @@ def _plateau_checks(ctx: Context, runs: list[MarkovRun], name: str) -> list[Chec
                  SEPARATION_FACTOR * tolerance.atol, min(levels) - rate,
                  f"the plateau sits {SEPARATION_FACTOR:g} tolerances above the entropy rate",
                  per_seed=levels),
-        at_most(f"{name}: smallest gradient norm on the plateau / at init", "training",
-                PLATEAU_GRADIENT_RATIO, max(gradient_ratios),
-                "the plateau holds a near-stationary point, not a slow slope",
-                per_seed=gradient_ratios),
-        *_prediction_checks(runs, ctx, pi1, pi1, last),
+        *_prediction_checks(runs, ctx, pi1, pi1, middle),
         _separation(ctx, tolerance),
     ]
+    if BUDGETS[ctx.plan.budget].exact:  # minibatch gradients have a noise floor: exact only
+        checks.append(at_most(
+            f"{name}: smallest gradient norm on the plateau / at init", "training",
+            PLATEAU_GRADIENT_RATIO, max(gradient_ratios),
+            "the plateau holds a near-stationary point, not a slow slope",
+            per_seed=gradient_ratios))
+    return checks
 
 
 def _converged_checks(ctx: Context, runs: list[MarkovRun], name: str) -> list[Check]:
@@ -458,14 +471,13 @@ def _converged_checks(ctx: Context, runs: list[MarkovRun], name: str) -> list[Ch
     ]
 
 
-def _control_check(ctx: Context, runs: list[MarkovRun], name: str, predicted: float,
-                   use_plateau: bool) -> Check:
-    """Control: the theorem's value must be *missed* by more than the tolerance."""
+def _control_check(ctx: Context, runs: list[MarkovRun], name: str, predicted: float) -> Check:
+    """Control: the theorem's value must be *missed* by more than the tolerance, by every seed."""
     tolerance = _loss_tolerance(ctx, runs)
     finals = [run.final.mean for run in runs]
-    measured = min(finals, key=lambda v: abs(v - predicted))  # the seed closest to agreeing
-    return apart(name, "control", predicted, measured, tolerance, per_seed=finals,
-                 statistic="final population loss" + (" (closest seed)" if use_plateau else ""))
+    closest = min(finals, key=lambda v: abs(v - predicted))
+    return apart(name, "control", predicted, closest, tolerance, per_seed=finals,
+                 statistic="final population loss of the seed closest to the prediction")
 
 
 def _global_training(ctx: Context) -> tuple[list[Check], list[Curve]]:
@@ -502,10 +514,10 @@ def _local_control(ctx: Context) -> tuple[list[Check], list[Curve]]:
     tied_mirror = _runs(ctx, 1 - p, 1 - q, tied=True)
     checks = [
         *_nonfinite(untied + tied_mirror, "control"),
-        _control_check(ctx, untied, "untied: the loss does not stay at H(pi)", h_pi, True),
+        _control_check(ctx, untied, "untied: the loss does not stay at H(pi)", h_pi),
         _control_check(ctx, tied_mirror,
                        f"tied at p+q < 1, (p, q) = ({1 - p:g}, {1 - q:g}): loss leaves H(pi)",
-                       mirrored.float("unigram_loss"), True),
+                       mirrored.float("unigram_loss")),
     ]
     return checks, _curves("control: untied, same (p, q)", "untied", untied, ctx)
 
@@ -536,8 +548,7 @@ def _untied_control(ctx: Context) -> tuple[list[Check], list[Curve]]:
         rate = _mirrored_prediction(ctx).float("entropy_rate")
         sign = f"mirrored (p, q) = ({1 - p:g}, {1 - q:g}), p+q > 1"
     checks = [*_nonfinite(tied, "control"),
-              _control_check(ctx, tied, f"tied, {sign}: does not reach the entropy rate", rate,
-                             False)]
+              _control_check(ctx, tied, f"tied, {sign}: does not reach the entropy rate", rate)]
     return checks, _curves("control: tied", "tied", tied, ctx)
 
 
@@ -555,7 +566,7 @@ def _tied_saddle_control(ctx: Context) -> tuple[list[Check], list[Curve]]:
     checks = [*_nonfinite(runs, "control"),
               _control_check(ctx, runs, f"tied at mirrored (p, q) = ({1 - p:g}, {1 - q:g}), "
                              "p+q > 1: does not reach the entropy rate",
-                             mirrored.float("entropy_rate"), False)]
+                             mirrored.float("entropy_rate"))]
     return checks, _curves("control: tied, mirrored p+q > 1", "tied", runs, ctx)
 
 
