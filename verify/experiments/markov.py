@@ -16,6 +16,7 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
+import sympy as sp
 import torch
 from torch.func import functional_call, hessian, vmap
 from torch.nn.attention import SDPBackend, sdpa_kernel
@@ -25,7 +26,7 @@ from numerics.models.markov_transformer import MarkovTransformer, MarkovTransfor
 from numerics.monte_carlo import Estimate, MarkovBatches, estimate_population_loss
 from numerics.population import MarkovPopulation
 from numerics.train import History, TrainConfig, train
-from verify.experiments import Experiment
+from verify.experiments import Experiment, Stage
 from verify.harness import Context, Curve, ProgressFactory
 from verify.tolerance import Check, Tolerance, apart, at_least, at_most, close
 
@@ -524,50 +525,38 @@ def _local_control(ctx: Context) -> tuple[list[Check], list[Curve]]:
 
 def _mirrored_prediction(ctx: Context):
     """The theorem's closed forms at the mirrored point (1-p, 1-q), where p+q-1 changes sign."""
-    import sympy as sp
-
     params = dict(ctx.plan.params)
     params["p"], params["q"] = 1 - sp.Rational(params["p"]), 1 - sp.Rational(params["q"])
     return ctx.plan.theorem.predict(params)
 
 
-def _untied_training(ctx: Context) -> tuple[list[Check], list[Curve]]:
-    p, q = _pq(ctx)
-    runs = _runs(ctx, p, q, tied=False)
-    checks = _nonfinite(runs, "untied") or _converged_checks(ctx, runs, "untied")
-    return checks, _curves("saddle (untied): escapes to the entropy rate", "untied", runs, ctx)
+def _escape_training(tied: bool, title: str) -> Stage:
+    """Training check of the saddle theorems: from the paper's init, reach the entropy rate."""
+    label = "tied" if tied else "untied"
+
+    def stage(ctx: Context) -> tuple[list[Check], list[Curve]]:
+        p, q = _pq(ctx)
+        runs = _runs(ctx, p, q, tied=tied)
+        checks = _nonfinite(runs, label) or _converged_checks(ctx, runs, label)
+        return checks, _curves(title, label, runs, ctx)
+
+    return stage
 
 
-def _untied_control(ctx: Context) -> tuple[list[Check], list[Curve]]:
+def _tied_trap_control(ctx: Context) -> tuple[list[Check], list[Curve]]:
+    """Control of the saddle theorems: tied at p+q > 1 (the given point, or its mirror image
+    (1-p, 1-q) when p+q < 1) the model does not reach the entropy rate."""
     p, q = _pq(ctx)
-    tied = _runs(ctx, p, q, tied=True)
-    rate = ctx.prediction.float("entropy_rate")
-    sign = "p+q > 1" if p + q > 1 else "p+q < 1"
-    if p + q < 1:  # tied also escapes when p+q < 1; the control needs the trap side
-        tied = _runs(ctx, 1 - p, 1 - q, tied=True)
+    if p + q > 1:
+        rate, where = ctx.prediction.float("entropy_rate"), "p+q > 1"
+    else:
+        p, q = 1 - p, 1 - q
         rate = _mirrored_prediction(ctx).float("entropy_rate")
-        sign = f"mirrored (p, q) = ({1 - p:g}, {1 - q:g}), p+q > 1"
-    checks = [*_nonfinite(tied, "control"),
-              _control_check(ctx, tied, f"tied, {sign}: does not reach the entropy rate", rate)]
-    return checks, _curves("control: tied", "tied", tied, ctx)
-
-
-def _tied_saddle_training(ctx: Context) -> tuple[list[Check], list[Curve]]:
-    p, q = _pq(ctx)
+        where = f"mirrored (p, q) = ({p:g}, {q:g}), p+q > 1"
     runs = _runs(ctx, p, q, tied=True)
-    checks = _nonfinite(runs, "tied") or _converged_checks(ctx, runs, "tied, p+q < 1")
-    return checks, _curves("tied saddle: p+q < 1 escapes", "tied", runs, ctx)
-
-
-def _tied_saddle_control(ctx: Context) -> tuple[list[Check], list[Curve]]:
-    p, q = _pq(ctx)
-    runs = _runs(ctx, 1 - p, 1 - q, tied=True)
-    mirrored = _mirrored_prediction(ctx)
     checks = [*_nonfinite(runs, "control"),
-              _control_check(ctx, runs, f"tied at mirrored (p, q) = ({1 - p:g}, {1 - q:g}), "
-                             "p+q > 1: does not reach the entropy rate",
-                             mirrored.float("entropy_rate"))]
-    return checks, _curves("control: tied, mirrored p+q > 1", "tied", runs, ctx)
+              _control_check(ctx, runs, f"tied, {where}: does not reach the entropy rate", rate)]
+    return checks, _curves(f"control: tied, {where}", "tied", runs, ctx)
 
 
 _FULL_DEFAULTS = {"full": {"d": "8"}}
@@ -580,9 +569,12 @@ EXPERIMENTS = {
         (lambda ctx: _unigram_bridge(ctx, True), _local_training, _local_control),
         _FULL_DEFAULTS, _SEEDS),
     "markov-saddle-untied": Experiment(
-        (lambda ctx: _unigram_bridge(ctx, False), _untied_training, _untied_control),
+        (lambda ctx: _unigram_bridge(ctx, False),
+         _escape_training(False, "saddle (untied): escapes to the entropy rate"),
+         _tied_trap_control),
         _FULL_DEFAULTS, _SEEDS),
     "markov-tied-saddle": Experiment(
-        (lambda ctx: _unigram_bridge(ctx, True), _tied_saddle_training, _tied_saddle_control),
+        (lambda ctx: _unigram_bridge(ctx, True),
+         _escape_training(True, "tied saddle: p+q < 1 escapes"), _tied_trap_control),
         _FULL_DEFAULTS, _SEEDS),
 }
