@@ -124,3 +124,33 @@ def test_python_dash_m_and_console_script():
     for command in ([sys.executable, "-m", "verify", "--list"], ["verify", "--list"]):
         done = subprocess.run(command, capture_output=True, text=True, timeout=120)
         assert done.returncode == 0 and "markov-local-minima" in done.stdout
+
+
+def test_all_runs_every_theorem(capsys, tmp_path):
+    code, out, _ = _run(capsys, "--all", "--json", str(tmp_path / "r.json"))
+    report = json.loads((tmp_path / "r.json").read_text())
+    assert [t["id"] for t in report["theorems"]] == theorems.ids()
+    assert code == (0 if report["passed"] else 1)
+
+
+def test_full_budget_path_runs_on_sampled_batches(capsys, tmp_path, monkeypatch):
+    """The paper-scale code path (fresh batches, Monte Carlo tolerances), shrunk to seconds.
+
+    The shrunken run is far too short to converge, so only the mechanics are asserted: the
+    report records the sampled budget, and its tolerances carry standard errors.
+    """
+    from verify.experiments import markov as experiments
+
+    small = experiments.MarkovBudget(N=16, steps=40, exact=False, batch=8, eval_sequences=64,
+                                     smoothing=5, dtype=torch.float32)
+    monkeypatch.setitem(experiments.BUDGETS, "full", small)
+    monkeypatch.setattr(experiments, "_RUNS", {})
+    code, _, _ = _run(capsys, "--theorem", "markov-saddle-untied", "--budget", "full",
+                      "--seeds", "2", "--json", str(tmp_path / "r.json"))
+    report = json.loads((tmp_path / "r.json").read_text())
+    (entry,) = report["theorems"]
+    assert code in (0, 1) and entry["budget"] == "full" and entry["params"]["d"] == "8"
+    final = next(c for c in entry["checks"] if "final population loss" in c["name"])
+    assert len(final["details"]["standard_errors"]) == 2
+    assert all(se > 0 for se in final["details"]["standard_errors"])
+    assert "standard errors" in final["tolerance"]["reason"]
