@@ -1,5 +1,6 @@
 """What the papers claim: the theorem registry and its core types (sympy only, never torch)."""
 
+from theorems import ical as _ical  # noqa: F401  (registers the ICAL theorems)
 from theorems import markov as _markov  # noqa: F401  (registers the Markov theorems)
 from theorems.core import (
     Obligation,

@@ -1,0 +1,541 @@
+"""In-context autoregressive learning (Sander, Giryes, Suzuki, Blondel, Peyré, ICML 2024).
+
+Paper: *How do Transformers perform In-Context Autoregressive Learning?*, arXiv 2402.05787.
+The statements below are the project's formulation (``shared/spec/ical.md``), re-derived and
+checked by Monte Carlo and sympy; the paper's full text was not available when they were written.
+
+Data: ``s_{t+1} = W s_t`` without noise, ``W`` commuting and orthogonal. In the common eigenbasis
+(the convention of this module and of :mod:`numerics.data.orthogonal`, which uses complex
+tensors): ``s_{t,j} = exp(i (t lambda_j + phi_j))``.
+
+* unitary case: ``lambda_1..lambda_d`` i.i.d. uniform on ``[0, 2 pi]``;
+* orthogonal case (``d`` even, real rotations in ``d/2`` planes): conjugate pairs,
+  ``lambda_{2m} = l_m``, ``lambda_{2m+1} = -l_m`` with ``l_m`` i.i.d. uniform;
+* phases ``phi_j`` i.i.d. uniform (random ``s_0`` on the torus) or ``0`` (fixed ``s_0 = 1``).
+
+Moment lemma
+------------
+For independent angles uniform on the circle, ``E[exp(i f . theta)] = 1`` if the integer
+frequency vector ``f`` is 0 and 0 otherwise. Every prediction error below is a finite sum
+``sum_f c_f exp(i f . theta)`` with real coefficients, so ``E|error|^2 = sum_f (sum of c at
+f)^2`` exactly: :func:`expected_squared_error` does this bookkeeping in sympy.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable
+from functools import cache
+
+import sympy as sp
+
+from theorems.core import Obligation, Parameter, Params, Prediction, Theorem, register
+
+Frequency = tuple[int, ...]
+Terms = list[tuple[Frequency, sp.Expr]]
+
+eta = sp.Symbol("eta", real=True)
+#: Symbolic sizes, for the closed forms that hold for every (d, T).
+d_, T_, H_ = sp.symbols("d T H", positive=True, integer=True)
+
+
+# ----------------------------------------------------------------------------- bookkeeping
+
+
+class Torus:
+    """Frequencies of the sequence entries ``s_{t,j}`` over the independent uniform angles.
+
+    Parameters
+    ----------
+    d : int
+        Dimension.
+    paired : bool
+        Orthogonal case: coordinates ``2m, 2m+1`` share the angle ``l_m`` with opposite signs.
+    random_phase : bool
+        ``s_0`` has i.i.d. uniform phases (extra angles ``phi_j``); otherwise ``s_0 = 1``.
+    """
+
+    def __init__(self, d: int, paired: bool = False, random_phase: bool = False) -> None:
+        self.d, self.paired, self.random_phase = d, paired, random_phase
+        self.angles = (d // 2 if paired else d) + (d if random_phase else 0)
+
+    def entry(self, t: int, j: int, conjugate: bool = False) -> Frequency:
+        """Frequency vector of ``s_{t,j}`` (or of its conjugate)."""
+        f = [0] * self.angles
+        if self.paired:
+            f[j // 2] = t if j % 2 == 0 else -t
+        else:
+            f[j] = t
+        if self.random_phase:
+            f[self.angles - self.d + j] = 1
+        return tuple(-x for x in f) if conjugate else tuple(f)
+
+
+def _add(*frequencies: Frequency) -> Frequency:
+    return tuple(sum(parts) for parts in zip(*frequencies, strict=True))
+
+
+def expected_squared_error(terms: Iterable[tuple[Frequency, sp.Expr]]) -> sp.Expr:
+    """``E|sum_f c_f exp(i f . theta)|^2 = sum_f (sum of real c at f)^2`` (moment lemma)."""
+    grouped: dict[Frequency, sp.Expr] = defaultdict(lambda: sp.Integer(0))
+    for frequency, coefficient in terms:
+        grouped[frequency] += coefficient
+    return sp.Add(*[c**2 for c in grouped.values()])
+
+
+def grouped_coefficients(terms: Terms) -> list[sp.Expr]:
+    """The coefficient of each distinct frequency (the moment lemma's orthogonal components)."""
+    grouped: dict[Frequency, sp.Expr] = defaultdict(lambda: sp.Integer(0))
+    for frequency, coefficient in terms:
+        grouped[frequency] += coefficient
+    return list(grouped.values())
+
+
+# ----------------------------------------------------------------------------- one GD step
+
+
+def block_head_terms(
+    d: int, T: int, V: sp.Matrix, Q: sp.Matrix, random_phase: bool = True
+) -> list[Terms]:
+    """Error terms of the block-structured head, per output coordinate ``j``.
+
+    ``s_hat_{T+1} = V sum_{t=1}^{T} s_t (s_{t-1}^* Q s_T)`` minus the target ``s_{T+1}``.
+    """
+    torus = Torus(d, random_phase=random_phase)
+    per_coordinate = []
+    for j in range(d):
+        terms: Terms = [(torus.entry(T + 1, j), sp.Integer(-1))]
+        for t in range(1, T + 1):
+            for a in range(d):
+                for b in range(d):
+                    for c in range(d):
+                        frequency = _add(torus.entry(t, a), torus.entry(t - 1, b, True),
+                                         torus.entry(T, c))
+                        terms.append((frequency, V[j, a] * Q[b, c]))
+        per_coordinate.append(terms)
+    return per_coordinate
+
+
+def scalar_step_loss() -> sp.Expr:
+    """Closed form ``d [(eta T - 1)^2 + eta^2 T (d-1)]`` of the loss on the family VQ = eta I."""
+    return d_ * ((eta * T_ - 1) ** 2 + eta**2 * T_ * (d_ - 1))
+
+
+#: Optimal step ``eta* = 1/(T+d-1)`` and optimal loss ``L* = d(d-1)/(T+d-1)``.
+optimal_step = 1 / (T_ + d_ - 1)
+optimal_loss = d_ * (d_ - 1) / (T_ + d_ - 1)
+
+
+@cache
+def block_gradient_at_scalar_point(d: int, T: int, random_phase: bool) -> sp.ImmutableMatrix:
+    """Gradient of the block-family loss in all entries of (V, Q) at ``V = I, Q = eta* I``."""
+    V = sp.Matrix(d, d, sp.symbols(f"v0:{d * d}", real=True))
+    Q = sp.Matrix(d, d, sp.symbols(f"q0:{d * d}", real=True))
+    step = sp.Rational(1, T + d - 1)
+    at = {**dict(zip(V, sp.eye(d), strict=True)), **dict(zip(Q, step * sp.eye(d), strict=True))}
+    variables = [*V, *Q]
+    gradient = [sp.Integer(0)] * len(variables)
+    for terms in block_head_terms(d, T, V, Q, random_phase):
+        for coefficient in grouped_coefficients(terms):
+            value = coefficient.subs(at)
+            if value == 0:
+                continue
+            for index, variable in enumerate(variables):
+                gradient[index] += 2 * value * sp.diff(coefficient, variable).subs(at)
+    return sp.ImmutableMatrix(gradient)
+
+
+def gd_realisation_difference(d: int, T: int) -> sp.ImmutableMatrix:
+    """Head output minus one GD step from 0 on ``L_T(W) = 1/2 sum ||s_t - W s_{t-1}||^2``.
+
+    Real symbolic vectors: the identity is algebraic, it does not use the data distribution.
+    """
+    s = [sp.Matrix(sp.symbols(f"s{t}_0:{d}", real=True)) for t in range(T + 1)]
+    W = sp.Matrix(d, d, sp.symbols(f"w0:{d * d}", real=True))
+    inner = sp.Rational(1, 2) * sum(
+        ((s[t] - W * s[t - 1]).T * (s[t] - W * s[t - 1]))[0] for t in range(1, T + 1)
+    )
+    gradient = sp.Matrix(d, d, lambda i, k: sp.diff(inner, W[i, k])).subs(
+        dict.fromkeys(W, 0)
+    )
+    gd_prediction = (-eta * gradient) * s[T]
+    head = sum((s[t] * (s[t - 1].T * (eta * sp.eye(d)) * s[T])[0] for t in range(1, T + 1)),
+               sp.zeros(d, 1))
+    return sp.ImmutableMatrix(sp.expand(head - gd_prediction))
+
+
+# ----------------------------------------------------------------------------- diagonal heads
+
+
+def position_weights(T: int) -> tuple[sp.Symbol, ...]:
+    """``p_0..p_T``: the positional row for context length ``T``."""
+    return sp.symbols(f"p0:{T + 1}", real=True)
+
+
+def coupling_matrix(d: int) -> sp.Matrix:
+    """``C = B^T A`` as a matrix of real symbols."""
+    return sp.Matrix(d, d, lambda j, k: sp.Symbol(f"C{j}{k}", real=True))
+
+
+def diagonal_head_loss(C: sp.Matrix, p: tuple[sp.Expr, ...], paired: bool) -> sp.Expr:
+    """``E||s_hat_{T+1} - s_{T+1}||^2`` by the moment lemma (query ``s_{T-1}``).
+
+    ``s_hat_{T+1,j} = sum_k p_k sum_l C_{jl} conj(s_{T-1,l}) s_{k,l} s_{k,j}``.
+    """
+    d, T = C.shape[0], len(p) - 1
+    torus = Torus(d, paired=paired)
+    total = sp.Integer(0)
+    for j in range(d):
+        terms: Terms = [(torus.entry(T + 1, j), sp.Integer(-1))]
+        for k in range(T + 1):
+            for l_ in range(d):
+                frequency = _add(torus.entry(T - 1, l_, True), torus.entry(k, l_),
+                                 torus.entry(k, j))
+                terms.append((frequency, p[k] * C[j, l_]))
+        total += expected_squared_error(terms)
+    return sp.expand(total)
+
+
+def unitary_closed_form(C: sp.Matrix, p: tuple[sp.Expr, ...]) -> sp.Expr:
+    """``(||p||^2 - p_{T-1}^2)||C||_F^2 + p_{T-1}^2 ||C 1||^2 - 2 p_T tr C + d`` (corrected)."""
+    d, T = C.shape[0], len(p) - 1
+    ones = sp.ones(d, 1)
+    norm_p = sum(x**2 for x in p)
+    frob = sum(x**2 for x in C)
+    return ((norm_p - p[T - 1] ** 2) * frob + p[T - 1] ** 2 * (C * ones).norm() ** 2
+            - 2 * p[T] * C.trace() + d)
+
+
+def reference_code_closed_form(C: sp.Matrix, p: tuple[sp.Expr, ...]) -> sp.Expr:
+    """The public reference code's unitary loss, with the extra ``p_{T-1}^2 ||C||_F^2`` term."""
+    T = len(p) - 1
+    return unitary_closed_form(C, p) + p[T - 1] ** 2 * sum(x**2 for x in C)
+
+
+def orthogonal_closed_form(C: sp.Matrix, p: tuple[sp.Expr, ...]) -> sp.Expr:
+    """Closed-form loss in the conjugate-pair basis (shared/spec/ical.md, t1..t4)."""
+    d, T = C.shape[0], len(p) - 1
+    row = [sum(C[j, k] for k in range(d)) for j in range(d)]
+    t1 = sum(r**2 for r in row)
+    t2 = sum(x**2 for x in C)
+    t3 = sum(row[2 * m] * C[2 * m, 2 * m + 1] + row[2 * m + 1] * C[2 * m + 1, 2 * m]
+             for m in range(d // 2))
+    t4 = sum(C[2 * m, 2 * m + 1] ** 2 + C[2 * m + 1, 2 * m] ** 2 for m in range(d // 2))
+    others = [p[k] for k in range(T + 1) if k != T - 1]
+    norm_p = sum(x**2 for x in p)
+    return (p[T - 1] ** 2 * t1 + (norm_p - p[T - 1] ** 2) * t2
+            + 2 * t3 * (p[T - 1] * sum(p) - p[T - 1] ** 2)
+            + (sum(others) ** 2 - sum(x**2 for x in others)) * t4
+            - 2 * p[T] * C.trace() + d)
+
+
+def chebyshev_point(d: int, T: int, c: sp.Expr) -> tuple[sp.Matrix, tuple[sp.Expr, ...]]:
+    """``C = c blockdiag(J_2, ...)``, ``p_T = 1/c``, ``p_{T-1} = -1/(2c)``, other ``p = 0``."""
+    C = sp.diag(*[sp.ones(2, 2) for _ in range(d // 2)]) * c
+    p = tuple([sp.Integer(0)] * (T - 1) + [-1 / (2 * c), 1 / c])
+    return C, p
+
+
+#: Size up to which the closed forms are re-derived by the moment lemma in the obligations
+#: (the bookkeeping is exact for any size; these keep ``verify`` fast).
+BOOKKEEPING_D, BOOKKEEPING_T = 4, 4
+
+
+def _gradient(expr: sp.Expr, variables: list[sp.Symbol], at: dict) -> sp.ImmutableMatrix:
+    return sp.ImmutableMatrix([sp.simplify(sp.diff(expr, v).subs(at)) for v in variables])
+
+
+# ----------------------------------------------------------------------------- parameters
+
+
+def _int_params(**defaults: tuple[int, str]) -> tuple[Parameter, ...]:
+    return tuple(Parameter(name, "integer", value, text) for name, (value, text) in
+                 defaults.items())
+
+
+_D = (3, "dimension d of the tokens s_t")
+_T = (5, "context length T (pairs (s_{t-1}, s_t), t = 1..T)")
+_PAPER = "sander2024ical"
+
+
+def _size_problems(params: Params, *, even: bool = False) -> list[str]:
+    problems = []
+    if params["d"] < 1:
+        problems.append(f"d must be at least 1 (got d = {params['d']})")
+    elif even and params["d"] % 2:
+        problems.append(f"d must be even: W rotates d/2 planes (got d = {params['d']})")
+    if params["T"] < 2:
+        problems.append(f"T must be at least 2 (got T = {params['T']})")
+    if "H" in params and params["H"] < 1:
+        problems.append(f"H must be at least 1 head (got H = {params['H']})")
+    return problems
+
+
+def _dT(params: Params) -> dict[sp.Symbol, int]:
+    sizes = {d_: sp.Integer(params["d"]), T_: sp.Integer(params["T"])}
+    return sizes | ({H_: sp.Integer(params["H"])} if "H" in params else {})
+
+
+# ----------------------------------------------------------------------------- ical-one-step-gd
+
+
+def _gd_obligations(params: Params) -> list[Obligation]:
+    d, T = params["d"], params["T"]
+    small_d, small_T = min(d, 3), min(T, BOOKKEEPING_T)
+    terms = block_head_terms(small_d, small_T, sp.eye(small_d), eta * sp.eye(small_d))
+    point = _dT(params)
+    grad_random = block_gradient_at_scalar_point(min(d, 3), min(T, 3), True)
+    grad_fixed = block_gradient_at_scalar_point(min(d, 3), min(T, 3), False)
+    return [
+        Obligation(
+            f"the block head with VQ = eta I is one GD step from 0 on L_T (d={min(d, 2)}, "
+            f"T={min(T, 2)}, symbolic s_t)",
+            gd_realisation_difference(min(d, 2), min(T, 2)), "==", point,
+            sp.zeros(min(d, 2), 1),
+        ),
+        Obligation(
+            f"moment lemma: E||s_hat - s_(T+1)||^2 on VQ = eta I equals d[(eta T-1)^2 + "
+            f"eta^2 T (d-1)] (exact at d={small_d}, T={small_T})",
+            sum(expected_squared_error(t) for t in terms), "==", point,
+            scalar_step_loss().subs({d_: small_d, T_: small_T}),
+        ),
+        Obligation("d/d eta of the scalar-step loss vanishes at eta* = 1/(T+d-1)",
+                   sp.diff(scalar_step_loss(), eta).subs(eta, optimal_step), "==", point),
+        Obligation("loss at eta* equals L* = d(d-1)/(T+d-1)",
+                   scalar_step_loss().subs(eta, optimal_step), "==", point, optimal_loss),
+        Obligation("convexity in eta: second derivative > 0",
+                   sp.diff(scalar_step_loss(), eta, 2), ">", point),
+        Obligation(
+            f"(V, Q) = (I, eta* I) is stationary in the whole block family, random s_0 phases "
+            f"(d={min(d, 3)}, T={min(T, 3)})",
+            grad_random, "==", point, sp.zeros(*grad_random.shape),
+        ),
+        Obligation(
+            "with a FIXED s_0 = 1 it is not: squared gradient norm > 0 (the theorem needs the "
+            "random phases)",
+            sum(g**2 for g in grad_fixed), ">", point,
+        ),
+    ]
+
+
+def _gd_predict(params: Params) -> Prediction:
+    return Prediction(
+        closed_forms={"eta_star": optimal_step, "loss_star": optimal_loss},
+        point=_dT(params),
+        descriptions={"eta_star": "VQ = eta* I at the optimum", "loss_star": "minimal loss"},
+    )
+
+
+ONE_STEP_GD = register(
+    Theorem(
+        id="ical-one-step-gd",
+        title="Augmented tokens: the trained linear-attention layer is one GD step",
+        paper=f"{_PAPER}, augmented-token theorem (one gradient step)",
+        statement=(
+            r"For unitary commuting $W$ and $s_0$ with i.i.d. uniform phases, the population "
+            r"minimiser of the block-structured head $\hat s_{T+1} = V\sum_{t=1}^T s_t "
+            r"(s_{t-1}^* Q s_T)$ has $VQ = \eta^* I$, $\eta^* = \frac{1}{T+d-1}$: the layer "
+            r"computes $(W_0 - \eta^*\nabla L_T(W_0)) s_T$ from $W_0 = 0$, "
+            r"$L_T(W) = \frac12\sum_{t=1}^T\|s_t - W s_{t-1}\|^2$, with minimal loss "
+            r"$\frac{d(d-1)}{T+d-1}$."
+        ),
+        parameters=_int_params(d=_D, T=_T),
+        assumption_text=(r"$d \ge 1$, $T \ge 2$", "unitary commuting W, random phases of s_0",
+                         "block-structured (V, Q) head"),
+        assumptions=_size_problems,
+        predict=_gd_predict,
+        obligations=_gd_obligations,
+    )
+)
+
+
+# ----------------------------------------------------------------------------- unitary minima
+
+
+def _unitary_floor(params: Params) -> sp.Expr:
+    return sp.Integer(max(params["d"] - params["H"], 0))
+
+
+def _unitary_obligations(params: Params) -> list[Obligation]:
+    d, T = params["d"], params["T"]
+    point = _dT(params)
+    bd, bt = min(d, 3), min(T, BOOKKEEPING_T)
+    C, p = coupling_matrix(bd), position_weights(bt)
+    full_C, full_p = coupling_matrix(d), position_weights(T)
+    loss = unitary_closed_form(full_C, full_p)
+    c = sp.Symbol("c", positive=True)
+    optimum = {**dict(zip(full_C, sp.eye(d) / c, strict=True)),
+               **{x: 0 for x in full_p[:-1]}, full_p[-1]: c}
+    decomposition = (sum(full_p[k] ** 2 for k in range(T - 1)) * sum(x**2 for x in full_C)
+                     + full_p[T - 1] ** 2 * (full_C * sp.ones(d, 1)).norm() ** 2
+                     + sum(x**2 for x in (full_p[T] * full_C - sp.eye(d))))
+    H = params["H"]
+    rank_h = {**dict(zip(full_C, sp.diag(*([1] * min(H, d) + [0] * (d - min(H, d)))),
+                         strict=True)),
+              **{x: 0 for x in full_p[:-1]}, full_p[-1]: 1}
+    return [
+        Obligation(f"closed form = moment-lemma expectation (exact, symbolic C and p, d={bd}, "
+                   f"T={bt})", diagonal_head_loss(C, p, paired=False), "==", point,
+                   sp.expand(unitary_closed_form(C, p))),
+        Obligation("the reference code's closed form (extra p_(T-1)^2 ||C||_F^2) differs from "
+                   "the expectation", sp.expand(reference_code_closed_form(C, p)
+                                                - diagonal_head_loss(C, p, paired=False))
+                   .subs({x: 1 for x in (*C, *p)}), ">", point),
+        Obligation("L = sum_(k<T-1) p_k^2 ||C||_F^2 + p_(T-1)^2 ||C1||^2 + ||p_T C - I||_F^2 >= 0",
+                   sp.expand(loss), "==", point, sp.expand(decomposition)),
+        Obligation("loss is 0 at C = I/p_T, p_k = 0 (k != T)", loss.subs(optimum), "==", point),
+        Obligation("gradient in (C, p) vanishes there", _gradient(loss, [*full_C, *full_p],
+                                                                  optimum), "==", point,
+                   sp.zeros(d * d + T + 1, 1)),
+        Obligation(f"with H = {H} heads (rank C <= H) the best rank-H point has loss "
+                   f"max(d - H, 0) = {max(d - H, 0)}", loss.subs(rank_h), "==", point,
+                   _unitary_floor(params)),
+    ]
+
+
+def _unitary_predict(params: Params) -> Prediction:
+    return Prediction(
+        closed_forms={"min_loss": sp.Max(d_ - H_, 0), "p_T_times_C": sp.Integer(1)},
+        point=_dT(params),
+        descriptions={"min_loss": "global minimum of the per-row loss: 0 if H >= d else d - H",
+                      "p_T_times_C": "p_T C = I at the minimum (diagonal entries)"},
+    )
+
+
+UNITARY_MINIMA = register(
+    Theorem(
+        id="ical-unitary-global-minima",
+        title="Diagonal multi-head linear attention: global minima for unitary W",
+        paper=f"{_PAPER}, non-augmented theorem (unitary case)",
+        statement=(
+            r"For the diagonal $H$-head linear attention with positional weights $p$ and query "
+            r"$s_{T-1}$, the population loss is $L(C,p) = (\|p\|^2 - p_{T-1}^2)\|C\|_F^2 + "
+            r"p_{T-1}^2\|C\mathbf 1\|^2 - 2p_T\,\mathrm{tr}\,C + d$ with $C = B^\top A$. It is 0 "
+            r"exactly at $C = I/p_T$, $p_k = 0$ ($k \ne T$), which needs $H \ge d$; for $H < d$ "
+            r"the minimum is $d - H$."
+        ),
+        parameters=_int_params(d=(4, "dimension d"), H=(4, "number of heads H"),
+                               T=(8, "largest context length T")),
+        assumption_text=(r"$d \ge 1$, $H \ge 1$, $T \ge 2$", "unitary commuting W"),
+        assumptions=_size_problems,
+        predict=_unitary_predict,
+        obligations=_unitary_obligations,
+    )
+)
+
+
+# ----------------------------------------------------------------------------- orthogonal heads
+
+
+def _heads_obligations(params: Params) -> list[Obligation]:
+    h, d = 2, 2
+    A = sp.Matrix(h, d, sp.symbols("a0:4", real=True))
+    B = sp.Matrix(h, d, sp.symbols("b0:4", real=True))
+    G = sp.Matrix(d, d, sp.symbols("g0:4", real=True))  # dL/dC at the current point
+    A_dot, B_dot = -B * G, -A * G.T  # gradient flow on L(B^T A)
+    conserved = (A_dot * A.T + A * A_dot.T) - (B_dot * B.T + B * B_dot.T)
+    c = sp.Symbol("c", positive=True)
+    theta = sp.Symbol("theta", real=True)
+    rotation = sp.Matrix([[sp.cos(theta), -sp.sin(theta)], [sp.sin(theta), sp.cos(theta)]])
+    A_min = sp.sqrt(c) * rotation
+    return [
+        Obligation("gradient flow on C = B^T A conserves A A^T - B B^T (symbolic, H = d = 2)",
+                   sp.ImmutableMatrix(sp.expand(conserved)), "==", _dT(params), sp.zeros(2, 2)),
+        Obligation("balanced minimum A = B = sqrt(c) R(theta): B^T A = c I",
+                   sp.ImmutableMatrix(sp.simplify(A_min.T * A_min)), "==", _dT(params),
+                   c * sp.eye(2)),
+        Obligation("and A A^T = c I: the heads are orthogonal with equal norms",
+                   sp.ImmutableMatrix(sp.simplify(A_min * A_min.T)), "==", _dT(params),
+                   c * sp.eye(2)),
+    ]
+
+
+ORTHOGONAL_HEADS = register(
+    Theorem(
+        id="ical-orthogonal-heads",
+        title="Heads become orthogonal at the minimum reached from a balanced initialisation",
+        paper=f"{_PAPER}, non-augmented theorem (orthogonality of heads)",
+        statement=(
+            r"With $H = d$ heads and a balanced initialisation ($AA^\top = BB^\top$), gradient "
+            r"flow conserves $AA^\top - BB^\top$, so the global minimum it reaches has "
+            r"$B^\top A = cI$ and $AA^\top = |c| I$: the heads (rows of $A$) are mutually "
+            r"orthogonal with equal norms."
+        ),
+        parameters=_int_params(d=(4, "dimension d (H = d heads)"),
+                               T=(8, "largest context length T")),
+        assumption_text=(r"$d \ge 1$, $T \ge 2$", "H = d, balanced small initialisation"),
+        assumptions=_size_problems,
+        predict=lambda params: Prediction(
+            closed_forms={"off_diagonal": sp.Integer(0)}, point=_dT(params),
+            descriptions={"off_diagonal": "off-diagonal of A A^T relative to its diagonal"}),
+        obligations=_heads_obligations,
+    )
+)
+
+
+# ----------------------------------------------------------------------------- trigonometric PE
+
+
+def _pe_obligations(params: Params) -> list[Obligation]:
+    d, T = params["d"], params["T"]
+    point = _dT(params)
+    bd, bt = min(d, BOOKKEEPING_D), min(T, BOOKKEEPING_T)
+    C, p = coupling_matrix(bd), position_weights(bt)
+    full_C, full_p = coupling_matrix(d), position_weights(T)
+    loss = orthogonal_closed_form(full_C, full_p)
+    c = sp.Symbol("c", positive=True)
+    C_star, p_star = chebyshev_point(d, T, c)
+    at = {**dict(zip(full_C, C_star, strict=True)), **dict(zip(full_p, p_star, strict=True))}
+    H = params["H"]
+    planes = min(H, d // 2)
+    C_h = sp.diag(*([sp.ones(2, 2)] * planes + [sp.zeros(2, 2)] * (d // 2 - planes)))
+    at_h = {**dict(zip(full_C, C_h, strict=True)),
+            **dict(zip(full_p, chebyshev_point(d, T, 1)[1], strict=True))}
+    angle, n = sp.Symbol("l", real=True), sp.Symbol("n", integer=True)
+    chebyshev = sp.expand_trig(sp.expand(
+        sp.cos((n + 1) * angle) - 2 * sp.cos(angle) * sp.cos(n * angle)
+        + sp.cos((n - 1) * angle)))
+    return [
+        Obligation(f"closed form = moment-lemma expectation, conjugate-pair basis (exact, "
+                   f"symbolic C and p, d={bd}, T={bt})", diagonal_head_loss(C, p, paired=True),
+                   "==", point, sp.expand(orthogonal_closed_form(C, p))),
+        Obligation("loss is 0 at C = c blockdiag(J_2), p_T = 1/c, p_(T-1) = -p_T/2",
+                   loss.subs(at), "==", point),
+        Obligation("gradient in (C, p) vanishes there", _gradient(loss, [*full_C, *full_p], at),
+                   "==", point, sp.zeros(d * d + T + 1, 1)),
+        Obligation("Chebyshev: cos((n+1) l) = 2 cos(l) cos(n l) - cos((n-1) l)", chebyshev,
+                   "==", point),
+        Obligation(f"with H = {H} heads covering {planes} planes the loss is max(d - 2H, 0)",
+                   loss.subs(at_h), "==", point, sp.Integer(max(d - 2 * H, 0))),
+    ]
+
+
+def _pe_assumptions(params: Params) -> list[str]:
+    return _size_problems(params, even=True)
+
+
+PE_TRIGONOMETRIC = register(
+    Theorem(
+        id="ical-pe-trigonometric",
+        title="Orthogonal W: d/2 heads suffice, the positional weights encode 2cos(l)",
+        paper=f"{_PAPER}, non-augmented theorem (orthogonal case, positional encoding)",
+        statement=(
+            r"For real rotations in $d/2$ planes (conjugate-pair eigenbasis), the loss is zero "
+            r"with only $H \ge d/2$ heads, at $C = c\,\mathrm{blockdiag}(J_2,\dots,J_2)$, "
+            r"$p_T c = 1$, $p_{T-1} = -p_T/2$, other $p = 0$: per plane the layer computes "
+            r"$s_{T+1} = 2\cos(l)\,s_T - s_{T-1}$ (Chebyshev recurrence). For $H < d/2$ the "
+            r"minimum is $d - 2H$."
+        ),
+        parameters=_int_params(d=(4, "dimension d (even)"), H=(2, "number of heads H"),
+                               T=(8, "largest context length T")),
+        assumption_text=(r"$d$ even, $H \ge 1$, $T \ge 2$", "orthogonal commuting W"),
+        assumptions=_pe_assumptions,
+        predict=lambda params: Prediction(
+            closed_forms={"min_loss": sp.Max(d_ - 2 * H_, 0),
+                          "p_ratio": sp.Rational(-1, 2)},
+            point=_dT(params),
+            descriptions={"min_loss": "global minimum per row: max(d - 2H, 0)",
+                          "p_ratio": "p_(T-1) / p_T at the minimum"}),
+        obligations=_pe_obligations,
+    )
+)
