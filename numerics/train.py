@@ -33,6 +33,9 @@ class TrainConfig:
         AdamW betas.
     weight_decay : float
         Applied to the attention/FFN matrices only (``model.matrices()``).
+    optimizer : {"adamw", "sgd"}
+        ``sgd`` is plain gradient descent (no momentum): a discretised gradient flow, for
+        theorems about what gradient flow conserves.
     schedule : {"onecycle", "constant"}
         ``onecycle``: cosine one-cycle with 2% warm-up, start ``lr/100``, end ``lr/100 * 20``
         (the reference code's ``div_factor=100, final_div_factor=0.05``).
@@ -44,6 +47,7 @@ class TrainConfig:
     lr: float = 2e-3
     betas: tuple[float, float] = (0.9, 0.95)
     weight_decay: float = 1e-3
+    optimizer: str = "adamw"
     schedule: str = "onecycle"
     sync_every: int = 50
 
@@ -79,14 +83,20 @@ class History:
 def make_optimizer(
     model: nn.Module, config: TrainConfig
 ) -> tuple[torch.optim.Optimizer, torch.optim.lr_scheduler.LRScheduler]:
-    """AdamW with decay on ``model.matrices()`` only, and the configured schedule."""
+    """AdamW (or plain GD) with decay on ``model.matrices()`` only, and the schedule."""
     decayed = {id(p) for p in model.matrices()}
     groups = [
         {"params": [p for p in model.parameters() if id(p) in decayed],
          "weight_decay": config.weight_decay},
         {"params": [p for p in model.parameters() if id(p) not in decayed], "weight_decay": 0.0},
     ]
-    optimizer = torch.optim.AdamW(groups, lr=config.lr, betas=config.betas)
+    groups = [group for group in groups if group["params"]]
+    if config.optimizer == "adamw":
+        optimizer = torch.optim.AdamW(groups, lr=config.lr, betas=config.betas)
+    elif config.optimizer == "sgd":
+        optimizer = torch.optim.SGD(groups, lr=config.lr)
+    else:
+        raise ValueError(f"unknown optimizer {config.optimizer!r}")
     if config.schedule == "onecycle":
         scheduler = torch.optim.lr_scheduler.OneCycleLR(
             optimizer, max_lr=config.lr, total_steps=config.steps, pct_start=0.02,

@@ -505,13 +505,23 @@ def _pe_obligations(params: Params) -> list[Obligation]:
                    "==", point, sp.zeros(d * d + T + 1, 1)),
         Obligation("Chebyshev: cos((n+1) l) = 2 cos(l) cos(n l) - cos((n-1) l)", chebyshev,
                    "==", point),
+        Obligation("why H < d: the unitary point C = I/c, p_T = c (p_(T-1) = 0) also has zero "
+                   "loss", loss.subs({**dict(zip(full_C, sp.eye(d) / c, strict=True)),
+                                     **{x: 0 for x in full_p[:-1]}, full_p[-1]: c}), "==",
+                   point),
         Obligation(f"with H = {H} heads covering {planes} planes the loss is max(d - 2H, 0)",
                    loss.subs(at_h), "==", point, sp.Integer(max(d - 2 * H, 0))),
     ]
 
 
 def _pe_assumptions(params: Params) -> list[str]:
-    return _size_problems(params, even=True)
+    problems = _size_problems(params, even=True)
+    if not problems and params["H"] >= params["d"]:
+        problems.append(
+            f"H < d is required (got H = {params['H']}, d = {params['d']}): with H >= d heads "
+            "C = I/p_T also has zero loss, so the positional weights are not determined"
+        )
+    return problems
 
 
 PE_TRIGONOMETRIC = register(
@@ -526,9 +536,9 @@ PE_TRIGONOMETRIC = register(
             r"$s_{T+1} = 2\cos(l)\,s_T - s_{T-1}$ (Chebyshev recurrence). For $H < d/2$ the "
             r"minimum is $d - 2H$."
         ),
-        parameters=_int_params(d=(4, "dimension d (even)"), H=(2, "number of heads H"),
+        parameters=_int_params(d=(4, "dimension d (even)"), H=(3, "number of heads H"),
                                T=(8, "largest context length T")),
-        assumption_text=(r"$d$ even, $H \ge 1$, $T \ge 2$", "orthogonal commuting W"),
+        assumption_text=(r"$d$ even, $1 \le H < d$, $T \ge 2$", "orthogonal commuting W"),
         assumptions=_pe_assumptions,
         predict=lambda params: Prediction(
             closed_forms={"min_loss": sp.Max(d_ - 2 * H_, 0),

@@ -100,9 +100,20 @@ def test_local_minima_passes_and_is_discriminating(capsys, tmp_path):
     level = plateau["details"]["plateaus"][0]["mean_loss"]
     assert abs(level - h_pi) <= plateau["details"]["band"] and level - rate > 0.04
     untied = next(c for c in entry["checks"] if c["name"].startswith("untied"))
-    assert abs(untied["measured"] - rate) < 1e-4
+    assert untied["kind"] == "control" and untied["passed"] and untied["measured"] == 0
     assert sorted(p.name for p in plots.iterdir()) == [
         "markov-local-minima-0.png", "markov-local-minima-1.png"]
+
+
+def test_untied_run_ends_at_the_entropy_rate(capsys, tmp_path):
+    """The other half of the discrimination: untied, same (p, q), ends at the entropy rate."""
+    code, _, _ = _run(capsys, "--theorem", "markov-saddle-untied", "--json",
+                      str(tmp_path / "r.json"))
+    (entry,) = json.loads((tmp_path / "r.json").read_text())["theorems"]
+    final = next(c for c in entry["checks"] if "final population loss" in c["name"])
+    theorem = theorems.get("markov-saddle-untied")
+    rate = theorem.predict(theorem.resolve_params({})).float("entropy_rate")
+    assert code == 0 and abs(final["measured"] - rate) <= final["tolerance"]["atol"]
 
 
 def test_every_theorem_with_other_params_and_seeds(capsys, tmp_path):

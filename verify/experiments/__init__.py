@@ -45,7 +45,7 @@ class Experiment:
 
 
 def experiment_for(theorem_id: str) -> Experiment:
-    """The experiment registered for ``theorem_id``."""
-    from verify.experiments import markov
+    """The experiment registered for ``theorem_id`` (one table per paper module)."""
+    from verify.experiments import ical, markov
 
-    return markov.EXPERIMENTS[theorem_id]
+    return {**markov.EXPERIMENTS, **ical.EXPERIMENTS}[theorem_id]

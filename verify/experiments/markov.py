@@ -28,7 +28,7 @@ from numerics.population import MarkovPopulation
 from numerics.train import History, TrainConfig, train
 from verify.experiments import Experiment, Stage
 from verify.harness import Context, Curve, ProgressFactory
-from verify.tolerance import Check, Tolerance, apart, at_least, at_most, close
+from verify.tolerance import Check, Tolerance, at_least, at_most, close
 
 # ----------------------------------------------------------------------------- tolerances
 
@@ -463,22 +463,44 @@ def _converged_checks(ctx: Context, runs: list[MarkovRun], name: str) -> list[Ch
     finals = [run.final.mean for run in runs]
     p, q = _pq(ctx)
     last = [len(run.history.losses) - 1 for run in runs]
+    lengths, threshold = _plateau_lengths(ctx, runs, ctx.prediction.float("unigram_loss"))
     return [
         close(f"{name}: final population loss = entropy rate", "training", rate,
               _worst(finals, rate), tolerance, per_seed=finals,
               standard_errors=[run.final.standard_error for run in runs]),
+        at_most(f"{name}: steps with loss within tolerance of H(pi)", "training",
+                threshold - 1, float(max(lengths)),
+                f"escapes without a trap: fewer than {PLATEAU_FRACTION:.0%} of the steps at "
+                "H(pi)", per_seed=lengths),
         *_prediction_checks(runs, ctx, p, 1 - q, last),
         _separation(ctx, tolerance),
     ]
 
 
-def _control_check(ctx: Context, runs: list[MarkovRun], name: str, predicted: float) -> Check:
-    """Control: the theorem's value must be *missed* by more than the tolerance, by every seed."""
+def _plateau_lengths(ctx: Context, runs: list[MarkovRun], h_pi: float) -> tuple[list[int], int]:
+    """Per seed, the longest run of steps within tolerance of ``h_pi``; and the trap threshold."""
     tolerance = _loss_tolerance(ctx, runs)
-    finals = [run.final.mean for run in runs]
-    closest = min(finals, key=lambda v: abs(v - predicted))
-    return apart(name, "control", predicted, closest, tolerance, per_seed=finals,
-                 statistic="final population loss of the seed closest to the prediction")
+    lengths = [_plateau(run.curve, h_pi, tolerance.bound(h_pi))[2] for run in runs]
+    return lengths, math.ceil(PLATEAU_FRACTION * len(runs[0].curve))
+
+
+def _control_check(
+    ctx: Context, runs: list[MarkovRun], name: str, h_pi: float, trap_predicted: bool
+) -> Check:
+    """Control: the theorem's prediction about the H(pi) plateau must fail for every seed.
+
+    The statistic is the plateau length, not the final loss: at paper scale a trapped run
+    eventually leaves the trap, so "where it ends" does not separate a trap from a saddle,
+    "how long it sits at H(pi)" does.
+    """
+    lengths, threshold = _plateau_lengths(ctx, runs, h_pi)
+    if trap_predicted:  # the theorem says trapped; outside its assumptions it must not be
+        return at_most(name, "control", threshold - 1, float(max(lengths)),
+                       f"no trap: fewer than {PLATEAU_FRACTION:.0%} of the steps at H(pi)",
+                       per_seed=lengths)
+    return at_least(name, "control", threshold, float(min(lengths)),
+                    f"a trap: at least {PLATEAU_FRACTION:.0%} of the steps at H(pi)",
+                    per_seed=lengths)
 
 
 def _global_training(ctx: Context) -> tuple[list[Check], list[Curve]]:
@@ -515,10 +537,11 @@ def _local_control(ctx: Context) -> tuple[list[Check], list[Curve]]:
     tied_mirror = _runs(ctx, 1 - p, 1 - q, tied=True)
     checks = [
         *_nonfinite(untied + tied_mirror, "control"),
-        _control_check(ctx, untied, "untied: the loss does not stay at H(pi)", h_pi),
+        _control_check(ctx, untied, "untied: steps with loss within tolerance of H(pi)", h_pi,
+                       trap_predicted=True),
         _control_check(ctx, tied_mirror,
-                       f"tied at p+q < 1, (p, q) = ({1 - p:g}, {1 - q:g}): loss leaves H(pi)",
-                       mirrored.float("unigram_loss")),
+                       f"tied at p+q < 1, (p, q) = ({1 - p:g}, {1 - q:g}): steps at H(pi)",
+                       mirrored.float("unigram_loss"), trap_predicted=True),
     ]
     return checks, _curves("control: untied, same (p, q)", "untied", untied, ctx)
 
@@ -545,17 +568,18 @@ def _escape_training(tied: bool, title: str) -> Stage:
 
 def _tied_trap_control(ctx: Context) -> tuple[list[Check], list[Curve]]:
     """Control of the saddle theorems: tied at p+q > 1 (the given point, or its mirror image
-    (1-p, 1-q) when p+q < 1) the model does not reach the entropy rate."""
+    (1-p, 1-q) when p+q < 1) the model is trapped at H(pi) instead of escaping."""
     p, q = _pq(ctx)
     if p + q > 1:
-        rate, where = ctx.prediction.float("entropy_rate"), "p+q > 1"
+        h_pi, where = ctx.prediction.float("unigram_loss"), "p+q > 1"
     else:
         p, q = 1 - p, 1 - q
-        rate = _mirrored_prediction(ctx).float("entropy_rate")
+        h_pi = _mirrored_prediction(ctx).float("unigram_loss")
         where = f"mirrored (p, q) = ({p:g}, {q:g}), p+q > 1"
     runs = _runs(ctx, p, q, tied=True)
     checks = [*_nonfinite(runs, "control"),
-              _control_check(ctx, runs, f"tied, {where}: does not reach the entropy rate", rate)]
+              _control_check(ctx, runs, f"tied, {where}: steps with loss within tolerance of "
+                             "H(pi)", h_pi, trap_predicted=False)]
     return checks, _curves(f"control: tied, {where}", "tied", runs, ctx)
 
 

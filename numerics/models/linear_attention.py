@@ -1,0 +1,107 @@
+"""Linear-attention models of Sander et al. (2024), as real ``nn.Module``s on complex tokens.
+
+Parameters are real tensors; the data are complex (see :mod:`numerics.data.orthogonal`).
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+
+class BlockLinearAttention(nn.Module):
+    """One linear-attention head (no softmax) on augmented tokens ``e_t = (0, s_t, s_{t-1})``.
+
+    The key-query matrix ``M`` (``3d x 3d``) is restricted to its block (3, 2) ``= Q`` (pairing
+    ``s_{t-1}`` of the key with ``s_T`` of the query) and the value matrix to its block
+    (1, 2) ``= V`` (reading ``s_t`` into the output block); the prediction of ``s_{T+1}`` is
+    the first block of ``sum_{t<=T} (e_t^* M e_T) W_V e_t``, i.e.
+    ``V sum_{t=1}^{T} s_t (s_{t-1}^* Q s_T)``.
+    """
+
+    def __init__(self, d: int, dtype: torch.dtype = torch.float64,
+                 device: torch.device | None = None) -> None:
+        super().__init__()
+        self.d = d
+        self.V = nn.Parameter(torch.zeros(d, d, dtype=dtype, device=device))
+        self.Q = nn.Parameter(torch.zeros(d, d, dtype=dtype, device=device))
+
+    def matrices(self) -> list[nn.Parameter]:
+        """Weights subject to weight decay (none: the theorem's family has no penalty)."""
+        return []
+
+    def key_query(self) -> torch.Tensor:
+        """The full ``3d x 3d`` key-query matrix with the block structure."""
+        d = self.d
+        M = torch.zeros(3 * d, 3 * d, dtype=self.Q.dtype, device=self.Q.device)
+        M[2 * d :, d : 2 * d] = self.Q
+        return M
+
+    def value(self) -> torch.Tensor:
+        """The full ``3d x 3d`` value matrix with the block structure."""
+        d = self.d
+        W = torch.zeros(3 * d, 3 * d, dtype=self.V.dtype, device=self.V.device)
+        W[:d, d : 2 * d] = self.V
+        return W
+
+    def forward(self, s: torch.Tensor) -> torch.Tensor:
+        """Predict ``s_{T+1}`` from ``s_0..s_T``.
+
+        Parameters
+        ----------
+        s : torch.Tensor
+            Complex, ``(B, T+1, d)``.
+
+        Returns
+        -------
+        torch.Tensor
+            Complex, ``(B, d)``.
+        """
+        previous = torch.cat((torch.zeros_like(s[:, :1]), s[:, :-1]), dim=1)  # s_{t-1}, s_{-1}=0
+        tokens = torch.cat((torch.zeros_like(s), s, previous), dim=-1)  # (B, T+1, 3d)
+        M, W = self.key_query().to(s.dtype), self.value().to(s.dtype)
+        query = tokens[:, -1] @ M.T  # (B, 3d): M e_T
+        scores = torch.einsum("btk,bk->bt", tokens.conj(), query)  # e_t^* M e_T
+        output = torch.einsum("bt,btk->bk", scores, tokens @ W.T)  # (B, 3d)
+        return output[:, : self.d]
+
+
+class DiagonalLinearAttention(nn.Module):
+    """``H`` heads with diagonal query-key ``diag(a_h)`` and value ``diag(b_h)``, positional
+    weights ``P``, query the previous token (Sander et al., non-augmented setting).
+
+    Row ``t`` (context ``s_0..s_t``, ``t = 1..T``) predicts
+    ``s_hat_{t+1,j} = sum_{k<=t} P_{t,k} sum_h b_{h,j} (sum_l a_{h,l} conj(s_{t-1,l}) s_{k,l})
+    s_{k,j}``. Only ``C = B^T A`` and ``P`` enter the loss.
+    """
+
+    def __init__(self, d: int, heads: int, T: int, dtype: torch.dtype = torch.float64,
+                 device: torch.device | None = None) -> None:
+        super().__init__()
+        self.T = T
+        kw = {"dtype": dtype, "device": device}
+        self.A = nn.Parameter(torch.zeros(heads, d, **kw))
+        self.B = nn.Parameter(torch.zeros(heads, d, **kw))
+        self.P = nn.Parameter(torch.zeros(T + 1, T + 1, **kw))  # row t: weights on s_0..s_t
+        self.register_buffer("causal", torch.ones(T, T + 1, **kw).tril(1))  # rows t = 1..T
+
+    def matrices(self) -> list[nn.Parameter]:
+        """Weights subject to weight decay (none: the theorem's loss has no penalty)."""
+        return []
+
+    def coupling(self) -> torch.Tensor:
+        """``C = B^T A`` (``d x d``)."""
+        return self.B.T @ self.A
+
+    def forward(self, s: torch.Tensor) -> torch.Tensor:
+        """Predictions of ``s_2..s_{T+1}`` from ``s_0..s_T`` (complex ``(B, T+1, d)``).
+
+        Returns
+        -------
+        torch.Tensor
+            Complex ``(B, T, d)``; entry ``t-1`` is the prediction of row ``t``.
+        """
+        A, B = self.A.to(s.dtype), self.B.to(s.dtype)
+        scores = torch.einsum("hl,btl,bkl->bhtk", A, s[:, :-1].conj(), s)  # (B, H, T, T+1)
+        weights = scores * (self.P[1:] * self.causal).to(s.dtype)
+        return torch.einsum("hj,bhtk,bkj->btj", B, weights, s)
