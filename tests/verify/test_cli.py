@@ -165,3 +165,17 @@ def test_full_budget_path_runs_on_sampled_batches(capsys, tmp_path, monkeypatch)
     assert len(final["details"]["standard_errors"]) == 2
     assert all(se > 0 for se in final["details"]["standard_errors"])
     assert "standard errors" in final["tolerance"]["reason"]
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--theorem", "ical-pe-trigonometric", "--param", "d=5"], "d must be even"),
+        (["--theorem", "ical-unitary-global-minima", "--param", "H=0"], "H must be at least 1"),
+        (["--theorem", "ical-one-step-gd", "--param", "T=1"], "T must be at least 2"),
+        (["--theorem", "ical-pe-trigonometric", "--param", "H=4"], "H < d is required"),
+    ],
+)
+def test_ical_bad_sizes_exit_2(capsys, argv, message):
+    code, _, err = _run(capsys, *argv)
+    assert code == 2 and message in err and len(err.strip().splitlines()) == 1

@@ -28,8 +28,10 @@ from verify.experiments import Experiment
 from verify.harness import Context, Curve
 from verify.tolerance import Check, Tolerance, apart, at_least, at_most, close
 
-#: Monte Carlo agreement: 5 standard errors of the mean over independent sequences.
+#: Monte Carlo agreement: 5 standard errors of the mean over independent sequences, plus the
+#: float64 round-off of the mean (where the loss is exactly 0 the standard error vanishes).
 SIGMAS = 5.0
+ROUNDOFF = 1e-12
 #: float64 round-off of a sum of a few hundred O(1) complex products.
 REALISATION = Tolerance(1e-12, "float64 round-off: the same sum computed two ways")
 #: One-step GD, from the spec: |diag(VQ) - eta*| and |off-diag(VQ)| below 5e-3; the ERM on
@@ -97,7 +99,8 @@ def _mean_and_error(per_sample: torch.Tensor) -> tuple[float, float]:
 
 
 def _mc_tolerance(error: float) -> Tolerance:
-    return Tolerance(SIGMAS * error, f"{SIGMAS:g} standard errors of the Monte Carlo mean")
+    return Tolerance(SIGMAS * error + ROUNDOFF,
+                     f"{SIGMAS:g} standard errors of the Monte Carlo mean (+ float64 round-off)")
 
 
 def _progress(ctx: Context, label: str, steps: int):
@@ -195,10 +198,14 @@ def _gd_training(ctx: Context) -> tuple[list[Check], list[Curve]]:
 
 
 def _gd_control(ctx: Context) -> tuple[list[Check], list[Curve]]:
-    """Fixed s_0 = 1: the scalar-step prediction must fail (the theorem needs random phases)."""
+    """Fixed s_0 = 1: the scalar-step prediction must fail (the theorem needs random phases).
+
+    At d = 1 a phase cancels in every term, fixed and random s_0 give the same loss, and there
+    is no control to run.
+    """
     eta_star = ctx.prediction.float("eta_star")
     checks = []
-    for seed in ctx.plan.seeds:
+    for seed in ctx.plan.seeds if _size(ctx, "d") > 1 else ():
         model, _ = _train_gd(ctx, seed, random_phase=False)
         diagonal, off = _gd_deviation(model, eta_star)
         checks.append(apart(f"fixed s_0: max |VQ - eta* I| (seed {seed})", "control", 0.0,
@@ -262,6 +269,7 @@ def _diagonal_bridge(paired: bool):
             for parameter in model.parameters():
                 parameter.copy_(0.5 * torch.randn(parameter.shape, generator=init,
                                                   device=ctx.device, dtype=parameter.dtype))
+            model.P[T, T - 1] = 2.0  # where the reference code's formula is off (spec: MC check)
         s = sample_rotation_sequences(budget.mc_samples, d, T + 2, generator(ctx.device, 6),
                                       paired=paired)
         with torch.no_grad():

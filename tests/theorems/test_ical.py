@@ -1,0 +1,90 @@
+"""ICAL closed forms and obligations (Sander et al., 2024; shared/spec/ical.md)."""
+
+import pytest
+import sympy as sp
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import theorems
+from numerics.data.orthogonal import sample_rotation_sequences
+from numerics.device import generator
+from theorems import ical
+
+ICAL_IDS = [i for i in theorems.ids() if i.startswith("ical-")]
+
+
+def test_the_four_ical_theorems_are_registered():
+    assert set(ICAL_IDS) == {"ical-one-step-gd", "ical-unitary-global-minima",
+                             "ical-orthogonal-heads", "ical-pe-trigonometric"}
+
+
+@pytest.mark.parametrize("theorem_id", ICAL_IDS)
+def test_all_obligations_hold_at_the_defaults(theorem_id):
+    theorem = theorems.get(theorem_id)
+    params = theorem.resolve_params({})
+    assert theorem.assumptions(params) == []
+    results = [ob.check() for ob in theorem.obligations(params)]
+    assert results and all(r.holds for r in results)
+
+
+@settings(max_examples=8)
+@given(d=st.integers(1, 4), heads=st.integers(1, 5), T=st.integers(2, 4))
+def test_obligations_hold_on_admissible_sizes(d, heads, T):
+    for theorem_id in ICAL_IDS:
+        theorem = theorems.get(theorem_id)
+        overrides = {"d": d, "T": T} | ({"H": heads} if "H" in theorem.default_params() else {})
+        params = theorem.resolve_params(overrides)
+        if theorem.assumptions(params):
+            continue
+        assert all(ob.check().holds for ob in theorem.obligations(params)), (theorem_id, params)
+
+
+def test_moment_lemma_bookkeeping():
+    """E|e^{i l} + 2|^2 = 1 + 4; E|e^{i l} - e^{i l}|^2 = 0 (same frequency cancels)."""
+    assert ical.expected_squared_error([((1,), 1), ((0,), 2)]) == 5
+    assert ical.expected_squared_error([((1,), 1), ((1,), -1)]) == 0
+
+
+def test_reference_code_formula_is_wrong_where_the_spec_says():
+    """Spec: 93.27 (reference code) vs 71.59 (true) at d=3, T=4, p_(T-1)=2 for some C; here the
+    difference is exactly p_(T-1)^2 ||C||_F^2 for every C, p."""
+    C, p = ical.coupling_matrix(3), ical.position_weights(4)
+    truth = ical.diagonal_head_loss(C, p, paired=False)
+    assert sp.expand(ical.unitary_closed_form(C, p) - truth) == 0
+    assert sp.expand(ical.reference_code_closed_form(C, p) - truth
+                     - p[3] ** 2 * sum(x**2 for x in C)) == 0
+
+
+def test_torch_and_sympy_share_the_complex_convention(cpu):
+    """s_{t,j} = exp(i f_t,j . theta) with the frequencies of ical.Torus, for both data kinds."""
+    for paired, random_phase in ((False, True), (True, False)):
+        d, length = 4, 5
+        s = sample_rotation_sequences(3, d, length, generator(cpu, 0), paired=paired,
+                                      random_phase=random_phase)
+        torus = ical.Torus(d, paired=paired, random_phase=random_phase)
+        phases = torch.angle(s[:, 0])  # phi_j (0 without random phases)
+        steps = torch.angle(s[:, 1] / s[:, 0])  # lambda_j
+        angles = steps[:, ::2] if paired else steps
+        theta = torch.cat((angles, phases), dim=1) if random_phase else angles
+        for t in range(length):
+            for j in range(d):
+                f = torch.tensor(torus.entry(t, j), dtype=torch.float64)
+                assert torch.allclose(s[:, t, j], torch.polar(torch.ones(3, dtype=torch.float64),
+                                                              theta @ f), atol=1e-12)
+
+
+@pytest.mark.parametrize(
+    ("theorem_id", "overrides", "message"),
+    [
+        ("ical-pe-trigonometric", {"d": "3"}, "d must be even"),
+        ("ical-pe-trigonometric", {"H": "4"}, "H < d is required"),
+        ("ical-unitary-global-minima", {"H": "0"}, "H must be at least 1"),
+        ("ical-one-step-gd", {"T": "1"}, "T must be at least 2"),
+        ("ical-orthogonal-heads", {"d": "0"}, "d must be at least 1"),
+    ],
+)
+def test_bad_sizes_are_readable_violations(theorem_id, overrides, message):
+    theorem = theorems.get(theorem_id)
+    violations = theorem.assumptions(theorem.resolve_params(overrides))
+    assert any(message in v for v in violations), violations
