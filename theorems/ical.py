@@ -535,7 +535,7 @@ PE_TRIGONOMETRIC = register(
             r"$s_{T+1} = 2\cos(l)\,s_T - s_{T-1}$ (Chebyshev recurrence). For $H < d/2$ the "
             r"minimum is $d - 2H$."
         ),
-        parameters=_int_params(d=(4, "dimension d (even)"), H=(3, "number of heads H"),
+        parameters=_int_params(d=(4, "dimension d (even)"), H=(2, "number of heads H"),
                                T=(8, "largest context length T")),
         assumption_text=(r"$d$ even, $1 \le H < d$, $T \ge 2$", "orthogonal commuting W"),
         assumptions=_pe_assumptions,
