@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 import numpy as np
+import sympy as sp
 
 import theorems
 from theorems import Obligation, Prediction, Theorem, TheoremError
@@ -136,6 +137,8 @@ def obligation_check(obligation: Obligation) -> Check:
         claim = "spectrum " + ", ".join(f"{v} (x{m})" for v, m in obligation.rhs)
     elif obligation.relation in ("psd", "nsd", "indefinite"):
         claim = obligation.relation
+    elif isinstance(obligation.rhs, sp.MatrixBase) and not any(obligation.rhs):
+        claim = f"{obligation.relation} 0 ({obligation.rhs.shape[0]}x{obligation.rhs.shape[1]})"
     else:
         claim = f"{obligation.relation} {obligation.rhs}"
     return Check(

@@ -75,3 +75,17 @@ def test_non_finite_training_is_a_failed_check(monkeypatch, cpu):
     diverged = [c for c in verdict.checks if "diverged" in c.name]
     assert diverged and not any(c.passed for c in diverged)
     assert "step" in diverged[0].measured and not verdict.passed
+
+
+def test_non_finite_ical_training_is_a_failed_check(monkeypatch, cpu):
+    from verify.experiments import ical as ical_experiments
+
+    real = ical_experiments.TrainConfig
+    monkeypatch.setattr(ical_experiments, "TrainConfig",
+                        lambda **kw: real(**{**kw, "lr": 1e300}))
+    monkeypatch.setitem(ical_experiments.BUDGETS, "fast", ical_experiments.IcalBudget(
+        batch=8, steps=20, train_set=64, gd_steps=20, mc_samples=1000))
+    verdict = harness.run(harness.prepare("ical-unitary-global-minima", {}), cpu)
+    diverged = [c for c in verdict.checks if "diverged" in c.name]
+    assert diverged and not any(c.passed for c in diverged) and not verdict.passed
+    assert "step" in diverged[0].measured

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
+from numerics.train import History
 from verify.harness import Context, Curve
 from verify.tolerance import Check
 
@@ -42,6 +43,15 @@ class Experiment:
     def default_seeds(self, budget: str) -> int:
         """Number of seeds used when ``--seeds`` is not given."""
         return self.seeds[budget]
+
+
+def divergence(history: History, label: str) -> list[Check]:
+    """A failed training check naming the step where the loss became NaN/inf (else nothing)."""
+    if history.nonfinite_step is None:
+        return []
+    return [Check(f"{label}: training diverged", "training", "finite loss",
+                  f"non-finite loss at step {history.nonfinite_step}", "~", None, False,
+                  details={"step": history.nonfinite_step})]
 
 
 def experiment_for(theorem_id: str) -> Experiment:

@@ -24,7 +24,7 @@ from numerics.device import generator
 from numerics.models.linear_attention import BlockLinearAttention, DiagonalLinearAttention
 from numerics.train import History, TrainConfig, train
 from theorems import ical as theory
-from verify.experiments import Experiment
+from verify.experiments import Experiment, divergence
 from verify.harness import Context, Curve
 from verify.tolerance import Check, Tolerance, apart, at_least, at_most, close
 
@@ -103,6 +103,14 @@ def _mc_tolerance(error: float) -> Tolerance:
                      f"{SIGMAS:g} standard errors of the Monte Carlo mean (+ float64 round-off)")
 
 
+def gaussian_init(model: torch.nn.Module, std: float, gen: torch.Generator) -> None:
+    """Every parameter i.i.d. ``N(0, std^2)`` from one generator (independent draws)."""
+    with torch.no_grad():
+        for parameter in model.parameters():
+            parameter.copy_(std * torch.randn(parameter.shape, generator=gen,
+                                              device=parameter.device, dtype=parameter.dtype))
+
+
 def _progress(ctx: Context, label: str, steps: int):
     return ctx.progress(label, steps) if ctx.progress else None
 
@@ -152,11 +160,7 @@ def _train_gd(ctx: Context, seed: int, random_phase: bool) -> tuple[BlockLinearA
     data = sample_rotation_sequences(budget.train_set, d, T + 2, generator(ctx.device, 10 + seed),
                                      random_phase=random_phase)
     model = BlockLinearAttention(d, device=ctx.device)
-    init = generator(ctx.device, seed)
-    with torch.no_grad():
-        for parameter in model.parameters():
-            parameter.copy_(INIT_STD * torch.randn(parameter.shape, generator=init,
-                                                   device=ctx.device, dtype=parameter.dtype))
+    gaussian_init(model, INIT_STD, generator(ctx.device, seed))
     label = f"train one-step head, {'random' if random_phase else 'fixed'} s0, seed {seed}"
     history = train(model, lambda m: (_gd_errors(m, data).mean(), {}),
                     TrainConfig(steps=budget.gd_steps, lr=1e-2, weight_decay=0.0),
@@ -180,6 +184,9 @@ def _gd_training(ctx: Context) -> tuple[list[Check], list[Curve]]:
                                          generator(ctx.device, 999), random_phase=True)
     for seed in ctx.plan.seeds:
         model, history = _train_gd(ctx, seed, random_phase=True)
+        if failed := divergence(history, f"one-step head (seed {seed})"):
+            checks += failed
+            continue
         diagonal, off = _gd_deviation(model, eta_star)
         with torch.no_grad():
             mean, error = _mean_and_error(_gd_errors(model, held_out))
@@ -227,11 +234,8 @@ def _train_diagonal(ctx: Context, heads: int, seed: int, paired: bool,
     d, T = _size(ctx, "d"), _size(ctx, "T")
     budget = BUDGETS[ctx.plan.budget]
     model = DiagonalLinearAttention(d, heads, T, device=ctx.device)
-    init = generator(ctx.device, seed)
+    gaussian_init(model, init_std, generator(ctx.device, seed))
     with torch.no_grad():
-        for parameter in model.parameters():
-            parameter.copy_(init_std * torch.randn(parameter.shape, generator=init,
-                                                   device=ctx.device, dtype=parameter.dtype))
         if balanced:
             model.B.copy_(model.A)
     data = generator(ctx.device, 100 + seed)
@@ -264,11 +268,8 @@ def _diagonal_bridge(paired: bool):
         heads = _size(ctx, "H") if "H" in ctx.plan.params else d
         budget = BUDGETS[ctx.plan.budget]
         model = DiagonalLinearAttention(d, heads, T, device=ctx.device)
-        init = generator(ctx.device, 5)
+        gaussian_init(model, 0.5, generator(ctx.device, 5))
         with torch.no_grad():
-            for parameter in model.parameters():
-                parameter.copy_(0.5 * torch.randn(parameter.shape, generator=init,
-                                                  device=ctx.device, dtype=parameter.dtype))
             model.P[T, T - 1] = 2.0  # where the reference code's formula is off (spec: MC check)
         s = sample_rotation_sequences(budget.mc_samples, d, T + 2, generator(ctx.device, 6),
                                       paired=paired)
@@ -301,6 +302,9 @@ def _structure(model: DiagonalLinearAttention, T: int) -> tuple[np.ndarray, np.n
 def _floor_check(ctx: Context, heads: int, paired: bool, predicted: float, seed: int
                  ) -> tuple[Check, Curve]:
     model, history = _train_diagonal(ctx, heads, seed, paired)
+    if failed := divergence(history, f"H = {heads} (seed {seed})"):
+        return failed[0], Curve("rank floor: training loss (sum over rows)", f"H={heads}",
+                                history.losses, {})
     mean, error = _last_row_loss(ctx, model, paired)
     tolerance = Tolerance(FLOOR_OPTIMISATION + SIGMAS * error,
                           f"optimisation {FLOOR_OPTIMISATION:g} + {SIGMAS:g} standard errors")
@@ -316,6 +320,9 @@ def _unitary_training(ctx: Context) -> tuple[list[Check], list[Curve]]:
     for seed in ctx.plan.seeds:
         if heads >= d:
             model, history = _train_diagonal(ctx, heads, seed, paired=False)
+            if failed := divergence(history, f"unitary heads (seed {seed})"):
+                checks += failed
+                continue
             mean, _ = _last_row_loss(ctx, model, paired=False)
             C, p = _structure(model, T)
             tag = f" (seed {seed})"
@@ -342,6 +349,9 @@ def _heads_training(ctx: Context) -> tuple[list[Check], list[Curve]]:
     for seed in ctx.plan.seeds:
         model, history = _train_diagonal(ctx, _size(ctx, "d"), seed, paired=False, balanced=True,
                                          gradient_descent=True)
+        if failed := divergence(history, f"balanced heads (seed {seed})"):
+            checks += failed
+            continue
         ratio, coupling = _orthogonality(model)
         tag = f" (seed {seed})"
         checks += [
@@ -392,6 +402,9 @@ def _pe_training(ctx: Context) -> tuple[list[Check], list[Curve]]:
     results = []
     for seed in ctx.plan.seeds:
         model, history = _train_diagonal(ctx, heads, seed, paired=True)
+        if failed := divergence(history, f"orthogonal heads (seed {seed})"):
+            checks += failed
+            continue
         mean, _ = _last_row_loss(ctx, model, paired=True)
         C, p = _structure(model, T)
         c = float(np.mean([C[2 * m : 2 * m + 2, 2 * m : 2 * m + 2].mean() for m in range(d // 2)]))
@@ -400,6 +413,8 @@ def _pe_training(ctx: Context) -> tuple[list[Check], list[Curve]]:
                         "C_error": float(np.abs(C - target).max() / abs(c))})
         curves.append(Curve("trigonometric PE: training loss (sum over rows)", f"seed {seed}",
                             history.losses, {}))
+    if not results:  # every seed diverged; the divergence checks say where
+        return checks, curves
     reached = [r for r in results if r["loss"] <= PE_ZERO_LOSS_BOUND]
     best = min(results, key=lambda r: r["loss"])
     details = {"seeds": results, "fraction_global": len(reached) / len(results)}

@@ -26,7 +26,7 @@ from numerics.models.markov_transformer import MarkovTransformer, MarkovTransfor
 from numerics.monte_carlo import Estimate, MarkovBatches, estimate_population_loss
 from numerics.population import MarkovPopulation
 from numerics.train import History, TrainConfig, train
-from verify.experiments import Experiment, Stage
+from verify.experiments import Experiment, Stage, divergence
 from verify.harness import Context, Curve, ProgressFactory
 from verify.tolerance import Check, Tolerance, at_least, at_most, close
 
@@ -158,12 +158,13 @@ _RUNS: dict[tuple, MarkovRun] = {}
 
 def train_markov(
     p: float, q: float, d: int, tied: bool, budget: str, seed: int, device: torch.device,
-    start: str = "paper", progress: ProgressFactory | None = None,
+    start: tuple[float, float] | None = None, progress: ProgressFactory | None = None,
 ) -> MarkovRun:
     """Train the Markov transformer (memoised in ``_RUNS``).
 
-    ``start`` is ``paper`` (every weight N(0, 0.02^2), b = 0) or ``bigram`` (theta_* of
-    Theorem 1 plus a perturbation of norm ``STABILITY_NOISE``).
+    ``start`` is ``None`` for the paper's init (every weight N(0, 0.02^2), b = 0), or the
+    ``(slope, bias)`` of theta_* (Theorem 1, from the symbolic prediction), perturbed by noise
+    of norm ``STABILITY_NOISE``.
     """
     key = (p, q, d, tied, budget, seed, str(device), start)
     if key not in _RUNS:
@@ -173,15 +174,15 @@ def train_markov(
 
 def _train_markov(
     p: float, q: float, d: int, tied: bool, budget: str, seed: int, device: torch.device,
-    start: str, progress: ProgressFactory | None,
+    start: tuple[float, float] | None, progress: ProgressFactory | None,
 ) -> MarkovRun:
     config = BUDGETS[budget]
     model = MarkovTransformer(MarkovTransformerConfig(d, config.N, tied), config.dtype, device)
     init_gen, data_gen = generator(device, 2 * seed), generator(device, 2 * seed + 1)
-    if start == "paper":
+    if start is None:
         model.reset_parameters(init_gen)
     else:
-        model.set_bigram_point(_bigram_slope(p, q), math.log(p / (1 - p)))
+        model.set_bigram_point(*start)
         with torch.no_grad():
             noise = [torch.randn(x.shape, generator=init_gen, device=device, dtype=x.dtype)
                      for x in model.parameters()]
@@ -206,11 +207,8 @@ def _train_markov(
     return MarkovRun(history, curve, curve_error, final)
 
 
-def _bigram_slope(p: float, q: float) -> float:
-    return math.log((1 - p) * (1 - q) / (p * q))
-
-
-def _runs(ctx: Context, p: float, q: float, tied: bool, start: str = "paper") -> list[MarkovRun]:
+def _runs(ctx: Context, p: float, q: float, tied: bool,
+          start: tuple[float, float] | None = None) -> list[MarkovRun]:
     d = int(ctx.plan.params["d"])
     return [train_markov(p, q, d, tied, ctx.plan.budget, seed, ctx.device, start, ctx.progress)
             for seed in ctx.plan.seeds]
@@ -235,12 +233,8 @@ def _worst(values: list[float], predicted: float) -> float:
 
 
 def _nonfinite(runs: list[MarkovRun], name: str) -> list[Check]:
-    return [
-        Check(f"{name}: training diverged", "training", "finite loss",
-              f"non-finite loss at step {run.history.nonfinite_step} (seed {seed})", "~", None,
-              False, details={"seed": seed, "step": run.history.nonfinite_step})
-        for seed, run in enumerate(runs) if run.history.nonfinite_step is not None
-    ]
+    return [check for seed, run in enumerate(runs)
+            for check in divergence(run.history, f"{name} (seed {seed})")]
 
 
 def _curves(title: str, label: str, runs: list[MarkovRun], ctx: Context) -> list[Curve]:
@@ -506,7 +500,8 @@ def _control_check(
 def _global_training(ctx: Context) -> tuple[list[Check], list[Curve]]:
     p, q = _pq(ctx)
     rate = ctx.prediction.float("entropy_rate")
-    stable = _runs(ctx, p, q, tied=True, start="bigram")
+    theta_star = (ctx.prediction.float("bigram_slope"), ctx.prediction.float("bigram_bias"))
+    stable = _runs(ctx, p, q, tied=True, start=theta_star)
     escaped = _runs(ctx, p, q, tied=False)
     tolerance = _loss_tolerance(ctx, stable)
     deviations = [float(np.max(np.abs(run.curve - rate))) for run in stable]
