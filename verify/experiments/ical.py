@@ -13,6 +13,7 @@ H = 10 (unitary) / 8 (orthogonal), longer runs and larger batches.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -53,6 +54,8 @@ FLOOR_OPTIMISATION = 1e-2
 #: imbalance it accumulates stays well below this (spec).
 HEADS_RATIO = 0.1
 INIT_STD = 0.1
+#: Sequences per Monte Carlo chunk: bounds memory at paper scale (d = 10, T = 20).
+MC_CHUNK = 20_000
 #: Scale of the control's independent (unbalanced) init: comparable to the solution's |c|.
 UNBALANCED_STD = 1.0
 
@@ -103,6 +106,23 @@ def _mc_tolerance(error: float) -> Tolerance:
                      f"{SIGMAS:g} standard errors of the Monte Carlo mean (+ float64 round-off)")
 
 
+def _monte_carlo(ctx: Context, errors: Callable[[torch.Tensor], torch.Tensor], samples: int,
+                 seed: int, **data: bool) -> tuple[float, float]:
+    """Mean and standard error of per-sequence ``errors`` over ``samples`` fresh sequences.
+
+    Sequences are drawn and evaluated in chunks of :data:`MC_CHUNK` (each chunk one tensor op),
+    which bounds the memory at paper scale.
+    """
+    d, T = _size(ctx, "d"), _size(ctx, "T")
+    gen = generator(ctx.device, seed)
+    parts = []
+    with torch.no_grad():
+        for start in range(0, samples, MC_CHUNK):
+            s = sample_rotation_sequences(min(MC_CHUNK, samples - start), d, T + 2, gen, **data)
+            parts.append(errors(s))
+    return _mean_and_error(torch.cat(parts))
+
+
 def gaussian_init(model: torch.nn.Module, std: float, gen: torch.Generator) -> None:
     """Every parameter i.i.d. ``N(0, std^2)`` from one generator (independent draws)."""
     with torch.no_grad():
@@ -127,8 +147,6 @@ def _gd_errors(model: BlockLinearAttention, s: torch.Tensor) -> torch.Tensor:
 def _gd_bridge(ctx: Context) -> tuple[list[Check], list[Curve]]:
     d, T = _size(ctx, "d"), _size(ctx, "T")
     budget = BUDGETS[ctx.plan.budget]
-    s = sample_rotation_sequences(budget.mc_samples, d, T + 2, generator(ctx.device, 0),
-                                  random_phase=True)
     model = BlockLinearAttention(d, device=ctx.device)
     eta_star = ctx.prediction.float("eta_star")
     checks = []
@@ -137,14 +155,16 @@ def _gd_bridge(ctx: Context) -> tuple[list[Check], list[Curve]]:
         with torch.no_grad():
             model.V.copy_(torch.eye(d, dtype=torch.float64))
             model.Q.copy_(step * torch.eye(d, dtype=torch.float64))
-            mean, error = _mean_and_error(_gd_errors(model, s))
+        mean, error = _monte_carlo(ctx, lambda s: _gd_errors(model, s), budget.mc_samples, 0,
+                                   random_phase=True)
         predicted = float(theory.scalar_step_loss().subs({theory.d_: d, theory.T_: T,
                                                           theory.eta: step}))
         checks.append(close(f"Monte Carlo loss at VQ = {factor:g} eta* I vs d[(eta T-1)^2 + "
                             "eta^2 T(d-1)]", "bridge", predicted, mean, _mc_tolerance(error),
                             standard_error=error, samples=budget.mc_samples))
     with torch.no_grad():
-        context = s[:1000, : T + 1]
+        context = sample_rotation_sequences(1000, d, T + 1, generator(ctx.device, 1),
+                                            random_phase=True)
         gd = step * sum(context[:, t] * (context[:, t - 1].conj() * context[:, T]).sum(-1,
                         keepdim=True) for t in range(1, T + 1))
         difference = (model(context) - gd).abs().max().item()
@@ -176,20 +196,17 @@ def _gd_deviation(model: BlockLinearAttention, eta_star: float) -> tuple[float, 
 
 
 def _gd_training(ctx: Context) -> tuple[list[Check], list[Curve]]:
-    d, T = _size(ctx, "d"), _size(ctx, "T")
     budget = BUDGETS[ctx.plan.budget]
     eta_star, loss_star = ctx.prediction.float("eta_star"), ctx.prediction.float("loss_star")
     checks, curves = [], []
-    held_out = sample_rotation_sequences(budget.mc_samples, d, T + 2,
-                                         generator(ctx.device, 999), random_phase=True)
     for seed in ctx.plan.seeds:
         model, history = _train_gd(ctx, seed, random_phase=True)
         if failed := divergence(history, f"one-step head (seed {seed})"):
             checks += failed
             continue
         diagonal, off = _gd_deviation(model, eta_star)
-        with torch.no_grad():
-            mean, error = _mean_and_error(_gd_errors(model, held_out))
+        mean, error = _monte_carlo(ctx, lambda s, m=model: _gd_errors(m, s), budget.mc_samples,
+                                   999, random_phase=True)
         tag = f" (seed {seed})"
         checks += [
             close("max |diag(VQ) - eta*|" + tag, "training", 0.0, diagonal, GD_ENTRY),
@@ -253,11 +270,8 @@ def _train_diagonal(ctx: Context, heads: int, seed: int, paired: bool,
 
 def _last_row_loss(ctx: Context, model: DiagonalLinearAttention, paired: bool
                    ) -> tuple[float, float]:
-    d, T = _size(ctx, "d"), _size(ctx, "T")
-    s = sample_rotation_sequences(BUDGETS[ctx.plan.budget].mc_samples // 10, d, T + 2,
-                                  generator(ctx.device, 777), paired=paired)
-    with torch.no_grad():
-        return _mean_and_error(_row_errors(model, s)[:, -1])
+    return _monte_carlo(ctx, lambda s: _row_errors(model, s)[:, -1],
+                        BUDGETS[ctx.plan.budget].mc_samples // 10, 777, paired=paired)
 
 
 def _diagonal_bridge(paired: bool):
@@ -271,10 +285,8 @@ def _diagonal_bridge(paired: bool):
         gaussian_init(model, 0.5, generator(ctx.device, 5))
         with torch.no_grad():
             model.P[T, T - 1] = 2.0  # where the reference code's formula is off (spec: MC check)
-        s = sample_rotation_sequences(budget.mc_samples, d, T + 2, generator(ctx.device, 6),
-                                      paired=paired)
-        with torch.no_grad():
-            mean, error = _mean_and_error(_row_errors(model, s)[:, -1])
+        mean, error = _monte_carlo(ctx, lambda s: _row_errors(model, s)[:, -1],
+                                   budget.mc_samples, 6, paired=paired)
         C = model.coupling().detach().cpu().numpy()
         p = model.P[T, : T + 1].detach().cpu().numpy()
         predicted = float(closed_form(_exact(C), tuple(_exact(p))))
