@@ -19,13 +19,17 @@ ParamValue = sp.Rational | int
 Params = Mapping[str, ParamValue]
 Relation = Literal["==", ">", ">=", "<", "<=", "psd", "nsd", "indefinite", "spectrum"]
 
-#: Decimal digits used to certify the sign of a transcendental constant (logs of rationals) when
-#: sympy's exact sign rules do not decide it; sympy raises the precision until the sign is certain.
+#: Decimal digits of the evaluation that decides the sign of a constant (logs of rationals)
+#: when sympy's exact sign rules do not: sympy's evalf tracks its own error at this precision.
 SIGN_DIGITS = 50
 
 
 class TheoremError(ValueError):
     """Base class of the errors a user can cause (bad id, bad parameter); the CLI prints them."""
+
+
+class UndecidedError(ArithmeticError):
+    """sympy could not decide a relation (e.g. the sign of a constant that evaluates to 0)."""
 
 
 class UnknownTheoremError(TheoremError):
@@ -158,8 +162,17 @@ class Obligation:
     rhs: sp.Basic | tuple[tuple[sp.Expr, int], ...] = sp.Integer(0)
 
     def check(self) -> ObligationResult:
-        """Decide the relation exactly (see :class:`ObligationResult`)."""
+        """Decide the relation exactly (see :class:`ObligationResult`).
+
+        A relation sympy cannot decide is reported as not holding, with the reason.
+        """
         where = "exact at " + ", ".join(f"{s}={v}" for s, v in self.point.items())
+        try:
+            return self._decide(where)
+        except UndecidedError as exc:
+            return ObligationResult(False, where, f"undecided: {exc}")
+
+    def _decide(self, where: str) -> ObligationResult:
         if self.relation == "==":
             difference = sp.sympify(self.lhs - self.rhs)
             if _is_zero_symbolic(difference):
@@ -177,7 +190,7 @@ class Obligation:
                 "nsd": signs <= {0, -1},
                 "indefinite": {-1, 1} <= signs,
             }[self.relation]
-            shown = ", ".join(f"{str(v)} (x{m})" for v, m in eigenvalues.items())
+            shown = ", ".join(f"{v} (x{m})" for v, m in eigenvalues.items())
             return ObligationResult(holds, where, "eigenvalues " + shown)
         difference = _simplify(sp.sympify(self.lhs - self.rhs).subs(self.point))
         sign = _sign(difference)
@@ -187,7 +200,7 @@ class Obligation:
             "<": sign < 0,
             "<=": sign <= 0,
         }[self.relation]
-        return ObligationResult(holds, where, f"lhs - rhs = {str(difference)}")
+        return ObligationResult(holds, where, f"lhs - rhs = {difference}")
 
     def _check_spectrum(self, where: str) -> ObligationResult:
         lam = sp.Symbol("lambda")
@@ -195,7 +208,7 @@ class Obligation:
         claimed = sp.Mul(*[(lam - value) ** mult for value, mult in self.rhs])
         zeros = matrix.shape[0] - sum(mult for _, mult in self.rhs)
         difference = matrix.charpoly(lam).as_expr() - claimed * lam**zeros
-        shown = ", ".join(f"{str(v)} (x{m})" for v, m in self.rhs)
+        shown = ", ".join(f"{v} (x{m})" for v, m in self.rhs)
         if zeros:
             shown += f", 0 (x{zeros})"
         if _is_zero_symbolic(difference):
@@ -217,7 +230,7 @@ def _is_zero_symbolic(expr: sp.Basic) -> bool:
 
 
 def _sign(value: sp.Basic) -> int:
-    """Exact sign of a constant; falls back to certified high-precision evaluation."""
+    """Exact sign of a constant; falls back to a ``SIGN_DIGITS``-digit evaluation."""
     if value.is_zero:
         return 0
     if value.is_positive:
@@ -226,7 +239,7 @@ def _sign(value: sp.Basic) -> int:
         return -1
     approx = sp.N(value, SIGN_DIGITS)
     if approx == 0:
-        raise ValueError(f"cannot decide the sign of {value}")
+        raise UndecidedError(f"cannot decide the sign of {value}")
     return 1 if approx > 0 else -1
 
 
