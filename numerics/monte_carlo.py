@@ -75,3 +75,25 @@ def estimate_population_loss(
     per_sequence = expected_cross_entropy(model(x), next_one_probability(x, p, q)).mean(dim=-1)
     std = per_sequence.std(unbiased=True).item()
     return Estimate(per_sequence.mean().item(), std / math.sqrt(sequences))
+
+
+class MaskedLMBatches:
+    """Cycle through a fixed set of masked documents, ``batch`` documents per call.
+
+    The objective is the masked-LM cross-entropy on the selected positions (Li, Li, Risteski,
+    2023; masking is static, as in their reference code).
+    """
+
+    def __init__(self, inputs: torch.Tensor, keys: torch.Tensor, labels: torch.Tensor,
+                 batch: int) -> None:
+        self.inputs, self.keys, self.labels, self.batch = inputs, keys, labels, batch
+        self.calls = 0
+
+    def objective(self, model: torch.nn.Module) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """Cross-entropy on the selected positions of the next batch."""
+        start = (self.calls * self.batch) % self.inputs.shape[0]
+        self.calls += 1
+        rows = slice(start, start + self.batch)
+        logits, _ = model(self.inputs[rows], self.keys[rows])
+        chosen = self.labels[rows] >= 0
+        return F.cross_entropy(logits[chosen], self.labels[rows][chosen]), {}

@@ -89,3 +89,19 @@ class MarkovPopulation:
             "after_1": self.mean_prediction(logits.detach(), 1),
         }
         return self.loss(logits), probes
+
+
+def topic_population_loss(model: Callable, distributions: torch.Tensor, penalty: float,
+                          parameters: list[torch.Tensor]) -> torch.Tensor:
+    """Exact long-document population objective of a uniform-attention topic model.
+
+    ``E_S E_{w ~ p_S}[-log softmax(logits(p_S))_w] + penalty * sum ||theta||_F^2`` with ``S``
+    enumerated (rows of ``distributions``, shape ``(C(T, tau), V)``; each ``S`` equally
+    likely). With uniform attention the context enters only through its word distribution,
+    so a single soft token ``p_S`` is the infinite-document limit (Li, Li, Risteski, 2023).
+    """
+    n, V = distributions.shape
+    soft = torch.cat((distributions, distributions.new_zeros(n, 2)), dim=1)  # + [MASK], pad
+    logits, _ = model(soft.unsqueeze(1))  # (n, 1, V)
+    nll = -(distributions * torch.log_softmax(logits[:, 0], dim=-1)).sum(-1).mean()
+    return nll + penalty * sum((p**2).sum() for p in parameters)

@@ -33,9 +33,11 @@ class TrainConfig:
         AdamW betas.
     weight_decay : float
         Applied to the attention/FFN matrices only (``model.matrices()``).
-    optimizer : {"adamw", "sgd"}
+    optimizer : {"adamw", "sgd", "lbfgs"}
         ``sgd`` is plain gradient descent (no momentum): a discretised gradient flow, for
-        theorems about what gradient flow conserves.
+        theorems about what gradient flow conserves. ``lbfgs`` (one iteration with a strong
+        Wolfe line search per step) is for deterministic objectives such as exact population
+        losses.
     schedule : {"onecycle", "constant"}
         ``onecycle``: cosine one-cycle with 2% warm-up, start ``lr/100``, end ``lr/100 * 20``
         (the reference code's ``div_factor=100, final_div_factor=0.05``).
@@ -85,16 +87,21 @@ def make_optimizer(
 ) -> tuple[torch.optim.Optimizer, torch.optim.lr_scheduler.LRScheduler]:
     """AdamW (or plain GD) with decay on ``model.matrices()`` only, and the schedule."""
     decayed = {id(p) for p in model.matrices()}
+    trainable = [p for p in model.parameters() if p.requires_grad]
     groups = [
-        {"params": [p for p in model.parameters() if id(p) in decayed],
+        {"params": [p for p in trainable if id(p) in decayed],
          "weight_decay": config.weight_decay},
-        {"params": [p for p in model.parameters() if id(p) not in decayed], "weight_decay": 0.0},
+        {"params": [p for p in trainable if id(p) not in decayed], "weight_decay": 0.0},
     ]
     groups = [group for group in groups if group["params"]]
     if config.optimizer == "adamw":
         optimizer = torch.optim.AdamW(groups, lr=config.lr, betas=config.betas)
     elif config.optimizer == "sgd":
         optimizer = torch.optim.SGD(groups, lr=config.lr)
+    elif config.optimizer == "lbfgs":
+        # tolerances at float64 round-off: the run's length is set by ``steps``, not by them
+        optimizer = torch.optim.LBFGS(trainable, lr=config.lr, max_iter=1, tolerance_grad=0.0,
+                                      tolerance_change=0.0, line_search_fn="strong_wolfe")
     else:
         raise ValueError(f"unknown optimizer {config.optimizer!r}")
     if config.schedule == "onecycle":
@@ -108,6 +115,15 @@ def make_optimizer(
     else:
         raise ValueError(f"unknown schedule {config.schedule!r}")
     return optimizer, scheduler
+
+
+def _reevaluate(model: nn.Module, objective: Objective,
+                optimizer: torch.optim.Optimizer) -> torch.Tensor:
+    """The closure L-BFGS calls during its line search."""
+    optimizer.zero_grad(set_to_none=True)
+    loss, _ = objective(model)
+    loss.backward()
+    return loss
 
 
 def train(
@@ -130,7 +146,7 @@ def train(
         ``progress(steps_done, steps_total, last_loss)``, called every ``config.sync_every``.
     """
     optimizer, scheduler = make_optimizer(model, config)
-    params = [p for p in model.parameters()]
+    params = [p for p in model.parameters() if p.requires_grad]
     device = params[0].device
     losses = torch.empty(config.steps, dtype=torch.float64, device=device)
     grad_norms = torch.empty_like(losses)
@@ -148,7 +164,10 @@ def train(
         )
         for name, value in probe_values.items():
             probes.setdefault(name, torch.empty_like(losses))[step] = value
-        optimizer.step()
+        if config.optimizer == "lbfgs":
+            optimizer.step(lambda: _reevaluate(model, objective, optimizer))
+        else:
+            optimizer.step()
         scheduler.step()
         steps_run = step + 1
         if steps_run % config.sync_every == 0 or steps_run == config.steps:

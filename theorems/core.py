@@ -166,7 +166,8 @@ class Obligation:
 
         A relation sympy cannot decide is reported as not holding, with the reason.
         """
-        where = "exact at " + ", ".join(f"{s}={v}" for s, v in self.point.items())
+        where = ("exact at " + ", ".join(f"{s}={v}" for s, v in self.point.items())
+                 if self.point else "symbolic")
         try:
             return self._decide(where)
         except UndecidedError as exc:
@@ -237,6 +238,9 @@ def _sign(value: sp.Basic) -> int:
         return 1
     if value.is_negative:
         return -1
+    if value.free_symbols:
+        raise UndecidedError(f"sympy cannot decide the sign of {value} for all values of "
+                             f"{sorted(map(str, value.free_symbols))}")
     approx = sp.N(value, SIGN_DIGITS)
     if approx == 0:
         raise UndecidedError(f"cannot decide the sign of {value}")

@@ -1,0 +1,284 @@
+"""How transformers learn topic structure (Li, Li, Risteski, ICML 2023, arXiv 2303.04245).
+
+The statements below are the project's formulation (``shared/spec/topics.md``): the block
+structure results were derived for this project and checked numerically; the paper's full text
+was not available when they were written.
+
+Data: ``T`` disjoint topics of ``v`` words each (``V = T v`` words, ``topic(w) = w // v``); a
+document draws a set ``S`` of ``tau`` topics uniformly, then words uniformly from the topics in
+``S``. In the long-document limit the context's word distribution is
+``p_S(w) = 1/(tau v)`` if ``topic(w)`` is in ``S`` and 0 otherwise.
+
+Model (stage 1, frozen uniform attention, one-hot embeddings): a masked word's logits are
+``W p_S``; the population objective is
+``L(W) = E_S E_{w ~ p_S}[-log softmax(W p_S)_w] + lambda ||W||_F^2``.
+
+Reduction
+---------
+``L`` is strictly convex and invariant under permuting words within topics and permuting
+topics, so its minimiser has the block form ``W = a Blk + b (J - Blk)`` (``Blk = I_T (x) J_v``),
+with rows summing to zero (``a + (T-1) b = 0``). With ``k = a - b`` and the logit gap
+``delta = k / tau`` the objective becomes
+
+``L(delta) = -delta + log(tau v e^delta + (T - tau) v) + lambda v^2 (T-1) tau^2 delta^2``.
+"""
+
+from __future__ import annotations
+
+from functools import cache
+from itertools import combinations
+
+import mpmath
+import sympy as sp
+
+from theorems.core import Obligation, Parameter, Params, Prediction, Theorem, register
+
+delta = sp.Symbol("delta", real=True)
+T_, v_, tau_, lam_ = sp.symbols("T v tau lambda", positive=True)
+
+#: Working precision (decimal digits) of the bracketed root finder for delta*.
+ROOT_DIGITS = 40
+
+
+def reduced_loss() -> sp.Expr:
+    """``L(delta)`` of the module docstring (symbolic in T, v, tau, lambda)."""
+    return (-delta + sp.log(tau_ * v_ * sp.exp(delta) + (T_ - tau_) * v_)
+            + lam_ * v_**2 * (T_ - 1) * tau_**2 * delta**2)
+
+
+def stationarity_gap() -> sp.Expr:
+    """``(T - tau)/(tau e^delta + T - tau) - 2 lambda v^2 (T-1) tau^2 delta`` (= -dL/ddelta)."""
+    return ((T_ - tau_) / (tau_ * sp.exp(delta) + T_ - tau_)
+            - 2 * lam_ * v_**2 * (T_ - 1) * tau_**2 * delta)
+
+
+def block_matrix(T: int, v: int, same: sp.Expr, other: sp.Expr,
+                 diagonal: sp.Expr | None = None) -> sp.Matrix:
+    """``diagonal I + same (Blk - I) + other (J - Blk)`` (``diagonal = same`` by default)."""
+    V = T * v
+    diagonal = same if diagonal is None else diagonal
+    return sp.Matrix(V, V, lambda i, j: diagonal if i == j
+                     else (same if i // v == j // v else other))
+
+
+def context_distribution(T: int, v: int, topics: tuple[int, ...]) -> sp.Matrix:
+    """``p_S`` as a column vector."""
+    tau = len(topics)
+    return sp.Matrix([sp.Rational(1, tau * v) if w // v in topics else 0 for w in range(T * v)])
+
+
+def population_loss(W: sp.Matrix, T: int, v: int, tau: int, lam: sp.Expr) -> sp.Expr:
+    """``E_S E_{w ~ p_S}[-log softmax(W p_S)_w] + lam ||W||_F^2`` by enumerating every S.
+
+    Written as ``-(l_w - l_0) + log sum_u exp(l_u - l_0)`` with ``l_0`` the first logit, so
+    equal exponents collect and sympy simplifies exactly.
+    """
+    subsets = list(combinations(range(T), tau))
+    total = sp.Integer(0)
+    for S in subsets:
+        p = context_distribution(T, v, S)
+        logits = W * p
+        shifted = [sp.expand(x - logits[0]) for x in logits]
+        log_partition = sp.log(sp.Add(*[sp.exp(x) for x in shifted]))
+        total += sum(p[w] * (log_partition - shifted[w]) for w in range(T * v) if p[w] != 0)
+    return total / len(subsets) + lam * sum(x**2 for x in W)
+
+
+@cache
+def optimal_gap(T: int, v: int, tau: int, lam: sp.Rational) -> sp.Float:
+    """The unique root ``delta*`` of the stationarity equation, by bisection on a bracket.
+
+    The gap is positive at 0 and strictly decreasing (the convexity obligation), so doubling
+    ``upper`` until the gap is negative gives a bracket ``[0, upper]``; bisection then runs at
+    ``ROOT_DIGITS`` digits.
+    """
+    gap = sp.lambdify(delta, stationarity_gap().subs({T_: T, v_: v, tau_: tau, lam_: lam}),
+                      "mpmath")
+    with mpmath.workdps(ROOT_DIGITS):
+        upper = mpmath.mpf(1)
+        while gap(upper) > 0:
+            upper *= 2
+        root = mpmath.findroot(gap, (mpmath.mpf(0), upper), solver="bisect")
+        return sp.Float(root, ROOT_DIGITS)
+
+
+def _block_values(params: Params) -> tuple[sp.Expr, sp.Expr, sp.Expr]:
+    T, tau = params["T"], params["tau"]
+    root = optimal_gap(T, params["v"], tau, params["lam"])
+    k = tau * root
+    return root, (T - 1) * k / T, -k / T
+
+
+def _point(params: Params) -> dict[sp.Symbol, sp.Expr]:
+    return {T_: sp.Integer(params["T"]), v_: sp.Integer(params["v"]),
+            tau_: sp.Integer(params["tau"]), lam_: sp.Rational(params["lam"])}
+
+
+def _problems(params: Params) -> list[str]:
+    problems = []
+    T, v, tau, lam = params["T"], params["v"], params["tau"], params["lam"]
+    if T < 2:
+        problems.append(f"T must be at least 2 topics (got T = {T})")
+    if v < 1:
+        problems.append(f"v must be at least 1 word per topic (got v = {v})")
+    if not 1 <= tau < T:
+        problems.append(f"tau must lie in [1, T) (got tau = {tau}, T = {T}): with tau = T every "
+                        "document mixes every topic and the context carries no topic")
+    if not lam > 0:
+        problems.append(f"lambda must be > 0 (got lam = {lam}): without the penalty the "
+                        "objective has no minimiser")
+    if T * v > 16:
+        problems.append(f"T v = {T * v} > 16 words: the exact obligations enumerate V x V "
+                        "matrices; use T v <= 16")
+    return problems
+
+
+def _parameters() -> tuple[Parameter, ...]:
+    return (
+        Parameter("T", "integer", 4, "number of topics"),
+        Parameter("v", "integer", 3, "words per topic"),
+        Parameter("tau", "integer", 2, "topics per document, 1 <= tau < T"),
+        Parameter("lam", "rational", sp.Rational(1, 100), "L2 penalty lambda > 0"),
+    )
+
+
+_PAPER = "li2023topics"
+
+
+# ----------------------------------------------------------------------------- value matrix
+
+
+def _value_obligations(params: Params) -> list[Obligation]:
+    T, v, tau, lam = params["T"], params["v"], params["tau"], sp.Rational(params["lam"])
+    point = _point(params)
+    a, b, c, k = sp.symbols("a b c k", real=True)
+    S = tuple(range(tau))
+    logits = block_matrix(T, v, a, b, diagonal=c) * context_distribution(T, v, S)
+    s = c + (v - 1) * a
+    reduction = sp.ImmutableMatrix([
+        logits[w] - (s * (1 if w // v in S else 0) + v * b * (tau - (1 if w // v in S else 0)))
+        / (tau * v) for w in range(T * v)])
+    W_k = block_matrix(T, v, (T - 1) * k / T, -k / T)
+    root, a_star, b_star = _block_values(params)
+    # T = tau + m with m > 0 (tau < T) and tau = 1 + r with r >= 0 (tau >= 1)
+    m, r = sp.Symbol("m", positive=True), sp.Symbol("r", nonnegative=True)
+    curvature = sp.diff(reduced_loss(), delta, 2).subs(T_, tau_ + m).subs(tau_, 1 + r)
+    identity_gradient = _squared_loss_gradient_at_identity(T, v, tau)
+    return [
+        Obligation("logits of c I + a (Blk - I) + b (J - Blk) depend on s = c + (v-1) a and b "
+                   "only", reduction, "==", point, sp.zeros(T * v, 1)),
+        Obligation(f"exact population loss at block form (all C(T, tau) sets, T={T}, v={v}) = "
+                   "L(delta), delta = k/tau", population_loss(W_k, T, v, tau, lam), "==", point,
+                   reduced_loss().subs(point).subs(delta, k / tau)),
+        Obligation("dL/ddelta = 0  <=>  (T-tau)/(tau e^delta + T-tau) = 2 lambda v^2 (T-1) "
+                   "tau^2 delta", sp.diff(reduced_loss(), delta) + stationarity_gap(), "==",
+                   point),
+        Obligation("L is strictly convex in delta (unique root): d2L/ddelta2 > 0 for all delta",
+                   sp.factor(curvature), ">", {}),
+        Obligation("delta* solves the stationarity equation (|residual| < 1e-30)",
+                   sp.Abs(stationarity_gap().subs(point).subs(delta, root)), "<",
+                   point, sp.Float("1e-30")),
+        Obligation("a + (T-1) b = 0 (rows sum to zero)", a_star + (T - 1) * b_star, "==", point),
+        Obligation("a > 0 > b: same-topic entries exceed different-topic entries", b_star, "<",
+                   point),
+        Obligation("control: with squared loss and no penalty the gradient at W = I is 0, so "
+                   "W = I (not block form) is optimal", identity_gradient, "==", point,
+                   sp.zeros(*identity_gradient.shape)),
+    ]
+
+
+def _squared_loss_gradient_at_identity(T: int, v: int, tau: int) -> sp.ImmutableMatrix:
+    """Gradient of ``E_S E_w ||W p_S - e_w||^2`` at ``W = I``: ``2 E[(p_S - e_w) p_S^T]``."""
+    V = T * v
+    subsets = list(combinations(range(T), tau))
+    gradient = sp.zeros(V, V)
+    for S in subsets:
+        p = context_distribution(T, v, S)
+        for w in range(V):
+            if p[w]:
+                target = sp.Matrix([1 if u == w else 0 for u in range(V)])
+                gradient += 2 * p[w] * (p - target) * p.T
+    return sp.ImmutableMatrix(gradient / len(subsets))
+
+
+def _value_predict(params: Params) -> Prediction:
+    root, a_star, b_star = _block_values(params)
+    return Prediction(
+        closed_forms={"delta": root, "a": a_star, "b": b_star,
+                      "loss": reduced_loss().subs(delta, root)},
+        point=_point(params),
+        descriptions={"delta": "logit gap delta* (root of the stationarity equation)",
+                      "a": "same-topic entry of W*", "b": "different-topic entry of W*",
+                      "loss": "minimal population objective"},
+    )
+
+
+VALUE_BLOCKS = register(
+    Theorem(
+        id="topics-value-block-structure",
+        title="Uniform attention: the trained value matrix is block-structured by topic",
+        paper=f"{_PAPER}, stage 1 (value matrix under frozen uniform attention)",
+        statement=(
+            r"With frozen uniform attention and one-hot embeddings, "
+            r"$L(W) = \mathbb E_S\mathbb E_{w\sim p_S}[-\log\mathrm{softmax}(Wp_S)_w] + "
+            r"\lambda\|W\|_F^2$ has the unique minimiser $W^* = a\,\mathrm{Blk} + "
+            r"b\,(J - \mathrm{Blk})$ with $a + (T-1)b = 0$, $\delta = (a-b)/\tau$ the root of "
+            r"$\frac{T-\tau}{\tau e^\delta + T - \tau} = 2\lambda v^2 (T-1)\tau^2\delta$, "
+            r"and $a > 0 > b$."
+        ),
+        parameters=_parameters(),
+        assumption_text=(r"$1 \le \tau < T$, $\lambda > 0$", "disjoint uniform topics",
+                         "frozen uniform attention, one-hot embeddings, cross-entropy"),
+        assumptions=_problems,
+        predict=_value_predict,
+        obligations=_value_obligations,
+    )
+)
+
+
+# ----------------------------------------------------------------------------- embeddings
+
+
+def _embedding_obligations(params: Params) -> list[Obligation]:
+    T, v = params["T"], params["v"]
+    point = _point(params)
+    a, b, c, s = sp.symbols("a b c s", real=True)
+    G = block_matrix(T, v, a, b, diagonal=c)
+    spectrum = ((c - a, T * (v - 1)), (c + (v - 1) * a - v * b, T - 1),
+                (c + (v - 1) * a + (T - 1) * v * b, 1))
+    if v == 1:
+        spectrum = spectrum[1:]
+    c_of_a = s - (v - 1) * a  # fixed s = c + (v-1) a
+    return [
+        Obligation(f"eigenvalues of an invariant G (T={T}, v={v}): c-a (x T(v-1)), "
+                   "c+(v-1)a-vb (x T-1), c+(v-1)a+(T-1)vb (x 1)", sp.ImmutableMatrix(G),
+                   "spectrum", point, spectrum),
+        Obligation("at fixed s = c + (v-1)a, tr G = V c decreases in a: dc/da = -(v-1) <= 0",
+                   sp.diff(c_of_a, a), "<=", point),
+        Obligation("so the PSD constraint c - a >= 0 binds: a = c = s/v (same-topic words share "
+                   "one direction)", (c_of_a - a).subs(a, s / v), "==", point),
+    ]
+
+
+EMBEDDING_BLOCKS = register(
+    Theorem(
+        id="topics-embedding-block-structure",
+        title="Uniform attention: trained tied embeddings are block-structured by topic",
+        paper=f"{_PAPER}, stage 1 (embeddings under frozen uniform attention)",
+        statement=(
+            r"With frozen uniform attention, $W^V = I$ and a tied decoder, the logits are "
+            r"$G p_S$ with $G = E^\top E$ and penalty $\lambda\,\mathrm{tr}\,G$. The optimal "
+            r"$G$ is block-invariant with equal same-topic entries ($G_{ij} = s/v$: same-topic "
+            r"words share one embedding direction), a smaller different-topic entry, and "
+            r"$\mathrm{rank}\,G \le T$."
+        ),
+        parameters=_parameters(),
+        assumption_text=(r"$1 \le \tau < T$, $\lambda > 0$, $d \ge T$",
+                         "frozen uniform attention, W^V = I, tied decoder"),
+        assumptions=_problems,
+        predict=lambda params: Prediction(
+            closed_forms={"rank_bound": T_}, point=_point(params),
+            descriptions={"rank_bound": "rank of the optimal Gram matrix is at most T"}),
+        obligations=_embedding_obligations,
+    )
+)

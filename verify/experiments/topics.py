@@ -1,0 +1,328 @@
+"""Numeric experiments for the topic-structure theorems (Li, Li, Risteski, 2023).
+
+Population checks use the exact long-document objective (every topic set ``S`` enumerated,
+float64, :func:`numerics.population.topic_population_loss`); the sampled check trains on LDA
+documents with masked-LM corruption, as the reference code does.
+
+Budgets
+-------
+``fast``: the theorem's sizes (default T = 4, v = 3), 400 sampled documents.
+``full``: the reference scale for the sampled run (T = 10, v = 10, 10,000 documents, thousands
+of steps); the population checks keep T v <= 16 (exact sympy obligations).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import sympy as sp
+import torch
+from sklearn.cluster import KMeans
+from sklearn.metrics import adjusted_rand_score
+
+from numerics.data.lda import context_distributions, mask_for_mlm, sample_lda_documents
+from numerics.device import generator
+from numerics.models.topic_transformer import TopicTransformer
+from numerics.monte_carlo import MaskedLMBatches
+from numerics.population import topic_population_loss
+from numerics.train import History, TrainConfig, train
+from theorems.topics import population_loss
+from verify.experiments import Experiment, divergence
+from verify.harness import Context, Curve
+from verify.tolerance import Check, Tolerance, apart, at_least, at_most, close
+
+#: Bridge: float64 round-off of an exact sum over C(T, tau) sets and V words.
+BRIDGE = Tolerance(1e-12, "float64 round-off of the exact population sum")
+BRIDGE_GRADIENT = 1e-9
+#: Population training: L-BFGS on a strictly convex objective reaches the minimiser to
+#: float64 precision; the spec's tolerances leave that margin.
+BLOCK_DEVIATION = Tolerance(1e-5, "optimisation error of L-BFGS on a strictly convex objective")
+ENTRY_RTOL = 1e-6
+#: Embeddings: nonconvex in E (convex in G = E^T E); Adam warm-up then L-BFGS.
+GRAM_DEVIATION = 1e-4
+RANK_TOLERANCE = 1e-4
+#: Sampled data: same-minus-different mean of W^V must exceed this many standard errors
+#: (computed from the entries), and clustering its columns must recover the topics.
+SAMPLED_SIGMAS = 5.0
+ARI_BOUND = 0.9
+INIT_STD = 0.01
+EMBEDDING_INIT_STD = 0.3
+
+
+@dataclass(frozen=True)
+class TopicsBudget:
+    """Sizes of one budget.
+
+    Attributes
+    ----------
+    documents : int
+        Sampled LDA documents (masked once, like the reference code).
+    batch : int
+        Documents per step.
+    steps : int
+        AdamW steps on the sampled documents.
+    population_steps : int
+        Steps of the population optimisers (L-BFGS; Adam warm-up for embeddings).
+    """
+
+    documents: int
+    batch: int
+    steps: int
+    population_steps: int
+
+
+BUDGETS = {
+    "fast": TopicsBudget(documents=400, batch=40, steps=300, population_steps=500),
+    "full": TopicsBudget(documents=10_000, batch=40, steps=5000, population_steps=2000),
+}
+
+
+def _sizes(ctx: Context) -> tuple[int, int, int, float]:
+    p = ctx.plan.params
+    return int(p["T"]), int(p["v"]), int(p["tau"]), float(p["lam"])
+
+
+def _blocks(T: int, v: int) -> np.ndarray:
+    return np.kron(np.eye(T), np.ones((v, v))).astype(bool)
+
+
+def _block_fit(M: np.ndarray, T: int, v: int) -> tuple[float, float, float]:
+    """Same-topic mean, different-topic mean, and max |M - its block projection|."""
+    blocks = _blocks(T, v)
+    same, other = M[blocks].mean(), M[~blocks].mean()
+    return float(same), float(other), float(np.abs(M - np.where(blocks, same, other)).max())
+
+
+def _population(ctx: Context) -> torch.Tensor:
+    T, v, tau, _ = _sizes(ctx)
+    return torch.tensor(context_distributions(T, v, tau), dtype=torch.float64, device=ctx.device)
+
+
+def _value_model(ctx: Context) -> TopicTransformer:
+    T, v, _, _ = _sizes(ctx)
+    model = TopicTransformer(T * v, device=ctx.device)
+    model.train_only("W_V")
+    return model
+
+
+def _progress(ctx: Context, label: str, steps: int):
+    return ctx.progress(label, steps) if ctx.progress else None
+
+
+# ----------------------------------------------------------------------------- value matrix
+
+
+def _value_bridge(ctx: Context) -> tuple[list[Check], list[Curve]]:
+    T, v, _, lam = _sizes(ctx)
+    pred = ctx.prediction
+    model = _value_model(ctx)
+    blocks = torch.tensor(_blocks(T, v), device=ctx.device)
+    with torch.no_grad():
+        model.W_V.zero_()
+        entries = torch.tensor([pred.float("b"), pred.float("a")], dtype=torch.float64,
+                               device=ctx.device)
+        model.W_V[: T * v, : T * v] = entries[blocks.long()]
+    loss = topic_population_loss(model, _population(ctx), lam, model.trainable())
+    loss.backward()
+    return [
+        close("population loss of the torch model at W* = L(delta*)", "bridge",
+              pred.float("loss"), loss.item(), BRIDGE),
+        at_most("gradient norm at W*", "bridge", BRIDGE_GRADIENT, model.W_V.grad.norm().item(),
+                "float64 round-off of the exact gradient at the minimiser"),
+    ], []
+
+
+def _train_population(ctx: Context, model: TopicTransformer, label: str, seed: int,
+                      squared: bool = False) -> History:
+    _, _, _, lam = _sizes(ctx)
+    distributions = _population(ctx)
+    gen = generator(ctx.device, seed)
+    with torch.no_grad():
+        for parameter in model.trainable():
+            parameter.copy_(0.1 * torch.randn(parameter.shape, generator=gen,
+                                              device=ctx.device, dtype=parameter.dtype))
+
+    def objective(m: TopicTransformer):
+        if squared:  # squared loss against the one-hot target, no penalty (the control)
+            n = distributions.shape[0]
+            soft = torch.cat((distributions, distributions.new_zeros(n, 2)), dim=1)
+            logits, _ = m(soft.unsqueeze(1))
+            error = (logits[:, 0, :, None] - torch.eye(logits.shape[-1], dtype=logits.dtype,
+                                                        device=logits.device)) ** 2
+            return (distributions * error.sum(1)).sum(-1).mean(), {}
+        return topic_population_loss(m, distributions, lam, m.trainable()), {}
+
+    steps = BUDGETS[ctx.plan.budget].population_steps
+    return train(model, objective, TrainConfig(steps=steps, lr=1.0, optimizer="lbfgs",
+                                               schedule="constant", weight_decay=0.0),
+                 _progress(ctx, label, steps))
+
+
+def _value_training(ctx: Context) -> tuple[list[Check], list[Curve]]:
+    T, v, _, _ = _sizes(ctx)
+    pred = ctx.prediction
+    checks, curves = [], []
+    for seed in ctx.plan.seeds:
+        model = _value_model(ctx)
+        history = _train_population(ctx, model, f"population W^V, seed {seed}", seed)
+        if failed := divergence(history, f"population W^V (seed {seed})"):
+            checks += failed
+            continue
+        same, other, deviation = _block_fit(model.W_V.detach()[: T * v, : T * v].cpu().numpy(),
+                                            T, v)
+        tag = f" (seed {seed})"
+        entry = Tolerance(0.0, "L-BFGS to float64 precision on a strictly convex objective",
+                          rtol=ENTRY_RTOL)
+        checks += [
+            close("max |W - block projection of W|" + tag, "training", 0.0, deviation,
+                  BLOCK_DEVIATION),
+            close("same-topic entry a" + tag, "training", pred.float("a"), same, entry),
+            close("different-topic entry b" + tag, "training", pred.float("b"), other, entry),
+        ]
+        curves.append(Curve("value matrix: population objective", f"seed {seed}",
+                            history.losses, {"L(delta*)": pred.float("loss")}))
+    return checks + _sampled_checks(ctx), curves
+
+
+def _sampled_checks(ctx: Context) -> list[Check]:
+    """LDA documents with masking (reference code's setting, no penalty): topic blocks in W^V."""
+    T, v, _, _ = _sizes(ctx)
+    budget = BUDGETS[ctx.plan.budget]
+    V = T * v
+    checks = []
+    for seed in ctx.plan.seeds:
+        rng = np.random.default_rng(seed)
+        masked = mask_for_mlm(rng, sample_lda_documents(rng, budget.documents, T, v), V)
+        inputs = torch.tensor(masked.inputs, device=ctx.device)
+        keys = torch.tensor(masked.keys, device=ctx.device)
+        labels = torch.tensor(masked.labels, device=ctx.device)
+        model = _value_model(ctx)
+        gen = generator(ctx.device, seed)
+        with torch.no_grad():
+            model.W_V.copy_(INIT_STD * torch.randn(model.W_V.shape, generator=gen,
+                                                   device=ctx.device, dtype=model.W_V.dtype))
+        batches = MaskedLMBatches(inputs, keys, labels, budget.batch)
+        history = train(model, batches.objective, TrainConfig(steps=budget.steps, lr=1e-2,
+                                                      weight_decay=0.0),
+                        _progress(ctx, f"sampled LDA W^V, seed {seed}", budget.steps))
+        if failed := divergence(history, f"sampled W^V (seed {seed})"):
+            checks += failed
+            continue
+        W = model.W_V.detach()[:V, :V].cpu().numpy()
+        blocks = _blocks(T, v)
+        same, other = W[blocks], W[~blocks]
+        error = math.sqrt(same.var(ddof=1) / same.size + other.var(ddof=1) / other.size)
+        found = KMeans(T, n_init=10, random_state=seed).fit_predict(W.T)
+        ari = adjusted_rand_score(np.arange(V) // v, found)
+        tag = f" (sampled LDA, seed {seed})"
+        checks += [
+            at_least("same-topic minus different-topic mean of W^V, in standard errors" + tag,
+                     "training", SAMPLED_SIGMAS, float((same.mean() - other.mean()) / error),
+                     "standard error of the difference of means over the entries",
+                     difference=float(same.mean() - other.mean()), standard_error=error),
+            at_least("adjusted Rand index of k-means on the columns of W^V vs the topics" + tag,
+                     "training", ARI_BOUND, float(ari), "topics recovered from W^V"),
+        ]
+    return checks
+
+
+def _value_control(ctx: Context) -> tuple[list[Check], list[Curve]]:
+    """Squared loss without penalty: W = I is optimal, so training need not give blocks."""
+    T, v, _, _ = _sizes(ctx)
+    checks = []
+    for seed in ctx.plan.seeds:
+        model = _value_model(ctx)
+        history = _train_population(ctx, model, f"squared loss W^V, seed {seed}", seed,
+                                    squared=True)
+        _, _, deviation = _block_fit(model.W_V.detach()[: T * v, : T * v].cpu().numpy(), T, v)
+        checks += divergence(history, f"squared loss (seed {seed})") or [
+            apart(f"squared loss, no penalty: max |W - block projection| (seed {seed})",
+                  "control", 0.0, deviation, BLOCK_DEVIATION)]
+    return checks, []
+
+
+# ----------------------------------------------------------------------------- embeddings
+
+
+def _embedding_bridge(ctx: Context) -> tuple[list[Check], list[Curve]]:
+    """The torch model with random tied embeddings vs the sympy objective at G = E^T E."""
+    T, v, tau, lam = _sizes(ctx)
+    model = _embedding_model(ctx)
+    with torch.no_grad():
+        model.E.copy_(0.5 * torch.randn(model.E.shape, generator=generator(ctx.device, 3),
+                                        device=ctx.device, dtype=model.E.dtype))
+    loss = topic_population_loss(model, _population(ctx), lam, model.trainable()).item()
+    E = model.E.detach()[:, : T * v].cpu().numpy()
+    gram = sp.Matrix((E.T @ E).tolist())
+    # penalty lam ||E||_F^2 = lam tr(G) on the content columns; the special columns add theirs
+    specials = float((model.E.detach()[:, T * v :] ** 2).sum())
+    predicted = (population_loss(gram, T, v, tau, 0) + sp.Float(lam) * gram.trace()
+                 + lam * specials)
+    return [close("population loss of the torch model = sympy objective at G = E^T E",
+                  "bridge", float(predicted), loss, BRIDGE)], []
+
+
+def _embedding_model(ctx: Context) -> TopicTransformer:
+    T, v, _, _ = _sizes(ctx)
+    model = TopicTransformer(T * v, d=T * v, embedding="trained", decoder="tied",
+                             device=ctx.device)
+    model.train_only("E")
+    return model
+
+
+def _embedding_training(ctx: Context) -> tuple[list[Check], list[Curve]]:
+    """Adam warm-up, then L-BFGS polish: the factor E makes the objective nonconvex (it is
+    convex in G = E^T E), and L-BFGS from a random start can stall."""
+    T, v, _, lam = _sizes(ctx)
+    steps = BUDGETS[ctx.plan.budget].population_steps
+    distributions = _population(ctx)
+
+    def objective(m: TopicTransformer):
+        return topic_population_loss(m, distributions, lam, m.trainable()), {}
+
+    checks, curves = [], []
+    for seed in ctx.plan.seeds:
+        model = _embedding_model(ctx)
+        with torch.no_grad():
+            model.E.copy_(EMBEDDING_INIT_STD * torch.randn(
+                model.E.shape, generator=generator(ctx.device, seed), device=ctx.device,
+                dtype=model.E.dtype))
+        adam = train(model, objective, TrainConfig(steps=2 * steps, lr=3e-2, weight_decay=0.0),
+                     _progress(ctx, f"embeddings (Adam), seed {seed}", 2 * steps))
+        polish = train(model, objective, TrainConfig(steps=steps, lr=1.0, optimizer="lbfgs",
+                                                     schedule="constant", weight_decay=0.0),
+                       _progress(ctx, f"embeddings (L-BFGS), seed {seed}", steps))
+        if failed := (divergence(adam, f"embeddings, Adam (seed {seed})")
+                      + divergence(polish, f"embeddings, L-BFGS (seed {seed})")):
+            checks += failed
+            continue
+        E = model.E.detach()[:, : T * v]
+        gram = (E.T @ E).cpu().numpy()
+        same, other, deviation = _block_fit(gram, T, v)
+        singular = np.linalg.svd(gram, compute_uv=False)
+        tag = f" (seed {seed})"
+        checks += [
+            at_most("Gram matrix: max |G - block projection| / max |G|" + tag, "training",
+                    GRAM_DEVIATION, deviation / np.abs(gram).max(),
+                    "optimisation error (Adam warm-up, L-BFGS polish)"),
+            at_least("same-topic minus different-topic mean inner product" + tag, "training",
+                     0.0, same - other, "same-topic words share one direction"),
+            at_most(f"largest singular value beyond the T-th (T = {T})" + tag, "training",
+                    RANK_TOLERANCE, float(singular[T:].max(initial=0.0)),
+                    "rank G <= T (optimisation error)", singular_values=singular.tolist()),
+        ]
+        curves.append(Curve("embeddings: population objective", f"seed {seed}",
+                            np.concatenate((adam.losses, polish.losses)), {}))
+    return checks, curves
+
+
+_ONE = {"fast": 1, "full": 3}
+
+EXPERIMENTS = {
+    "topics-value-block-structure": Experiment(
+        (_value_bridge, _value_training, _value_control), {}, _ONE),
+    "topics-embedding-block-structure": Experiment(
+        (_embedding_bridge, _embedding_training), {}, _ONE),
+}
