@@ -127,19 +127,37 @@ def _problems(params: Params) -> list[str]:
     if not lam > 0:
         problems.append(f"lambda must be > 0 (got lam = {lam}): without the penalty the "
                         "objective has no minimiser")
+    if "mask" in params:
+        for name in ("mask", "keep", "random"):
+            if not 0 <= params[name] <= 1:
+                problems.append(f"{name} must be a probability in [0, 1] (got {params[name]})")
+        if params["keep"] + params["random"] > 1:
+            problems.append(
+                f"keep + random = {params['keep'] + params['random']} > 1: a selected token "
+                "becomes [MASK], a random word or itself, and these probabilities must sum to 1"
+            )
     if T * v > 16:
         problems.append(f"T v = {T * v} > 16 words: the exact obligations enumerate V x V "
                         "matrices; use T v <= 16")
     return problems
 
 
-def _parameters() -> tuple[Parameter, ...]:
-    return (
+def _parameters(sampled: bool = True) -> tuple[Parameter, ...]:
+    sizes = (
         Parameter("T", "integer", 4, "number of topics"),
         Parameter("v", "integer", 3, "words per topic"),
         Parameter("tau", "integer", 2, "topics per document, 1 <= tau < T"),
         Parameter("lam", "rational", sp.Rational(1, 100), "L2 penalty lambda > 0"),
     )
+    masking = (
+        Parameter("mask", "rational", sp.Rational(15, 100),
+                  "masked-LM: probability that a position is selected"),
+        Parameter("keep", "rational", sp.Rational(1, 10),
+                  "masked-LM: probability that a selected token is kept"),
+        Parameter("random", "rational", sp.Rational(1, 10),
+                  "masked-LM: probability that a selected token becomes a random word"),
+    )
+    return sizes + (masking if sampled else ())
 
 
 _PAPER = "li2023topics"
@@ -272,7 +290,7 @@ EMBEDDING_BLOCKS = register(
             r"words share one embedding direction), a smaller different-topic entry, and "
             r"$\mathrm{rank}\,G \le T$."
         ),
-        parameters=_parameters(),
+        parameters=_parameters(sampled=False),
         assumption_text=(r"$1 \le \tau < T$, $\lambda > 0$, $d \ge T$",
                          "frozen uniform attention, W^V = I, tied decoder"),
         assumptions=_problems,
@@ -280,5 +298,55 @@ EMBEDDING_BLOCKS = register(
             closed_forms={"rank_bound": T_}, point=_point(params),
             descriptions={"rank_bound": "rank of the optimal Gram matrix is at most T"}),
         obligations=_embedding_obligations,
+    )
+)
+
+
+# ----------------------------------------------------------------------------- attention
+
+
+def _attention_obligations(params: Params) -> list[Obligation]:
+    T, v = params["T"], params["v"]
+    point = _point(params)
+    a, b = sp.symbols("a b", real=True)
+    V = T * v
+    weights = sp.symbols(f"alpha0:{V}", nonnegative=True)  # attention mass on each key word
+    logits = block_matrix(T, v, a, b) * sp.Matrix(weights)
+    mass = [sum(weights[t * v : (t + 1) * v]) for t in range(T)]
+    total = sum(weights)
+    _, a_star, b_star = _block_values(params)
+    return [
+        Obligation("with W^V = a Blk + b (J - Blk), logit_w = b sum(alpha) + (a - b) m_topic(w): "
+                   "only the attention mass per topic matters",
+                   sp.ImmutableMatrix([logits[w] - (b * total + (a - b) * mass[w // v])
+                                       for w in range(V)]), "==", point, sp.zeros(V, 1)),
+        Obligation("d logit_w / d m_topic(w) = a - b > 0 at the stage-1 optimum: moving mass to "
+                   "the target's topic raises the correct logit", a_star - b_star, ">", point),
+    ]
+
+
+ATTENTION_TOPICS = register(
+    Theorem(
+        id="topics-attention-structure",
+        title="With W^V at its block optimum, trained attention favours same-topic tokens",
+        paper=f"{_PAPER}, stage 2 (attention learns topic structure)",
+        statement=(
+            r"With $W^V$ frozen at the stage-1 block optimum $a\,\mathrm{Blk} + b\,(J - "
+            r"\mathrm{Blk})$, $a > b$, training $W^K, W^Q$ on masked-LM data makes the average "
+            r"attention between same-topic token pairs exceed that between different-topic pairs "
+            r"(content-word queries; [MASK] queries carry no topic and stay uniform)."
+        ),
+        parameters=_parameters(),
+        assumption_text=(r"$1 \le \tau < T$, $\lambda > 0$", "W^V frozen at block form",
+                         "masked-LM corruption of LDA documents"),
+        assumptions=_problems,
+        predict=lambda params: Prediction(
+            closed_forms={"a": _block_values(params)[1], "b": _block_values(params)[2],
+                          "uniform_ratio": sp.Integer(1)},
+            point=_point(params),
+            descriptions={"a": "frozen same-topic entry of W^V", "b": "frozen different-topic "
+                          "entry", "uniform_ratio": "same/different attention ratio of uniform "
+                          "attention (the baseline the trained ratio must exceed)"}),
+        obligations=_attention_obligations,
     )
 )

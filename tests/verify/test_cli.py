@@ -196,3 +196,21 @@ def test_ical_full_budget_path_at_paper_size(capsys, tmp_path, monkeypatch):
     bridge = [c for c in entry["checks"] if c["kind"] == "bridge"]
     assert bridge and all(c["passed"] for c in bridge)
     assert bridge[0]["details"]["samples"] == experiments.MC_CHUNK + 10
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--theorem", "topics-value-block-structure", "--param", "tau=4"], "tau must lie in"),
+        (["--theorem", "topics-value-block-structure", "--param", "lam=0"], "lambda must be > 0"),
+        (["--theorem", "topics-attention-structure", "--param", "mask=-0.1"],
+         "mask must be a probability"),
+        (["--theorem", "topics-attention-structure", "--param", "keep=0.9", "--param",
+          "random=0.2"], "must sum to 1"),
+        (["--theorem", "topics-embedding-block-structure", "--param", "mask=0.2"],
+         "has no parameter 'mask'"),
+    ],
+)
+def test_topics_bad_input_exit_2(capsys, argv, message):
+    code, _, err = _run(capsys, *argv)
+    assert code == 2 and message in err and len(err.strip().splitlines()) == 1

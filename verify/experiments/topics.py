@@ -19,6 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 import sympy as sp
 import torch
+import torch.nn.functional as F
 from sklearn.cluster import KMeans
 from sklearn.metrics import adjusted_rand_score
 
@@ -105,6 +106,15 @@ def _value_model(ctx: Context) -> TopicTransformer:
     model = TopicTransformer(T * v, device=ctx.device)
     model.train_only("W_V")
     return model
+
+
+def _masked_documents(ctx: Context, rng: np.random.Generator):
+    """The budget's LDA documents with the theorem's masked-LM corruption probabilities."""
+    T, v, _, _ = _sizes(ctx)
+    p = ctx.plan.params
+    documents = sample_lda_documents(rng, BUDGETS[ctx.plan.budget].documents, T, v)
+    return mask_for_mlm(rng, documents, T * v, float(p["mask"]), float(p["keep"]),
+                        float(p["random"]))
 
 
 def _progress(ctx: Context, label: str, steps: int):
@@ -194,7 +204,7 @@ def _sampled_checks(ctx: Context) -> list[Check]:
     checks = []
     for seed in ctx.plan.seeds:
         rng = np.random.default_rng(seed)
-        masked = mask_for_mlm(rng, sample_lda_documents(rng, budget.documents, T, v), V)
+        masked = _masked_documents(ctx, rng)
         inputs = torch.tensor(masked.inputs, device=ctx.device)
         keys = torch.tensor(masked.keys, device=ctx.device)
         labels = torch.tensor(masked.labels, device=ctx.device)
@@ -318,6 +328,129 @@ def _embedding_training(ctx: Context) -> tuple[list[Check], list[Curve]]:
     return checks, curves
 
 
+# ----------------------------------------------------------------------------- attention
+
+#: Attention ratio threshold (spec): same-topic / different-topic mean attention > 1.1 with
+#: the difference above 5 standard errors over evaluation documents (uniform attention: 1).
+ATTENTION_RATIO = 1.1
+ATTENTION_INIT_STD = 1e-3  # W^K = W^Q = 0 is a saddle (zero gradient); start just off it
+EVAL_DOCUMENTS, EVAL_LENGTH = 200, 100
+
+
+def _frozen_value_model(ctx: Context, same: float, other: float, seed: int,
+                        init_std: float) -> TopicTransformer:
+    """Trainable attention, ``W^V`` frozen at ``same Blk + other (J - Blk)``."""
+    T, v, _, _ = _sizes(ctx)
+    V = T * v
+    model = TopicTransformer(V, uniform_attention=False, device=ctx.device)
+    model.train_only("W_K", "W_Q")
+    blocks = torch.tensor(_blocks(T, v), device=ctx.device)
+    entries = torch.tensor([other, same], dtype=torch.float64, device=ctx.device)
+    gen = generator(ctx.device, seed)
+    with torch.no_grad():
+        model.W_V.zero_()
+        model.W_V[:V, :V] = entries[blocks.long()]
+        for parameter in (model.W_K, model.W_Q):
+            parameter.copy_(init_std * torch.randn(parameter.shape, generator=gen,
+                                                   device=ctx.device, dtype=parameter.dtype))
+    return model
+
+
+def _attention_bridge(ctx: Context) -> tuple[list[Check], list[Curve]]:
+    """The module's logits equal b sum(alpha) + (a - b) m_topic (the obligation), for random
+    attention; and uniform attention has same/different ratio exactly 1."""
+    T, v, _, _ = _sizes(ctx)
+    pred = ctx.prediction
+    a, b = pred.float("a"), pred.float("b")
+    model = _frozen_value_model(ctx, a, b, 0, 1.0)
+    x = torch.tensor(sample_lda_documents(np.random.default_rng(0), 8, T, v, min_length=30,
+                                          max_length=30).tokens, device=ctx.device)
+    with torch.no_grad():
+        logits, attention = model(x)
+        one_hot = F.one_hot(x, T * v).to(attention.dtype)  # (B, N, V)
+        mass = (attention @ one_hot).reshape(*attention.shape[:2], T, v).sum(-1)  # per topic
+        formula = b + (a - b) * mass.repeat_interleave(v, dim=-1)
+        uniform = TopicTransformer(T * v, device=ctx.device)
+        same, other = _topic_attention(ctx, uniform, 0)
+    return [
+        close("module logits = b + (a - b) * attention mass on the word's topic", "bridge", 0.0,
+              (logits - formula).abs().max().item(), BRIDGE),
+        close("uniform attention: same/different ratio", "bridge",
+              pred.float("uniform_ratio"), float(same.mean() / other.mean()), BRIDGE),
+    ], []
+
+
+def _attention_training(ctx: Context) -> tuple[list[Check], list[Curve]]:
+    return _train_attention(ctx, ctx.prediction.float("a"), ctx.prediction.float("b"),
+                            control=False)
+
+
+def _attention_control(ctx: Context) -> tuple[list[Check], list[Curve]]:
+    """W^V frozen with a and b swapped (a - b < 0): moving mass to the target's topic now
+    lowers the correct logit, so the same-topic preference must not appear."""
+    return _train_attention(ctx, ctx.prediction.float("b"), ctx.prediction.float("a"),
+                            control=True)
+
+
+def _train_attention(ctx: Context, same_entry: float, other_entry: float, control: bool
+                     ) -> tuple[list[Check], list[Curve]]:
+    budget = BUDGETS[ctx.plan.budget]
+    pred = ctx.prediction
+    checks, curves = [], []
+    for seed in ctx.plan.seeds:
+        model = _frozen_value_model(ctx, same_entry, other_entry, seed, ATTENTION_INIT_STD)
+        rng = np.random.default_rng(seed)
+        masked = _masked_documents(ctx, rng)
+        batches = MaskedLMBatches(*(torch.tensor(x, device=ctx.device) for x in
+                                    (masked.inputs, masked.keys, masked.labels)), budget.batch)
+        history = train(model, batches.objective, TrainConfig(steps=budget.steps, lr=1e-2,
+                                                              weight_decay=0.0),
+                        _progress(ctx, f"attention W^K, W^Q, seed {seed}", budget.steps))
+        if failed := divergence(history, f"attention (seed {seed})"):
+            checks += failed
+            continue
+        same, other = _topic_attention(ctx, model, seed)
+        difference = same - other
+        error = float(difference.std(ddof=1) / math.sqrt(len(difference)))
+        ratio = float(same.mean() / other.mean())
+        tag = f" (seed {seed})"
+        if control:
+            checks.append(at_most("swapped blocks (a < b): same/different attention ratio" + tag,
+                                  "control", ATTENTION_RATIO * pred.float("uniform_ratio"),
+                                  ratio, "the prediction (ratio > 1.1) must fail when a < b"))
+            continue
+        checks += [
+            at_least("mean same-topic / different-topic attention, content-word queries" + tag,
+                     "training", ATTENTION_RATIO * pred.float("uniform_ratio"), ratio,
+                     f"{ATTENTION_RATIO:g} x the uniform-attention ratio (spec)"),
+            at_least("same-topic minus different-topic attention, in standard errors" + tag,
+                     "training", SAMPLED_SIGMAS, float(difference.mean()) / error,
+                     "standard error over evaluation documents (the sampling unit)",
+                     difference=float(difference.mean()), standard_error=error),
+        ]
+        curves.append(Curve("attention: masked-LM loss", f"seed {seed}", history.losses, {}))
+    return checks, curves
+
+
+def _topic_attention(ctx: Context, model: TopicTransformer, seed: int
+                     ) -> tuple[np.ndarray, np.ndarray]:
+    """Per evaluation document (unmasked, every query a content word): mean attention over
+    same-topic pairs of different words, and over different-topic pairs."""
+    T, v, _, _ = _sizes(ctx)
+    documents = sample_lda_documents(np.random.default_rng(10_000 + seed), EVAL_DOCUMENTS, T, v,
+                                     min_length=EVAL_LENGTH, max_length=EVAL_LENGTH)
+    x = torch.tensor(documents.tokens, device=ctx.device)
+    with torch.no_grad():
+        _, attention = model(x)
+    topic = x // v
+    same_topic = topic[:, :, None] == topic[:, None, :]
+    same_word = x[:, :, None] == x[:, None, :]
+    pairs = {"same": same_topic & ~same_word, "other": ~same_topic}
+    means = {k: (attention * m).sum((1, 2)) / m.sum((1, 2)).clamp_min(1) for k, m in pairs.items()}
+    usable = (pairs["same"].sum((1, 2)) > 0) & (pairs["other"].sum((1, 2)) > 0)
+    return means["same"][usable].cpu().numpy(), means["other"][usable].cpu().numpy()
+
+
 _ONE = {"fast": 1, "full": 3}
 
 EXPERIMENTS = {
@@ -325,4 +458,6 @@ EXPERIMENTS = {
         (_value_bridge, _value_training, _value_control), {}, _ONE),
     "topics-embedding-block-structure": Experiment(
         (_embedding_bridge, _embedding_training), {}, _ONE),
+    "topics-attention-structure": Experiment(
+        (_attention_bridge, _attention_training, _attention_control), {}, _ONE),
 }

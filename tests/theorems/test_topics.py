@@ -1,0 +1,73 @@
+"""Topic-structure closed forms and obligations (Li, Li, Risteski, 2023; shared/spec/topics.md)."""
+
+import pytest
+import sympy as sp
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import theorems
+from theorems import topics
+
+TOPIC_IDS = [i for i in theorems.ids() if i.startswith("topics-")]
+
+
+def test_worked_value_from_the_spec():
+    """T=4, v=3, tau=2, lambda=0.01 gives a = 0.31131875, b = -0.10377292 (spec)."""
+    theorem = theorems.get("topics-value-block-structure")
+    prediction = theorem.predict(theorem.resolve_params({}))
+    assert prediction.float("a") == pytest.approx(0.31131875, abs=5e-9)
+    assert prediction.float("b") == pytest.approx(-0.10377292, abs=5e-9)
+
+
+@pytest.mark.parametrize("theorem_id", TOPIC_IDS)
+def test_all_obligations_hold_at_the_defaults(theorem_id):
+    theorem = theorems.get(theorem_id)
+    params = theorem.resolve_params({})
+    assert theorem.assumptions(params) == []
+    assert all(ob.check().holds for ob in theorem.obligations(params))
+
+
+@settings(max_examples=6)
+@given(T=st.integers(2, 4), v=st.integers(1, 3), tau_fraction=st.floats(0, 0.99),
+       lam=st.integers(1, 50).map(lambda k: sp.Rational(k, 1000)))
+def test_obligations_hold_on_admissible_parameters(T, v, tau_fraction, lam):
+    tau = 1 + int(tau_fraction * (T - 1))
+    for theorem_id in TOPIC_IDS:
+        theorem = theorems.get(theorem_id)
+        params = theorem.resolve_params({"T": T, "v": v, "tau": tau, "lam": lam})
+        assert theorem.assumptions(params) == []
+        assert all(ob.check().holds for ob in theorem.obligations(params)), (theorem_id, params)
+
+
+def test_root_is_unique_and_block_entries_are_ordered():
+    root = topics.optimal_gap(4, 3, 2, sp.Rational(1, 100))
+    gap = topics.stationarity_gap().subs({topics.T_: 4, topics.v_: 3, topics.tau_: 2,
+                                          topics.lam_: sp.Rational(1, 100)})
+    assert gap.subs(topics.delta, root / 2) > 0 > gap.subs(topics.delta, 2 * root)
+
+
+def test_squared_loss_control_is_discriminating():
+    """Without the penalty, W = I is optimal for the squared loss (zero gradient), and I is
+    not of the block form a Blk + b (J - Blk) when v > 1: the obligation is not vacuous."""
+    T, v, tau = 3, 2, 1
+    assert topics._squared_loss_gradient_at_identity(T, v, tau) == sp.zeros(T * v, T * v)
+    a, b = sp.symbols("a b")
+    assert not sp.solve(list(topics.block_matrix(T, v, a, b) - sp.eye(T * v)), [a, b], dict=True)
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        ({"tau": "4"}, "tau must lie in [1, T)"),
+        ({"tau": "0"}, "tau must lie in [1, T)"),
+        ({"lam": "0"}, "lambda must be > 0"),
+        ({"lam": "-1/10"}, "lambda must be > 0"),
+        ({"mask": "1.5"}, "mask must be a probability"),
+        ({"keep": "0.7", "random": "0.4"}, "must sum to 1"),
+        ({"T": "5", "v": "4"}, "T v = 20 > 16"),
+    ],
+)
+def test_bad_parameters_are_readable_violations(overrides, message):
+    theorem = theorems.get("topics-value-block-structure")
+    violations = theorem.assumptions(theorem.resolve_params(overrides))
+    assert any(message in v for v in violations), violations
