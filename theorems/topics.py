@@ -37,7 +37,7 @@ delta = sp.Symbol("delta", real=True)
 T_, v_, tau_, lam_ = sp.symbols("T v tau lambda", positive=True)
 
 #: Working precision (decimal digits) of the bracketed root finder for delta*.
-ROOT_DIGITS = 40
+ROOT_DIGITS = 50
 
 
 def reduced_loss() -> sp.Expr:
@@ -98,7 +98,8 @@ def optimal_gap(T: int, v: int, tau: int, lam: sp.Rational) -> sp.Float:
         upper = mpmath.mpf(1)
         while gap(upper) > 0:
             upper *= 2
-        root = mpmath.findroot(gap, (mpmath.mpf(0), upper), solver="bisect")
+        root = mpmath.findroot(gap, (mpmath.mpf(0), upper), solver="bisect",
+                               tol=mpmath.mpf(10) ** (-2 * ROOT_DIGITS), maxsteps=1000)
         return sp.Float(root, ROOT_DIGITS)
 
 
@@ -136,9 +137,6 @@ def _problems(params: Params) -> list[str]:
                 f"keep + random = {params['keep'] + params['random']} > 1: a selected token "
                 "becomes [MASK], a random word or itself, and these probabilities must sum to 1"
             )
-    if T * v > 16:
-        problems.append(f"T v = {T * v} > 16 words: the exact obligations enumerate V x V "
-                        "matrices; use T v <= 16")
     return problems
 
 
@@ -166,9 +164,22 @@ _PAPER = "li2023topics"
 # ----------------------------------------------------------------------------- value matrix
 
 
+#: Sizes up to which the obligations that enumerate V x V matrices are built (they hold for
+#: every size; these keep ``verify`` fast at the paper's T = 10, v = 10).
+ENUMERATION_T, ENUMERATION_V = 4, 3
+
+
+def _enumeration_sizes(params: Params) -> tuple[int, int, int]:
+    """``(T, v, tau)`` capped at :data:`ENUMERATION_T`, :data:`ENUMERATION_V`."""
+    T, v = min(params["T"], ENUMERATION_T), min(params["v"], ENUMERATION_V)
+    return T, v, min(params["tau"], T - 1)
+
+
 def _value_obligations(params: Params) -> list[Obligation]:
-    T, v, tau, lam = params["T"], params["v"], params["tau"], sp.Rational(params["lam"])
+    T, v, tau = _enumeration_sizes(params)
+    lam = sp.Rational(params["lam"])
     point = _point(params)
+    small = {T_: T, v_: v, tau_: tau, lam_: lam}
     a, b, c, k = sp.symbols("a b c k", real=True)
     S = tuple(range(tau))
     logits = block_matrix(T, v, a, b, diagonal=c) * context_distribution(T, v, S)
@@ -183,11 +194,12 @@ def _value_obligations(params: Params) -> list[Obligation]:
     curvature = sp.diff(reduced_loss(), delta, 2).subs(T_, tau_ + m).subs(tau_, 1 + r)
     identity_gradient = _squared_loss_gradient_at_identity(T, v, tau)
     return [
-        Obligation("logits of c I + a (Blk - I) + b (J - Blk) depend on s = c + (v-1) a and b "
-                   "only", reduction, "==", point, sp.zeros(T * v, 1)),
-        Obligation(f"exact population loss at block form (all C(T, tau) sets, T={T}, v={v}) = "
-                   "L(delta), delta = k/tau", population_loss(W_k, T, v, tau, lam), "==", point,
-                   reduced_loss().subs(point).subs(delta, k / tau)),
+        Obligation(f"logits of c I + a (Blk - I) + b (J - Blk) depend on s = c + (v-1) a and b "
+                   f"only (T={T}, v={v}, tau={tau})", reduction, "==", point,
+                   sp.zeros(T * v, 1)),
+        Obligation(f"exact population loss at block form (all C(T, tau) sets, T={T}, v={v}, "
+                   f"tau={tau}) = L(delta), delta = k/tau", population_loss(W_k, T, v, tau, lam),
+                   "==", point, reduced_loss().subs(small).subs(delta, k / tau)),
         Obligation("dL/ddelta = 0  <=>  (T-tau)/(tau e^delta + T-tau) = 2 lambda v^2 (T-1) "
                    "tau^2 delta", sp.diff(reduced_loss(), delta) + stationarity_gap(), "==",
                    point),
@@ -196,11 +208,13 @@ def _value_obligations(params: Params) -> list[Obligation]:
         Obligation("delta* solves the stationarity equation (|residual| < 1e-30)",
                    sp.Abs(stationarity_gap().subs(point).subs(delta, root)), "<",
                    point, sp.Float("1e-30")),
-        Obligation("a + (T-1) b = 0 (rows sum to zero)", a_star + (T - 1) * b_star, "==", point),
+        Obligation("a + (T-1) b = 0 (rows sum to zero)", a_star + (params["T"] - 1) * b_star,
+                   "==", point),
         Obligation("a > 0 > b: same-topic entries exceed different-topic entries", b_star, "<",
                    point),
-        Obligation("control: with squared loss and no penalty the gradient at W = I is 0, so "
-                   "W = I (not block form) is optimal", identity_gradient, "==", point,
+        Obligation(f"control: with squared loss and no penalty the gradient at W = I is 0 "
+                   f"(T={T}, v={v}, tau={tau}), so W = I (not block form) is optimal",
+                   identity_gradient, "==", point,
                    sp.zeros(*identity_gradient.shape)),
     ]
 
@@ -258,7 +272,7 @@ VALUE_BLOCKS = register(
 
 
 def _embedding_obligations(params: Params) -> list[Obligation]:
-    T, v = params["T"], params["v"]
+    T, v, _ = _enumeration_sizes(params)
     point = _point(params)
     a, b, c, s = sp.symbols("a b c s", real=True)
     G = block_matrix(T, v, a, b, diagonal=c)
@@ -306,7 +320,7 @@ EMBEDDING_BLOCKS = register(
 
 
 def _attention_obligations(params: Params) -> list[Obligation]:
-    T, v = params["T"], params["v"]
+    T, v, _ = _enumeration_sizes(params)
     point = _point(params)
     a, b = sp.symbols("a b", real=True)
     V = T * v
@@ -316,8 +330,8 @@ def _attention_obligations(params: Params) -> list[Obligation]:
     total = sum(weights)
     _, a_star, b_star = _block_values(params)
     return [
-        Obligation("with W^V = a Blk + b (J - Blk), logit_w = b sum(alpha) + (a - b) m_topic(w): "
-                   "only the attention mass per topic matters",
+        Obligation(f"with W^V = a Blk + b (J - Blk), logit_w = b sum(alpha) + (a - b) "
+                   f"m_topic(w) (T={T}, v={v}): only the attention mass per topic matters",
                    sp.ImmutableMatrix([logits[w] - (b * total + (a - b) * mass[w // v])
                                        for w in range(V)]), "==", point, sp.zeros(V, 1)),
         Obligation("d logit_w / d m_topic(w) = a - b > 0 at the stage-1 optimum: moving mass to "

@@ -7,8 +7,8 @@ documents with masked-LM corruption, as the reference code does.
 Budgets
 -------
 ``fast``: the theorem's sizes (default T = 4, v = 3), 400 sampled documents.
-``full``: the reference scale for the sampled run (T = 10, v = 10, 10,000 documents, thousands
-of steps); the population checks keep T v <= 16 (exact sympy obligations).
+``full``: the reference scale (T = 10, v = 10, 10,000 documents, thousands of steps); the
+obligations that enumerate V x V matrices are built at T <= 4, v <= 3 (they say so).
 """
 
 from __future__ import annotations
@@ -452,12 +452,13 @@ def _topic_attention(ctx: Context, model: TopicTransformer, seed: int
 
 
 _ONE = {"fast": 1, "full": 3}
+_FULL = {"full": {"T": "10", "v": "10"}}
 
 EXPERIMENTS = {
     "topics-value-block-structure": Experiment(
-        (_value_bridge, _value_training, _value_control), {}, _ONE),
+        (_value_bridge, _value_training, _value_control), _FULL, _ONE),
     "topics-embedding-block-structure": Experiment(
-        (_embedding_bridge, _embedding_training), {}, _ONE),
+        (_embedding_bridge, _embedding_training), _FULL, _ONE),
     "topics-attention-structure": Experiment(
-        (_attention_bridge, _attention_training, _attention_control), {}, _ONE),
+        (_attention_bridge, _attention_training, _attention_control), _FULL, _ONE),
 }
