@@ -117,6 +117,17 @@ def _masked_documents(ctx: Context, rng: np.random.Generator):
                         float(p["random"]))
 
 
+def _train_masked_lm(ctx: Context, model: TopicTransformer, seed: int, label: str) -> History:
+    """AdamW (lr 1e-2, no decay, as the reference code) on the seed's masked LDA documents."""
+    budget = BUDGETS[ctx.plan.budget]
+    masked = _masked_documents(ctx, np.random.default_rng(seed))
+    batches = MaskedLMBatches(*(torch.tensor(x, device=ctx.device) for x in
+                                (masked.inputs, masked.keys, masked.labels)), budget.batch)
+    return train(model, batches.objective,
+                 TrainConfig(steps=budget.steps, lr=1e-2, weight_decay=0.0),
+                 _progress(ctx, label, budget.steps))
+
+
 def _progress(ctx: Context, label: str, steps: int):
     return ctx.progress(label, steps) if ctx.progress else None
 
@@ -199,24 +210,15 @@ def _value_training(ctx: Context) -> tuple[list[Check], list[Curve]]:
 def _sampled_checks(ctx: Context) -> list[Check]:
     """LDA documents with masking (reference code's setting, no penalty): topic blocks in W^V."""
     T, v, _, _ = _sizes(ctx)
-    budget = BUDGETS[ctx.plan.budget]
     V = T * v
     checks = []
     for seed in ctx.plan.seeds:
-        rng = np.random.default_rng(seed)
-        masked = _masked_documents(ctx, rng)
-        inputs = torch.tensor(masked.inputs, device=ctx.device)
-        keys = torch.tensor(masked.keys, device=ctx.device)
-        labels = torch.tensor(masked.labels, device=ctx.device)
         model = _value_model(ctx)
-        gen = generator(ctx.device, seed)
         with torch.no_grad():
-            model.W_V.copy_(INIT_STD * torch.randn(model.W_V.shape, generator=gen,
+            model.W_V.copy_(INIT_STD * torch.randn(model.W_V.shape,
+                                                   generator=generator(ctx.device, seed),
                                                    device=ctx.device, dtype=model.W_V.dtype))
-        batches = MaskedLMBatches(inputs, keys, labels, budget.batch)
-        history = train(model, batches.objective, TrainConfig(steps=budget.steps, lr=1e-2,
-                                                      weight_decay=0.0),
-                        _progress(ctx, f"sampled LDA W^V, seed {seed}", budget.steps))
+        history = _train_masked_lm(ctx, model, seed, f"sampled LDA W^V, seed {seed}")
         if failed := divergence(history, f"sampled W^V (seed {seed})"):
             checks += failed
             continue
@@ -394,18 +396,11 @@ def _attention_control(ctx: Context) -> tuple[list[Check], list[Curve]]:
 
 def _train_attention(ctx: Context, same_entry: float, other_entry: float, control: bool
                      ) -> tuple[list[Check], list[Curve]]:
-    budget = BUDGETS[ctx.plan.budget]
     pred = ctx.prediction
     checks, curves = [], []
     for seed in ctx.plan.seeds:
         model = _frozen_value_model(ctx, same_entry, other_entry, seed, ATTENTION_INIT_STD)
-        rng = np.random.default_rng(seed)
-        masked = _masked_documents(ctx, rng)
-        batches = MaskedLMBatches(*(torch.tensor(x, device=ctx.device) for x in
-                                    (masked.inputs, masked.keys, masked.labels)), budget.batch)
-        history = train(model, batches.objective, TrainConfig(steps=budget.steps, lr=1e-2,
-                                                              weight_decay=0.0),
-                        _progress(ctx, f"attention W^K, W^Q, seed {seed}", budget.steps))
+        history = _train_masked_lm(ctx, model, seed, f"attention W^K, W^Q, seed {seed}")
         if failed := divergence(history, f"attention (seed {seed})"):
             checks += failed
             continue
