@@ -33,9 +33,10 @@ class TrainConfig:
         AdamW betas.
     weight_decay : float
         Applied to the attention/FFN matrices only (``model.matrices()``).
-    optimizer : {"adamw", "sgd", "lbfgs"}
+    optimizer : {"adamw", "sgd", "ngd", "lbfgs"}
         ``sgd`` is plain gradient descent (no momentum): a discretised gradient flow, for
-        theorems about what gradient flow conserves. ``lbfgs`` (one iteration with a strong
+        theorems about what gradient flow conserves. ``ngd`` is normalized gradient descent
+        (:class:`NormalizedGD`). ``lbfgs`` (one iteration with a strong
         Wolfe line search per step) is for deterministic objectives such as exact population
         losses.
     schedule : {"onecycle", "constant"}
@@ -43,6 +44,8 @@ class TrainConfig:
         (the reference code's ``div_factor=100, final_div_factor=0.05``).
     sync_every : int
         Steps between reads of the loss on the host (progress and non-finite check).
+    stop_below : float or None
+        Stop at the first read loss ``<=`` this value (a loss floor plus a target gap).
     """
 
     steps: int
@@ -52,6 +55,30 @@ class TrainConfig:
     optimizer: str = "adamw"
     schedule: str = "onecycle"
     sync_every: int = 50
+    stop_below: float | None = None
+
+
+class NormalizedGD(torch.optim.Optimizer):
+    """Normalized gradient descent ``theta <- theta - lr g / ||g||`` (Huang et al., 2024).
+
+    The norm is taken over all parameters of the optimizer together; a zero gradient leaves
+    the parameters where they are.
+    """
+
+    def __init__(self, params, lr: float) -> None:
+        super().__init__(params, {"lr": lr})
+
+    @torch.no_grad()
+    def step(self, closure=None) -> None:
+        """One normalized step (``closure`` is not used)."""
+        grads = [p.grad for group in self.param_groups for p in group["params"]
+                 if p.grad is not None]
+        norm = torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(g) for g in grads]))
+        inverse = torch.where(norm > 0, 1 / norm, torch.zeros_like(norm))
+        for group in self.param_groups:
+            for p in group["params"]:
+                if p.grad is not None:
+                    p.sub_(group["lr"] * inverse * p.grad)
 
 
 @dataclass(frozen=True)
@@ -98,6 +125,8 @@ def make_optimizer(
         optimizer = torch.optim.AdamW(groups, lr=config.lr, betas=config.betas)
     elif config.optimizer == "sgd":
         optimizer = torch.optim.SGD(groups, lr=config.lr)
+    elif config.optimizer == "ngd":
+        optimizer = NormalizedGD(groups, lr=config.lr)
     elif config.optimizer == "lbfgs":
         # tolerances at float64 round-off: the run's length is set by ``steps``, not by them
         optimizer = torch.optim.LBFGS(trainable, lr=config.lr, max_iter=1, tolerance_grad=0.0,
@@ -163,7 +192,7 @@ def train(
             torch.stack([torch.linalg.vector_norm(p.grad) for p in params])
         )
         for name, value in probe_values.items():
-            probes.setdefault(name, torch.empty_like(losses))[step] = value
+            probes.setdefault(name, torch.empty_like(losses))[step] = value.detach()
         if config.optimizer == "lbfgs":
             optimizer.step(lambda: _reevaluate(model, objective, optimizer))
         else:
@@ -176,6 +205,10 @@ def train(
             if not finite.all():
                 nonfinite_step = steps_run - len(window) + int(np.argmin(finite))
                 steps_run = nonfinite_step + 1
+                break
+            if config.stop_below is not None and bool((window <= config.stop_below).any()):
+                steps_run = steps_run - len(window) + int(
+                    torch.argmax((window <= config.stop_below).int())) + 1
                 break
             if progress is not None:
                 progress(steps_run, config.steps, float(window[-1]))

@@ -2,6 +2,7 @@
 
 from theorems import ical as _ical  # noqa: F401  (registers the ICAL theorems)
 from theorems import markov as _markov  # noqa: F401  (registers the Markov theorems)
+from theorems import ntp as _ntp  # noqa: F401  (registers the next-token-prediction theorems)
 from theorems import topics as _topics  # noqa: F401  (registers the topic theorems)
 from theorems.core import (
     Obligation,

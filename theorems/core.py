@@ -15,7 +15,7 @@ from typing import Literal
 
 import sympy as sp
 
-ParamValue = sp.Rational | int
+ParamValue = sp.Rational | int | str
 Params = Mapping[str, ParamValue]
 Relation = Literal["==", ">", ">=", "<", "<=", "psd", "nsd", "indefinite", "spectrum"]
 
@@ -48,21 +48,25 @@ class Parameter:
     ----------
     name : str
         Name used on the command line (``--param name=value``).
-    kind : {"rational", "integer"}
+    kind : {"rational", "integer", "text"}
         Rationals are parsed exactly (``0.7`` becomes ``7/10``) so that obligations stay exact.
-    default : sympy.Rational or int
+        Text values (a partial order, a permutation) are kept as given; the theorem's
+        ``assumptions`` say what is wrong with them.
+    default : sympy.Rational, int or str
         Value used when the user gives none.
     description : str
         Meaning in the paper's notation.
     """
 
     name: str
-    kind: Literal["rational", "integer"]
+    kind: Literal["rational", "integer", "text"]
     default: ParamValue
     description: str
 
     def parse(self, text: str) -> ParamValue:
         """Parse a command-line value exactly; raise :class:`ParameterError` if malformed."""
+        if self.kind == "text":
+            return text.strip()
         try:
             if self.kind == "integer":
                 return int(text)

@@ -42,12 +42,19 @@ class Curve:
         ``(steps,)`` loss per step.
     references : dict[str, float]
         Horizontal lines (e.g. ``entropy rate``, ``H(pi)``) from the prediction.
+    ylabel : str
+        What ``values`` are.
+    xscale, yscale : {"log", "linear"}
+        Axis scales (``1 - corr`` vs step is read on log-log axes, a linear rate on a log y).
     """
 
     title: str
     label: str
     values: np.ndarray
     references: dict[str, float]
+    ylabel: str = "loss (nats; sampled budgets: smoothed batch loss)"
+    xscale: str = "log"
+    yscale: str = "linear"
 
 
 @dataclass(frozen=True)

@@ -146,9 +146,10 @@ def write_figures(verdict: Verdict, directory: Path) -> list[Path]:
         styles = iter(["--", ":", "-."])
         for name, value in curves[0].references.items():
             ax.axhline(value, color="black", ls=next(styles), lw=0.9, label=f"{name} {value:.5f}")
-        ax.set_xscale("log")
+        ax.set_xscale(curves[0].xscale)
+        ax.set_yscale(curves[0].yscale)
         ax.set_xlabel("step")
-        ax.set_ylabel("loss (nats; sampled budgets: smoothed batch loss)")
+        ax.set_ylabel(curves[0].ylabel)
         ax.set_title(f"{verdict.theorem_id}\n{title}", fontsize=9)
         ax.legend(fontsize=7)
         fig.tight_layout()

@@ -56,6 +56,7 @@ def divergence(history: History, label: str) -> list[Check]:
 
 def experiment_for(theorem_id: str) -> Experiment:
     """The experiment registered for ``theorem_id`` (one table per paper module)."""
-    from verify.experiments import ical, markov, topics
+    from verify.experiments import ical, markov, ntp, topics
 
-    return {**markov.EXPERIMENTS, **ical.EXPERIMENTS, **topics.EXPERIMENTS}[theorem_id]
+    return {**markov.EXPERIMENTS, **ical.EXPERIMENTS, **topics.EXPERIMENTS,
+            **ntp.EXPERIMENTS}[theorem_id]
