@@ -87,6 +87,8 @@ def environment() -> dict[str, Any]:
 def _jsonable(value: Any) -> Any:
     if isinstance(value, float | int | str | bool) or value is None:
         return value
+    if hasattr(value, "item") and getattr(value, "shape", None) == ():  # numpy/torch scalars
+        return value.item()
     if isinstance(value, dict):
         return {str(k): _jsonable(v) for k, v in value.items()}
     if isinstance(value, list | tuple):

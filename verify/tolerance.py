@@ -32,7 +32,7 @@ class Tolerance:
 
     def allows(self, predicted: float, measured: float) -> bool:
         """Whether ``measured`` agrees with ``predicted`` (False for NaN)."""
-        return abs(measured - predicted) <= self.bound(predicted)
+        return bool(abs(measured - predicted) <= self.bound(predicted))
 
     def describe(self) -> str:
         """Short form for tables, e.g. ``1e-10``."""
@@ -94,7 +94,7 @@ def apart(
     **details: Any,
 ) -> Check:
     """Control: passes when ``measured`` is *outside* ``tolerance`` of ``predicted``."""
-    disagrees = abs(measured - predicted) > tolerance.bound(predicted)
+    disagrees = bool(abs(measured - predicted) > tolerance.bound(predicted))
     return Check(name, kind, predicted, measured, "!~", tolerance, disagrees, details=details)
 
 

@@ -189,8 +189,10 @@ def _two_stage(ctx: Context) -> TwoStageRun:
                       floor + STOP_GAP, "stage 2: W_kq")
         return TwoStageRun(stage1, stage2, model)
 
+    pred = ctx.prediction
     key = (tuple(sorted((k, str(v)) for k, v in ctx.plan.params.items())), ctx.plan.budget,
-           str(ctx.device))
+           str(ctx.device), pred.float("floor"), str(pred.value("W_kq")),
+           str(pred.value("W_ov")))
     return _two_stage_cached(key, run)
 
 
@@ -445,7 +447,7 @@ def _rate_training(ctx: Context) -> tuple[list[Check], list[Curve]]:
                  R2_RATE, r2, "spec: linear rate", slope=slope, fitted_rate=float(np.exp(slope))),
         close("per-step factor of loss - L_inf over the last quarter vs exp(-eta/||W_kq*||)",
               "training", predicted, float(np.exp(tail_slope)),
-              Tolerance(predicted * abs(np.log(predicted)) * theta,
+              Tolerance(float(predicted * abs(np.log(predicted)) * theta),
                         "the log-slope is -eta x (margin of W/||W||), which differs from "
                         "-eta/||W*|| by a relative amount of order the direction error theta = "
                         "sqrt(2(1 - corr)) at the start of the fit"),
@@ -484,7 +486,7 @@ def _shift_training(ctx: Context) -> tuple[list[Check], list[Curve]]:
     checks.append(close(f"trained s_{q}({a}) - s_{q}({c}), rescaled to ||W_kq*||, vs the SVM "
                         "gap", "training", ctx.prediction.float("gap"),
                         float((W[a, q] - W[c, q]) * scale),
-                        Tolerance(np.sqrt(2) * np.linalg.norm(W_star_np) * theta,
+                        Tolerance(float(np.sqrt(2) * np.linalg.norm(W_star_np) * theta),
                                   "|(u_a - u_c) - (v_a - v_c)| <= sqrt(2) ||u - v|| and "
                                   "||u - v|| = ||W*|| theta for the rescaled matrices"),
                         theta=theta))
