@@ -40,7 +40,21 @@ def _parser() -> argparse.ArgumentParser:
                         help="write the JSON report here")
     parser.add_argument("--plots", type=Path, default=None, metavar="DIR",
                         help="write loss-curve figures (PNG) into this directory")
+    baseline = parser.add_mutually_exclusive_group()
+    baseline.add_argument("--check-baseline", action="store_true",
+                          help="proof regression: compare closed forms, obligations and "
+                          "measured values with verify/baselines/ (exit 1 on a change)")
+    baseline.add_argument("--update-baseline", action="store_true",
+                          help="rewrite verify/baselines/ from this run (a reviewed change)")
     return parser
+
+
+def _check_baseline_request(args: argparse.Namespace, params: dict[str, str]) -> None:
+    if (args.check_baseline or args.update_baseline) and (
+            params or args.seeds is not None or args.budget != "fast"):
+        flag = "--check-baseline" if args.check_baseline else "--update-baseline"
+        raise UsageError(f"{flag}: baselines are recorded at the default parameters, the fast "
+                         "budget and the default seeds; drop --param, --seeds and --budget")
 
 
 def _parse_params(items: list[str]) -> dict[str, str]:
@@ -97,6 +111,7 @@ def _verify(args: argparse.Namespace, console) -> int:
     params = _parse_params(args.param)
     if args.all and params:
         raise UsageError("--param applies to one theorem; use it with --theorem ID")
+    _check_baseline_request(args, params)
     try:
         device = select_device(args.device)
     except DeviceUnavailableError as exc:
@@ -127,8 +142,12 @@ def _verify(args: argparse.Namespace, console) -> int:
     passed = all(v.passed for v in verdicts)
     settings = {"command": ["verify", *sys.argv[1:]], "budget": args.budget,
                 "device": describe(device), "seeds": args.seeds, "params": params}
+    data = report.report(verdicts, settings)
+    if args.check_baseline or args.update_baseline:
+        data["baseline"] = _baselines(args, plans, verdicts, console)
+        passed = passed and not data["baseline"]["differences"]
     if args.json is not None:
-        report.write_json(report.report(verdicts, settings), args.json)
+        report.write_json(data, args.json)
         console.print(f"report written to {args.json}")
     if args.plots is not None:
         for verdict in verdicts:
@@ -136,9 +155,36 @@ def _verify(args: argparse.Namespace, console) -> int:
                 console.print(f"figure written to {path}")
     total = sum(len(v.checks) for v in verdicts)
     failed = sum(not c.passed for v in verdicts for c in v.checks)
-    word = "[green]all checks passed[/green]" if passed else f"[red]{failed} failed[/red]"
+    word = ("[green]all checks passed[/green]" if all(v.passed for v in verdicts)
+            else f"[red]{failed} failed[/red]")
     console.print(f"{len(verdicts)} theorem(s), {total} checks: {word}")
     return 0 if passed else 1
+
+
+def _baselines(args: argparse.Namespace, plans, verdicts, console) -> dict:
+    """Check against or rewrite the committed baselines; print what changed."""
+    from verify import baseline
+
+    records = [baseline.snapshot(plan, verdict) for plan, verdict in zip(plans, verdicts,
+                                                                         strict=True)]
+    if args.update_baseline:
+        for record in records:
+            console.print(f"baseline written to {baseline.write(record)}")
+        return {"updated": [r["theorem"] for r in records], "differences": []}
+    differences = [d for record in records
+                   for d in baseline.compare(baseline.load(record["theorem"]), record)]
+    if differences:
+        console.print(f"[red]proof regression: {len(differences)} change(s) against "
+                      f"{baseline.BASELINE_DIR}[/red]")
+        for difference in differences:
+            console.print(difference.describe(), markup=False, highlight=False)
+        console.print("If the change is intended, record it with `verify --all "
+                      "--update-baseline` in the same commit.")
+    else:
+        console.print(f"[green]proof regression: {len(records)} theorem(s) match their "
+                      "baselines[/green]")
+    return {"checked": [r["theorem"] for r in records],
+            "differences": [vars(d) for d in differences]}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -1,0 +1,98 @@
+"""Proof regression: baselines are complete, an untouched tree matches, changes are caught."""
+
+import copy
+import json
+import os
+
+import pytest
+
+import theorems
+from theorems import ntp
+from verify import baseline
+from verify.cli import main
+
+
+def _run(capsys, *argv):
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_every_registered_theorem_has_a_baseline():
+    for theorem_id in theorems.ids():
+        record = baseline.load(theorem_id)
+        assert record is not None, f"run `verify --theorem {theorem_id} --update-baseline`"
+        assert record["theorem"] == theorem_id and record["budget"] == "fast"
+        assert record["closed_forms"] and record["obligations"] and record["checks"]
+
+
+def test_untouched_tree_matches_its_baseline(capsys):
+    code, out, _ = _run(capsys, "--theorem", "ntp-ffn-max-margin", "--check-baseline")
+    assert code == 0 and "match their baselines" in out
+
+
+def test_an_altered_closed_form_is_caught(capsys, monkeypatch):
+    exact = ntp.ffn_max_margin
+    monkeypatch.setattr(ntp, "ffn_max_margin", lambda K, collocation: 2 * exact(K, collocation))
+    code, out, _ = _run(capsys, "--theorem", "ntp-ffn-max-margin", "--check-baseline")
+    assert code == 1 and "proof regression" in out
+    assert "closed form 'W_ov' changed" in out and "baseline:" in out and "now:" in out
+
+
+def _record():
+    return {
+        "theorem": "t", "params": {"p": "1/2"}, "budget": "fast", "seeds": [0],
+        "closed_forms": {"loss": {"srepr": "Integer(1)", "latex": "1",
+                                  "value_srepr": "Integer(1)", "value_latex": "1"}},
+        "obligations": {"grad = 0": True},
+        "checks": {"final loss": {"name": "final loss", "kind": "training", "relation": "~",
+                                  "predicted": 1.0, "measured": 1.00001, "passed": True,
+                                  "tolerance": {"atol": 1e-4, "rtol": 0.0, "reason": "r"},
+                                  "details": {}}},
+    }
+
+
+def test_compare_reports_each_kind_of_change():
+    old = _record()
+    assert baseline.compare(old, copy.deepcopy(old)) == []
+    within = copy.deepcopy(old)
+    within["checks"]["final loss"]["measured"] = 1.00005  # moved 4e-5 < 1e-4: not a change
+    assert baseline.compare(old, within) == []
+    drifted = copy.deepcopy(old)
+    drifted["checks"]["final loss"]["measured"] = 0.99985  # moved 1.5e-4 > 1e-4, still passes
+    flipped = copy.deepcopy(old)
+    flipped["obligations"]["grad = 0"] = False
+    added = copy.deepcopy(old)
+    added["checks"]["new check"] = dict(old["checks"]["final loss"], name="new check")
+    rewritten = copy.deepcopy(old)
+    rewritten["closed_forms"]["loss"]["srepr"] = "Integer(2)"
+    cases = [(drifted, "check"), (flipped, "obligation"), (added, "check"),
+             (rewritten, "closed form")]
+    for new, what in cases:
+        (difference,) = baseline.compare(old, new)
+        assert difference.what == what and difference.old != difference.new
+    (missing,) = baseline.compare(None, old)
+    assert missing.what == "baseline" and "--update-baseline" in missing.new
+
+
+def test_update_always_rewrites(capsys, monkeypatch, tmp_path):
+    monkeypatch.setattr(baseline, "BASELINE_DIR", tmp_path)
+    path = tmp_path / "ntp-ffn-max-margin.json"
+    path.write_text('{"stale": true}\n')
+    code, _, _ = _run(capsys, "--theorem", "ntp-ffn-max-margin", "--update-baseline")
+    first = path.read_text()
+    assert code == 0 and json.loads(first)["theorem"] == "ntp-ffn-max-margin"
+    os.utime(path, ns=(0, 0))
+    code, _, _ = _run(capsys, "--theorem", "ntp-ffn-max-margin", "--update-baseline")
+    assert code == 0 and path.stat().st_mtime_ns != 0 and path.read_text() == first
+    code, out, _ = _run(capsys, "--theorem", "ntp-ffn-max-margin", "--check-baseline")
+    assert code == 0 and "match their baselines" in out
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [["--param", "eta=1"], ["--seeds", "2"], ["--budget", "full"]],
+)
+def test_baselines_only_at_the_recorded_setting(capsys, argv):
+    code, _, err = _run(capsys, "--theorem", "ntp-ffn-max-margin", "--check-baseline", *argv)
+    assert code == 2 and "baselines are recorded at the default parameters" in err
