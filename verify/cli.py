@@ -19,7 +19,7 @@ class UsageError(Exception):
     """A mistake in the command line; printed as one line, exit code 2."""
 
 
-def _parser() -> argparse.ArgumentParser:
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="verify",
         description="Check published theorems about transformers: sympy proof obligations, "
@@ -191,7 +191,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``verify`` console script."""
     from rich.console import Console
 
-    args = _parser().parse_args(argv)
+    args = build_parser().parse_args(argv)
     console = Console()
     if not console.is_terminal:  # logs and CI: wide enough that the table stays readable
         console = Console(width=150)

@@ -1,4 +1,4 @@
-"""Linear-attention models of Sander et al. (2024), as real ``nn.Module``s on complex tokens.
+"""Linear-attention models of Sander et al. (2024): real ``nn.Module`` heads on complex tokens.
 
 Parameters are real tensors; the data are complex (see :mod:`numerics.data.orthogonal`).
 """

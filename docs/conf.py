@@ -1,0 +1,38 @@
+"""Sphinx configuration: furo, MyST, bibtex citations, autodoc, and the theorem pages."""
+
+import sys
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE / "ext"))
+sys.path.insert(0, str(HERE.parent))
+
+project = "transformer-theorems"
+author = "transformer-theorems contributors"
+copyright = "2026, transformer-theorems contributors"
+
+extensions = [
+    "myst_parser",
+    "sphinx.ext.autodoc",
+    "sphinx.ext.napoleon",
+    "sphinx.ext.mathjax",
+    "sphinxcontrib.bibtex",
+    "theorem_pages",
+]
+source_suffix = {".md": "markdown", ".rst": "restructuredtext"}
+myst_enable_extensions = ["dollarmath", "amsmath"]
+myst_heading_anchors = 3
+exclude_patterns = ["_build", "figures/README.md"]
+
+html_theme = "furo"
+html_title = "transformer-theorems"
+
+bibtex_bibfiles = ["references.bib"]
+bibtex_reference_style = "author_year"
+
+autodoc_member_order = "bysource"
+autodoc_typehints = "description"
+autodoc_default_options = {"members": True, "show-inheritance": False}
+napoleon_google_docstring = False
+napoleon_numpy_docstring = True
+napoleon_use_ivar = True
