@@ -48,11 +48,29 @@ class MarkovPopulation:
         ``(2^N,)`` probabilities ``pi(x_1) prod_t P(x_{t+1} | x_t)``; they sum to 1.
     next_one : torch.Tensor
         ``(2^N, N)``: ``P(x_{n+1} = 1 | x_n)`` at every position.
+    prefixes : torch.Tensor
+        ``(2^(N+1) - 2, N)`` every distinct prefix ``x_1..x_n`` (``n = 1..N``), zero-padded.
+        A causal model's logit at position ``n`` depends on the prefix only, so the loss is a
+        sum over distinct prefixes: 4x fewer feed-forward rows than over all positions of
+        all sequences (``2^(N+1)`` vs ``N 2^N``), with the same value.
+    lengths : torch.Tensor
+        ``(2^(N+1) - 2,)`` prefix lengths ``n``.
+    prefix_weights : torch.Tensor
+        ``P(x_1..x_n) / N``: each prefix's share of the position-averaged loss (sum 1).
+    prefix_next_one : torch.Tensor
+        ``P(x_{n+1} = 1 | x_n)`` after each prefix.
+    prefix_last : torch.Tensor
+        The last token ``x_n`` of each prefix.
     """
 
     sequences: torch.Tensor
     probabilities: torch.Tensor
     next_one: torch.Tensor
+    prefixes: torch.Tensor
+    lengths: torch.Tensor
+    prefix_weights: torch.Tensor
+    prefix_next_one: torch.Tensor
+    prefix_last: torch.Tensor
 
     @classmethod
     def build(
@@ -67,28 +85,47 @@ class MarkovPopulation:
         step_one = next_one_probability(x[:, :-1], p, q)
         steps = step_one * x[:, 1:] + (1 - step_one) * (1 - x[:, 1:])  # (2^N, N-1)
         probabilities = first * steps.prod(dim=1)
-        return cls(x, probabilities, next_one_probability(x, p, q))
+        prefix_parts, weights, lengths = [], [], []
+        for n in range(1, length + 1):  # prefixes of length n, padded; P(prefix) by marginals
+            block = x[:: 2 ** (length - n)]  # (2^n, N): the sequences ending in zeros
+            mass = probabilities.reshape(2**n, -1).sum(1)  # sum over the 2^(N-n) suffixes
+            prefix_parts.append(block * (torch.arange(length, device=device) < n))
+            weights.append(mass / length)
+            lengths.append(torch.full((2**n,), n, device=device))
+        prefixes = torch.cat(prefix_parts)
+        lengths_all = torch.cat(lengths)
+        last = prefixes[torch.arange(len(prefixes), device=device), lengths_all - 1]
+        return cls(x, probabilities, next_one_probability(x, p, q), prefixes, lengths_all,
+                   torch.cat(weights), next_one_probability(last, p, q), last)
 
     def loss(self, logits: torch.Tensor) -> torch.Tensor:
         """Exact population loss of ``logits`` (shape ``(..., 2^N, N)``, leading dims batched)."""
         per_sequence = expected_cross_entropy(logits, self.next_one).mean(dim=-1)
-        return per_sequence @ self.probabilities
+        return (per_sequence * self.probabilities).sum(-1)
 
-    def mean_prediction(self, logits: torch.Tensor, after: int) -> torch.Tensor:
-        """Population mean of ``sigmoid(logit_n)`` over positions with ``x_n = after``."""
-        mask = (self.sequences == after).to(logits.dtype) * self.probabilities.unsqueeze(-1)
-        return (torch.sigmoid(logits) * mask).sum(dim=(-1, -2)) / mask.sum()
+    def prefix_loss(self, last_logits: torch.Tensor) -> torch.Tensor:
+        """The same loss from the logit after each distinct prefix, ``(..., 2^(N+1) - 2)``."""
+        ce = expected_cross_entropy(last_logits, self.prefix_next_one)
+        return (ce * self.prefix_weights).sum(-1)
 
-    def objective(
-        self, model: Callable[[torch.Tensor], torch.Tensor]
-    ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        """Loss of ``model`` and the probes the Markov checks read (mean prediction after 0/1)."""
-        logits = model(self.sequences)
+    def mean_prediction(self, last_logits: torch.Tensor, after: int) -> torch.Tensor:
+        """Population mean of ``sigmoid(logit_n)`` over positions with ``x_n = after``, from
+        the logits after each distinct prefix (``(..., 2^(N+1) - 2)``)."""
+        mask = (self.prefix_last == after).to(last_logits.dtype) * self.prefix_weights
+        return (torch.sigmoid(last_logits) * mask).sum(-1) / mask.sum()
+
+    def objective(self, model) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """Loss of ``model`` and the probes the Markov checks read (mean prediction after 0/1).
+
+        ``model.last_logits(prefixes, lengths)`` gives the logit after each distinct prefix
+        (shape ``(..., 2^(N+1) - 2)``; an ensemble adds a leading member axis).
+        """
+        logits = model.last_logits(self.prefixes, self.lengths)
         probes = {
             "after_0": self.mean_prediction(logits.detach(), 0),
             "after_1": self.mean_prediction(logits.detach(), 1),
         }
-        return self.loss(logits), probes
+        return self.prefix_loss(logits), probes
 
 
 def topic_population_loss(model: Callable, distributions: torch.Tensor, penalty: float,

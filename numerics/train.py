@@ -95,6 +95,8 @@ class History:
         ``(steps_run,)`` per probe returned by the objective.
     final_state : dict[str, torch.Tensor]
         Parameters after the last step (on the CPU).
+        For an ensemble, arrays have a trailing member axis ``(steps_run, S)`` and
+        ``final_state`` the stacked parameters; :meth:`member` splits one member off.
     wall_seconds : float
         Wall-clock time of the run.
     nonfinite_step : int or None
@@ -107,6 +109,13 @@ class History:
     final_state: dict[str, torch.Tensor]
     wall_seconds: float
     nonfinite_step: int | None = None
+
+    def member(self, index: int) -> History:
+        """The history of member ``index`` of an ensemble run."""
+        return History(self.losses[:, index], self.grad_norms[:, index],
+                       {k: v[:, index] for k, v in self.probes.items()},
+                       {k: v[index] for k, v in self.final_state.items()}, self.wall_seconds,
+                       self.nonfinite_step)
 
 
 def make_optimizer(
@@ -155,6 +164,15 @@ def _reevaluate(model: nn.Module, objective: Objective,
     return loss
 
 
+def _gradient_norm(params: list[torch.Tensor], shape: torch.Size) -> torch.Tensor:
+    """Euclidean norm of the full gradient, per member when ``shape`` is ``(S,)``."""
+    if not shape:
+        return torch.linalg.vector_norm(
+            torch.stack([torch.linalg.vector_norm(p.grad) for p in params]))
+    squares = [p.grad.reshape(shape[0], -1).pow(2).sum(1) for p in params]  # (S,) each
+    return torch.sqrt(torch.stack(squares).sum(0))
+
+
 def train(
     model: nn.Module,
     objective: Objective,
@@ -163,12 +181,18 @@ def train(
 ) -> History:
     """Train ``model`` on ``objective`` for ``config.steps`` steps.
 
+    An ensemble (a model whose parameters carry a leading member axis, e.g.
+    :class:`~numerics.models.markov_transformer.MarkovEnsemble`) returns a loss of shape
+    ``(S,)``: the trainer steps on the sum (the members are independent under AdamW or GD),
+    and records losses, probes and gradient norms per member, shape ``(steps, S)``.
+
     Parameters
     ----------
     model : nn.Module
         Must provide ``matrices()`` (the decayed weights).
     objective : Objective
-        Called once per step with the model; returns the loss and scalar probes.
+        Called once per step with the model; returns the loss (a scalar, or ``(S,)`` for an
+        ensemble) and probes of the same shape.
     config : TrainConfig
         Optimiser and schedule.
     progress : callable, optional
@@ -177,8 +201,7 @@ def train(
     optimizer, scheduler = make_optimizer(model, config)
     params = [p for p in model.parameters() if p.requires_grad]
     device = params[0].device
-    losses = torch.empty(config.steps, dtype=torch.float64, device=device)
-    grad_norms = torch.empty_like(losses)
+    losses: torch.Tensor | None = None
     probes: dict[str, torch.Tensor] = {}
     start = time.perf_counter()
     nonfinite_step: int | None = None
@@ -186,11 +209,16 @@ def train(
     for step in range(config.steps):
         optimizer.zero_grad(set_to_none=True)
         loss, probe_values = objective(model)
-        loss.backward()
+        if losses is None:  # (steps,) or (steps, S) for an ensemble
+            if loss.ndim and config.optimizer in ("ngd", "lbfgs"):
+                raise ValueError(f"{config.optimizer} couples the members of an ensemble; "
+                                 "train them one by one")
+            losses = torch.empty((config.steps, *loss.shape), dtype=torch.float64,
+                                 device=device)
+            grad_norms = torch.empty_like(losses)
+        loss.sum().backward()
         losses[step] = loss.detach()
-        grad_norms[step] = torch.linalg.vector_norm(
-            torch.stack([torch.linalg.vector_norm(p.grad) for p in params])
-        )
+        grad_norms[step] = _gradient_norm(params, loss.shape)
         for name, value in probe_values.items():
             probes.setdefault(name, torch.empty_like(losses))[step] = value.detach()
         if config.optimizer == "lbfgs":
@@ -201,17 +229,19 @@ def train(
         steps_run = step + 1
         if steps_run % config.sync_every == 0 or steps_run == config.steps:
             window = losses[steps_run - ((steps_run - 1) % config.sync_every) - 1 : steps_run]
-            finite = torch.isfinite(window).cpu().numpy()
+            rows = window.reshape(len(window), -1)  # (window, members)
+            finite = torch.isfinite(rows).all(1).cpu().numpy()
             if not finite.all():
                 nonfinite_step = steps_run - len(window) + int(np.argmin(finite))
                 steps_run = nonfinite_step + 1
                 break
-            if config.stop_below is not None and bool((window <= config.stop_below).any()):
-                steps_run = steps_run - len(window) + int(
-                    torch.argmax((window <= config.stop_below).int())) + 1
-                break
+            if config.stop_below is not None:
+                below = (rows <= config.stop_below).all(1)
+                if bool(below.any()):
+                    steps_run = steps_run - len(window) + int(torch.argmax(below.int())) + 1
+                    break
             if progress is not None:
-                progress(steps_run, config.steps, float(window[-1]))
+                progress(steps_run, config.steps, float(rows[-1].max()))
     if device.type == "cuda":
         torch.cuda.synchronize(device)
     wall = time.perf_counter() - start

@@ -24,6 +24,8 @@ def build_parser() -> argparse.ArgumentParser:
         prog="verify",
         description="Check published theorems about transformers: sympy proof obligations, "
         "the torch model at the theorem's point (bridge), and real training.",
+        epilog="Sweeps: verify sweep ID --grid p=0.05:0.95:10 --grid q=0.05:0.95:10 "
+        "[--backend local|ray] (see verify sweep --help).",
     )
     target = parser.add_mutually_exclusive_group(required=True)
     target.add_argument("--list", action="store_true", help="list theorem ids and exit")
@@ -187,15 +189,119 @@ def _baselines(args: argparse.Namespace, plans, verdicts, console) -> dict:
             "differences": [vars(d) for d in differences]}
 
 
+def build_sweep_parser() -> argparse.ArgumentParser:
+    """The ``verify sweep`` subcommand."""
+    parser = argparse.ArgumentParser(
+        prog="verify sweep",
+        description="Evaluate a theorem's checks over a grid of parameters (a phase diagram): "
+        "one task per point, results written as tasks finish, re-runs resume.",
+    )
+    parser.add_argument("theorem", metavar="ID", help="theorem id (see verify --list)")
+    parser.add_argument("--grid", action="append", required=True, metavar="K=START:STOP:NUM",
+                        help="swept parameter, repeatable (e.g. --grid p=0.05:0.95:10)")
+    parser.add_argument("--param", action="append", default=[], metavar="K=V",
+                        help="fixed parameter, repeatable")
+    parser.add_argument("--budget", choices=("fast", "full"), default="fast")
+    parser.add_argument("--seeds", type=int, default=None, metavar="N",
+                        help="training seeds per point (default: the budget's)")
+    parser.add_argument("--backend", choices=("local", "ray"), default="local",
+                        help="local process pool (default) or a Ray cluster")
+    parser.add_argument("--address", default=None, metavar="HOST:PORT",
+                        help="Ray cluster to join (default: start a local Ray)")
+    parser.add_argument("--workers", type=int, default=os.cpu_count() or 1, metavar="N",
+                        help="parallel tasks (local processes, or CPUs of a local Ray)")
+    parser.add_argument("--out", type=Path, default=None, metavar="DIR",
+                        help="results directory (default: sweeps/ID); re-runs resume there")
+    return parser
+
+
+def _sweep(argv: Sequence[str], console) -> int:
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+    from rich.table import Table
+
+    from verify import sweep
+    from verify.experiments import experiment_for
+
+    args = build_sweep_parser().parse_args(argv)
+    theorem = theorems.get(args.theorem)
+    fixed = _parse_params(args.param)
+    theorem.resolve_params(fixed)  # unknown or malformed fixed parameters: exit 2
+    axes = [sweep.parse_grid(spec, theorem) for spec in args.grid]
+    if args.seeds is not None and args.seeds < 1:
+        raise UsageError(f"--seeds must be at least 1 (got {args.seeds})")
+    if args.workers < 1:
+        raise UsageError(f"--workers must be at least 1 (got {args.workers})")
+    if args.address and args.backend != "ray":
+        raise UsageError("--address needs --backend ray")
+    if args.backend == "ray" and args.address:
+        sweep.check_ray_address(args.address)
+    tasks = sweep.tasks_for(theorem.id, axes, fixed, args.budget, args.seeds)
+    out = args.out or Path("sweeps") / theorem.id
+    try:
+        store = sweep.ResultStore(out)
+    except OSError as exc:
+        raise UsageError(f"--out {out}: cannot create the directory ({exc.strerror})") from None
+    records = {task: store.finished(task) for task in tasks}
+    todo = [task for task in tasks if records[task] is None]
+    console.print(f"{theorem.id}: {len(tasks)} points, {len(tasks) - len(todo)} already "
+                  f"finished in {out}, running {len(todo)} on the {args.backend} backend "
+                  f"({args.workers} workers)")
+    experiment = experiment_for(theorem.id)
+    with Progress(TextColumn("sweep {task.description}"), BarColumn(), MofNCompleteColumn(),
+                  TimeElapsedColumn(), console=console) as progress:
+        bar = progress.add_task(theorem.id, total=len(tasks), completed=len(tasks) - len(todo))
+
+        def report(task, record) -> None:
+            store.write(record)
+            records[task] = record
+            progress.advance(bar)
+
+        try:
+            if args.backend == "ray":
+                sweep.run_ray(todo, args.workers, args.address, report)
+            else:
+                sweep.run_local(todo, args.workers, report)
+        except KeyboardInterrupt:
+            console.print(f"interrupted: finished points are kept in {out}; run the same "
+                          "command again to resume")
+            return 130
+    ordered = [records[task] for task in tasks]
+    spec = {"theorem": theorem.id, "grid": [vars(axis) for axis in axes], "fixed": fixed,
+            "budget": args.budget, "seeds": args.seeds, "backend": args.backend}
+    summary = sweep.summarise(ordered)
+    sweep.write_tables(out, {**spec, "summary": summary}, ordered)
+    figures = sweep.write_heatmaps(out, spec, ordered, experiment.overlay)
+    table = Table(title=f"sweep {theorem.id}: where the prediction held", title_justify="left")
+    for column in ("points", "held", "did not hold", "outside assumptions", "skipped",
+                   "task errors"):
+        table.add_column(column)
+    table.add_row(str(summary["points"]), str(summary["passed"]),
+                  str(summary["failed-checks"]), str(summary["outside"]),
+                  str(summary["skipped"]), str(summary["failed"]))
+    console.print(table)
+    for reason in summary["outside_reasons"][:3]:
+        console.print(f"outside: {reason}", markup=False)
+    for point in summary["not_held"]:
+        console.print(f"did not hold at {point}", markup=False)
+    for error in summary["errors"]:
+        console.print(f"task error at {error['params']}: {error['error']}", markup=False)
+    console.print(f"results: {out / 'sweep.csv'}, {out / 'sweep.json'}; "
+                  f"{len(figures)} heatmaps in {out}")
+    return 0 if not summary["failed-checks"] and not summary["failed"] else 1
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``verify`` console script."""
     from rich.console import Console
 
-    args = build_parser().parse_args(argv)
+    argv = list(sys.argv[1:] if argv is None else argv)
     console = Console()
     if not console.is_terminal:  # logs and CI: wide enough that the table stays readable
         console = Console(width=150)
     try:
+        if argv[:1] == ["sweep"]:
+            return _sweep(argv[1:], console)
+        args = build_parser().parse_args(argv)
         if args.list:
             return _list(console)
         return _verify(args, console)

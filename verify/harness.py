@@ -161,6 +161,32 @@ def obligation_check(obligation: Obligation) -> Check:
     )
 
 
+def seed_summary(check: Check) -> Check:
+    """Add the fraction of seeds that pass and the spread to a multi-seed check.
+
+    A check over several seeds compares the worst seed; its ``per_seed`` values (in
+    ``details``) are judged one by one with the same relation and tolerance.
+    """
+    values = check.details.get("per_seed")
+    if (not isinstance(values, list) or len(values) < 2 or isinstance(check.predicted, str)
+            or not all(isinstance(v, int | float) for v in values)):
+        return check
+    bound = check.tolerance.bound(check.predicted) if check.tolerance else 0.0
+    judge = {
+        "~": lambda v: abs(v - check.predicted) <= bound,
+        "!~": lambda v: abs(v - check.predicted) > bound,
+        "<=": lambda v: v <= check.predicted,
+        ">=": lambda v: v >= check.predicted,
+    }.get(check.relation)
+    if judge is None:
+        return check
+    passing = sum(bool(judge(v)) for v in values)
+    return dataclasses.replace(check, details={
+        **check.details, "seeds_passing": f"{passing}/{len(values)}",
+        "fraction_passing": passing / len(values),
+        "spread": float(max(values) - min(values))})
+
+
 def run(plan: Plan, device: object, progress: ProgressFactory | None = None) -> Verdict:
     """Obligations, then the experiment's bridge, training and control stages."""
     from verify.experiments import experiment_for
@@ -174,7 +200,8 @@ def run(plan: Plan, device: object, progress: ProgressFactory | None = None) -> 
         stage_start = time.perf_counter()
         stage_checks, stage_curves = stage(context)
         per_check = (time.perf_counter() - stage_start) / max(len(stage_checks), 1)
-        checks += [dataclasses.replace(c, seconds=per_check) for c in stage_checks]
+        checks += [seed_summary(dataclasses.replace(c, seconds=per_check))
+                   for c in stage_checks]
         curves += stage_curves
     return Verdict(
         theorem_id=plan.theorem.id,

@@ -42,11 +42,15 @@ def render(verdict: Verdict, console: Console) -> None:
             tolerance = check.details.get("method", "")
         elif check.tolerance is not None and check.relation in ("~", "!~"):
             tolerance = check.tolerance.describe()
+        measured = _number(check.measured)
+        if "seeds_passing" in check.details:  # worst seed, then how many seeds pass
+            measured += (f" (worst; {check.details['seeds_passing']} seeds pass, spread "
+                         f"{check.details['spread']:.3g})")
         table.add_row(
             check.kind,
             Text(check.name),
             Text(f"{_relation(check)} {_number(check.predicted)}".strip()),
-            Text(_number(check.measured)),
+            Text(measured),
             Text(tolerance),
             "[green]pass[/green]" if check.passed else "[red]FAIL[/red]",
         )

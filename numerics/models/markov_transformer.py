@@ -112,6 +112,22 @@ class MarkovTransformer(nn.Module):
         z = y + F.relu(y @ self.W_1.T) @ self.W_2.T  # (B, n, d)
         return z @ self.head + self.b  # (B, n)
 
+    def last_logits(self, x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        """Logit at the last position of each zero-padded prefix, shape ``(P,)``.
+
+        Equal to ``forward(x)[i, lengths[i] - 1]`` (causal attention never reads the
+        padding), computing the attention and feed-forward for that position only; see
+        :func:`prefix_logits`.
+
+        Parameters
+        ----------
+        x : torch.Tensor
+            ``(P, n)`` binary prefixes, padded after ``lengths``.
+        lengths : torch.Tensor
+            ``(P,)`` prefix lengths (``>= 1``).
+        """
+        return prefix_logits(self, x, lengths)
+
     def set_unigram_point(self, bias: float, generator: torch.Generator | None = None) -> None:
         """Set the model to a member of ``theta_pi``: ``e = 0`` (and ``a = 0``), ``b = bias``.
 
@@ -142,3 +158,96 @@ class MarkovTransformer(nn.Module):
             if self.a is not None:
                 self.a[0] = 1.0
             self.b.fill_(bias)
+
+
+class MarkovEnsemble(nn.Module):
+    """``S`` members of one :class:`MarkovTransformer` architecture as one batched model.
+
+    Every parameter is the members' parameters stacked on a leading axis of size ``S``; one
+    forward pass computes all members (the members enter the fused attention kernel as its
+    batch axis). With an elementwise optimizer (AdamW, GD) training the ensemble on the sum of
+    the members' losses is training each member on its own loss, so seed ensembles cost one
+    batched run instead of ``S`` sequential ones.
+
+    Parameters
+    ----------
+    members : list[MarkovTransformer]
+        Same configuration, any parameters (e.g. different seeds' initialisations).
+    """
+
+    def __init__(self, members: list[MarkovTransformer]) -> None:
+        super().__init__()
+        self.config = members[0].config
+        if any(m.config != self.config for m in members):
+            raise ValueError("ensemble members must share one configuration")
+        self.names = [name for name, _ in members[0].named_parameters()]
+        for name in self.names:
+            stacked = torch.stack([dict(m.named_parameters())[name].detach() for m in members])
+            self.register_parameter(name, nn.Parameter(stacked.clone()))
+
+    def __len__(self) -> int:
+        return self.e.shape[0]
+
+    def matrices(self) -> list[nn.Parameter]:
+        """The stacked attention and FFN matrices (decayed by AdamW)."""
+        return [self.W_Q, self.W_K, self.W_V, self.W_O, self.W_1, self.W_2]
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Logits of every member, shape ``(S, B, n)`` for inputs ``(B, n)``."""
+        n = x.shape[-1]
+        u = (x[None, :, :, None].to(self.e.dtype) * self.e[:, None, None, :]
+             + self.pos[:, None, :n])  # (S, B, n, d)
+        # einsum folds (B, n) into one matrix dimension: S batched matmuls, not S*B tiny ones
+        queries, keys, values = (torch.einsum("sbnd,smd->sbnm", u, W)
+                                 for W in (self.W_Q, self.W_K, self.W_V))  # (S, B, n, m)
+        attended = F.scaled_dot_product_attention(
+            queries, keys, values, is_causal=True, scale=1 / math.sqrt(self.config.d))
+        y = u + torch.einsum("sbnm,sdm->sbnd", attended, self.W_O)  # (S, B, n, d)
+        hidden = F.relu(torch.einsum("sbnd,srd->sbnr", y, self.W_1))  # (S, B, n, r)
+        z = y + torch.einsum("sbnr,sdr->sbnd", hidden, self.W_2)
+        head = self.e if self.config.tied else self.a  # (S, d)
+        return torch.einsum("sbnd,sd->sbn", z, head) + self.b[:, None, None]  # (S, B, n)
+
+    def last_logits(self, x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        """Every member's logit at the last position of each prefix, shape ``(S, P)``."""
+        return prefix_logits(self, x, lengths)
+
+    def member(self, index: int) -> MarkovTransformer:
+        """Member ``index`` as a stand-alone :class:`MarkovTransformer`."""
+        model = MarkovTransformer(self.config, self.e.dtype, self.e.device)
+        model.load_state_dict({name: getattr(self, name)[index].detach()
+                               for name in self.names})
+        return model
+
+
+def prefix_logits(model: MarkovTransformer | MarkovEnsemble, x: torch.Tensor,
+                  lengths: torch.Tensor) -> torch.Tensor:
+    """Logit after each binary prefix, for a model or (with a leading member axis) an ensemble.
+
+    With binary inputs ``u_i = x_i e + p_i``, so every key and value is the ``x_i = 0`` row
+    plus ``x_i`` times the difference: the attention reduces to matrix products with the
+    position tables and elementwise masks by ``x``. No per-prefix gathers (their backward is a
+    slow scatter), and the feed-forward runs on one row per prefix.
+
+    Returns ``(P,)``, or ``(S, P)`` for an ensemble.
+    """
+    n = x.shape[-1]
+    dtype = model.e.dtype
+    bits = x.to(dtype)  # (P, n)
+    last = F.one_hot(lengths - 1, n).to(dtype)  # (P, n): selects the query position
+    pos = model.pos[..., :n, :]  # (..., n, d)
+    u_last = last @ pos + (last * bits).sum(-1, keepdim=True) * model.e[..., None, :]
+    query = u_last @ model.W_Q.transpose(-1, -2)  # (..., P, m)
+    keys0, values0 = (pos @ W.transpose(-1, -2) for W in (model.W_K, model.W_V))  # (..., n, m)
+    keys1 = keys0 + (model.e[..., None, :] @ model.W_K.transpose(-1, -2))  # x_i = 1 rows
+    values1 = values0 + (model.e[..., None, :] @ model.W_V.transpose(-1, -2))
+    scores = (query @ keys0.transpose(-1, -2)) * (1 - bits) + (
+        query @ keys1.transpose(-1, -2)) * bits  # (..., P, n)
+    visible = torch.arange(n, device=x.device) < lengths[:, None]
+    attention = torch.softmax((scores / math.sqrt(model.config.d)).masked_fill(
+        ~visible, float("-inf")), dim=-1)
+    attended = (attention * (1 - bits)) @ values0 + (attention * bits) @ values1  # (..., P, m)
+    y = u_last + attended @ model.W_O.transpose(-1, -2)  # (..., P, d)
+    z = y + F.relu(y @ model.W_1.transpose(-1, -2)) @ model.W_2.transpose(-1, -2)
+    head = model.e if model.config.tied else model.a
+    return (z * head[..., None, :]).sum(-1) + model.b[..., None]

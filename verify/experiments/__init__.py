@@ -30,11 +30,18 @@ class Experiment:
         paper scale) unless the user sets them.
     seeds : Mapping[str, int]
         Per budget, the default number of seeds.
+    phase : callable, optional
+        ``phase(params, budget, seeds, device) -> {name: value}``: quantities a sweep measures
+        at every grid point, inside the theorem's assumptions or not (a phase diagram).
+    overlay : callable, optional
+        ``overlay(ax, x_name, y_name)`` draws the theorem's boundary on a sweep heatmap.
     """
 
     stages: tuple[Stage, ...]
     defaults: Mapping[str, Mapping[str, str]]
     seeds: Mapping[str, int]
+    phase: Callable[..., dict[str, float]] | None = None
+    overlay: Callable[..., None] | None = None
 
     def budget_defaults(self, budget: str) -> Mapping[str, str]:
         """Parameter defaults of ``budget``."""

@@ -22,7 +22,11 @@ from torch.func import functional_call, hessian, vmap
 from torch.nn.attention import SDPBackend, sdpa_kernel
 
 from numerics.device import generator
-from numerics.models.markov_transformer import MarkovTransformer, MarkovTransformerConfig
+from numerics.models.markov_transformer import (
+    MarkovEnsemble,
+    MarkovTransformer,
+    MarkovTransformerConfig,
+)
 from numerics.monte_carlo import Estimate, MarkovBatches, estimate_population_loss
 from numerics.population import MarkovPopulation
 from numerics.train import History, TrainConfig, train
@@ -172,13 +176,45 @@ def train_markov(
     return _RUNS[key]
 
 
-def _train_markov(
-    p: float, q: float, d: int, tied: bool, budget: str, seed: int, device: torch.device,
-    start: tuple[float, float] | None, progress: ProgressFactory | None,
-) -> MarkovRun:
+def train_markov_ensemble(
+    p: float, q: float, d: int, tied: bool, budget: str, seeds: tuple[int, ...],
+    device: torch.device, start: tuple[float, float] | None = None,
+    progress: ProgressFactory | None = None,
+) -> list[MarkovRun]:
+    """Train several seeds as one batched model (exact budgets), memoised per seed.
+
+    Each member starts from exactly the initialisation of its sequential run; the ensemble is
+    trained on the sum of the members' exact population losses, which under AdamW is each
+    member trained on its own loss (:class:`~numerics.models.markov_transformer.MarkovEnsemble`).
+    """
+    config = BUDGETS[budget]
+    if not config.exact:
+        raise ValueError("seed ensembles need an exact objective; sampled budgets draw "
+                         "different batches per seed")
+    missing = [s for s in seeds if (p, q, d, tied, budget, s, str(device), start) not in _RUNS]
+    if missing:
+        models = [_initial_model(d, tied, budget, seed, device, start) for seed in missing]
+        ensemble = MarkovEnsemble(models)
+        population = MarkovPopulation.build(p, q, config.N, device, config.dtype)
+        label = (f"train p={p:g} q={q:g} {'tied' if tied else 'untied'} seeds "
+                 f"{missing[0]}..{missing[-1]} (one batched model)")
+        history = train(ensemble, population.objective, TrainConfig(steps=config.steps),
+                        progress(label, config.steps) if progress else None)
+        with torch.no_grad():
+            finals = population.objective(ensemble)[0]
+        for index, seed in enumerate(missing):
+            member = history.member(index)
+            _RUNS[(p, q, d, tied, budget, seed, str(device), start)] = MarkovRun(
+                member, member.losses, 0.0, Estimate(float(finals[index]), 0.0))
+    return [_RUNS[(p, q, d, tied, budget, s, str(device), start)] for s in seeds]
+
+
+def _initial_model(d: int, tied: bool, budget: str, seed: int, device: torch.device,
+                   start: tuple[float, float] | None) -> MarkovTransformer:
+    """The paper's init (``start=None``) or theta_* plus noise, from the seed's generator."""
     config = BUDGETS[budget]
     model = MarkovTransformer(MarkovTransformerConfig(d, config.N, tied), config.dtype, device)
-    init_gen, data_gen = generator(device, 2 * seed), generator(device, 2 * seed + 1)
+    init_gen = generator(device, 2 * seed)
     if start is None:
         model.reset_parameters(init_gen)
     else:
@@ -189,6 +225,16 @@ def _train_markov(
             norm = torch.sqrt(sum((n**2).sum() for n in noise))
             for x, n in zip(model.parameters(), noise, strict=True):
                 x.add_(n * STABILITY_NOISE / norm)
+    return model
+
+
+def _train_markov(
+    p: float, q: float, d: int, tied: bool, budget: str, seed: int, device: torch.device,
+    start: tuple[float, float] | None, progress: ProgressFactory | None,
+) -> MarkovRun:
+    config = BUDGETS[budget]
+    model = _initial_model(d, tied, budget, seed, device, start)
+    data_gen = generator(device, 2 * seed + 1)
     if config.exact:
         population = MarkovPopulation.build(p, q, config.N, device, config.dtype)
         objective = population.objective
@@ -210,6 +256,9 @@ def _train_markov(
 def _runs(ctx: Context, p: float, q: float, tied: bool,
           start: tuple[float, float] | None = None) -> list[MarkovRun]:
     d = int(ctx.plan.params["d"])
+    if BUDGETS[ctx.plan.budget].exact and len(ctx.plan.seeds) > 1:
+        return train_markov_ensemble(p, q, d, tied, ctx.plan.budget, ctx.plan.seeds,
+                                     ctx.device, start, ctx.progress)
     return [train_markov(p, q, d, tied, ctx.plan.budget, seed, ctx.device, start, ctx.progress)
             for seed in ctx.plan.seeds]
 
@@ -535,7 +584,7 @@ def _local_control(ctx: Context) -> tuple[list[Check], list[Curve]]:
         _control_check(ctx, untied, "untied: steps with loss within tolerance of H(pi)", h_pi,
                        trap_predicted=True),
         _control_check(ctx, tied_mirror,
-                       f"tied at p+q < 1, (p, q) = ({1 - p:g}, {1 - q:g}): steps at H(pi)",
+                       "tied at the mirrored point (1-p, 1-q), where p+q < 1: steps at H(pi)",
                        mirrored.float("unigram_loss"), trap_predicted=True),
     ]
     return checks, _curves("control: untied, same (p, q)", "untied", untied, ctx)
@@ -570,7 +619,7 @@ def _tied_trap_control(ctx: Context) -> tuple[list[Check], list[Curve]]:
     else:
         p, q = 1 - p, 1 - q
         h_pi = _mirrored_prediction(ctx).float("unigram_loss")
-        where = f"mirrored (p, q) = ({p:g}, {q:g}), p+q > 1"
+        where = "at the mirrored point (1-p, 1-q), where p+q > 1"
     runs = _runs(ctx, p, q, tied=True)
     checks = [*_nonfinite(runs, "control"),
               _control_check(ctx, runs, f"tied, {where}: steps with loss within tolerance of "
@@ -578,22 +627,60 @@ def _tied_trap_control(ctx: Context) -> tuple[list[Check], list[Curve]]:
     return checks, _curves(f"control: tied, {where}", "tied", runs, ctx)
 
 
+def phase_quantities(params: dict, budget: str, seeds: tuple[int, ...],
+                     device: torch.device) -> dict[str, float]:
+    """Where tied and untied training end at ``(p, q)``, for phase diagrams (any p + q).
+
+    The position of the final loss between the entropy rate (0) and H(pi) (1), averaged over
+    seeds, and the fraction of steps the loss spends at H(pi). H(pi) and the entropy rate come
+    from the symbolic module; at ``p + q = 1`` they coincide and the position is undefined.
+    """
+    from theorems import markov
+
+    point = {markov.p: sp.Rational(params["p"]), markov.q: sp.Rational(params["q"])}
+    h_pi = float(markov.unigram_entropy.subs(point))
+    rate = float(markov.entropy_rate.subs(point))
+    p, q, d = float(params["p"]), float(params["q"]), int(params["d"])
+    quantities = {}
+    for tied in (True, False):
+        label = "tied" if tied else "untied"
+        if BUDGETS[budget].exact and len(seeds) > 1:
+            runs = train_markov_ensemble(p, q, d, tied, budget, seeds, device)
+        else:
+            runs = [train_markov(p, q, d, tied, budget, seed, device) for seed in seeds]
+        final = float(np.mean([run.final.mean for run in runs]))
+        quantities[f"{label}: final loss, 0 = entropy rate, 1 = H(pi)"] = (
+            (final - rate) / (h_pi - rate) if abs(h_pi - rate) > 1e-12 else math.nan)
+        band = FAST_LOSS.bound(h_pi) if BUDGETS[budget].exact else 0.0
+        quantities[f"{label}: fraction of steps at H(pi)"] = float(np.mean(
+            [_plateau(run.curve, h_pi, band)[2] / len(run.curve) for run in runs]))
+    return quantities
+
+
+def boundary_overlay(ax, x_name: str, y_name: str) -> None:
+    """The theorems' boundary ``p + q = 1`` on a (p, q) heatmap."""
+    if {x_name, y_name} == {"p", "q"}:
+        ax.plot([0, 1], [1, 0], color="red", lw=1.2, ls="--", label="p + q = 1")
+        ax.set_xlim(*ax.get_xlim())
+
+
 _FULL_DEFAULTS = {"full": {"d": "8"}}
 _SEEDS = {"fast": 1, "full": 5}
+_SWEEP = {"phase": phase_quantities, "overlay": boundary_overlay}
 
 EXPERIMENTS = {
     "markov-global-minima": Experiment((_global_bridge, _global_training), _FULL_DEFAULTS,
-                                       _SEEDS),
+                                       _SEEDS, **_SWEEP),
     "markov-local-minima": Experiment(
         (lambda ctx: _unigram_bridge(ctx, True), _local_training, _local_control),
-        _FULL_DEFAULTS, _SEEDS),
+        _FULL_DEFAULTS, _SEEDS, **_SWEEP),
     "markov-saddle-untied": Experiment(
         (lambda ctx: _unigram_bridge(ctx, False),
          _escape_training(False, "saddle (untied): escapes to the entropy rate"),
          _tied_trap_control),
-        _FULL_DEFAULTS, _SEEDS),
+        _FULL_DEFAULTS, _SEEDS, **_SWEEP),
     "markov-tied-saddle": Experiment(
         (lambda ctx: _unigram_bridge(ctx, True),
          _escape_training(True, "tied saddle: p+q < 1 escapes"), _tied_trap_control),
-        _FULL_DEFAULTS, _SEEDS),
+        _FULL_DEFAULTS, _SEEDS, **_SWEEP),
 }

@@ -1,0 +1,163 @@
+"""Sweeps: grid parsing, the local and Ray backends, resume, retries, outputs, bad input."""
+
+import json
+import sys
+from concurrent.futures import ThreadPoolExecutor
+from fractions import Fraction
+
+import pytest
+
+import theorems
+from verify import sweep
+from verify.cli import main
+
+
+def _run(capsys, *argv):
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_grid_values_are_exact():
+    axis = sweep.parse_grid("p=0.05:0.95:10", theorems.get("markov-local-minima"))
+    assert axis.values[0] == "1/20" and axis.values[-1] == "19/20" and len(axis.values) == 10
+    assert [Fraction(v) for v in axis.values] == [Fraction(1, 20) + Fraction(i, 10)
+                                                  for i in range(10)]
+    single = sweep.parse_grid("d=4:8:1", theorems.get("markov-local-minima"))
+    assert single.values == ("4",)
+
+
+@pytest.mark.parametrize(
+    ("spec", "message"),
+    [
+        ("p=0.1:0.9", "expects NAME=START:STOP:NUM"),
+        ("p0.1:0.9:3", "expects NAME=START:STOP:NUM"),
+        ("p=a:b:3", "must be numbers"),
+        ("p=0.1:0.9:0", "empty grid"),
+        ("r=0:1:3", "has no parameter 'r'"),
+        ("d=2:5:3", "integer parameter"),
+    ],
+)
+def test_malformed_grids_are_named(spec, message):
+    with pytest.raises(sweep.SweepError, match=message):
+        sweep.parse_grid(spec, theorems.get("markov-local-minima"))
+
+
+def test_text_parameters_cannot_be_swept():
+    with pytest.raises(sweep.SweepError, match="not numeric"):
+        sweep.parse_grid("orders=0:1:2", theorems.get("ntp-ffn-max-margin"))
+
+
+def test_tasks_are_the_grid_product_with_stable_keys():
+    theorem = theorems.get("markov-local-minima")
+    axes = [sweep.parse_grid("p=0.1:0.9:3", theorem), sweep.parse_grid("q=0.5:0.9:2", theorem)]
+    tasks = sweep.tasks_for(theorem.id, axes, {"d": "4"}, "fast", None)
+    assert len(tasks) == 6 and len({t.key for t in tasks}) == 6
+    assert tasks == sweep.tasks_for(theorem.id, axes, {"d": "4"}, "fast", None)
+    assert all(dict(t.params)["d"] == "4" for t in tasks)
+    with pytest.raises(sweep.SweepError, match="swept once"):
+        sweep.tasks_for(theorem.id, axes, {"p": "0.5"}, "fast", None)
+
+
+def _fake_task(i: int) -> sweep.Task:
+    return sweep.Task("ntp-ffn-max-margin", (("T0", str(i)),), "fast", None)
+
+
+def test_a_failing_task_is_retried_once_then_reported_and_the_others_finish():
+    calls: dict[str, int] = {}
+
+    def runner(task):
+        calls[task.key] = calls.get(task.key, 0) + 1
+        i = int(dict(task.params)["T0"])
+        if i == 1 and calls[task.key] == 1:
+            raise RuntimeError("transient")  # succeeds on the retry
+        if i == 2:
+            raise ValueError("always broken")
+        return {"key": task.key, "status": "passed", "params": dict(task.params)}
+
+    tasks = [_fake_task(i) for i in range(4)]
+    results = {}
+    sweep.run_local(tasks, 2, lambda task, record: results.__setitem__(task.key, record),
+                    runner=runner, pool=ThreadPoolExecutor)
+    assert len(results) == 4
+    assert results[tasks[1].key]["status"] == "passed" and calls[tasks[1].key] == 2
+    assert results[tasks[2].key]["status"] == "failed" and calls[tasks[2].key] == 2
+    assert "ValueError: always broken" in results[tasks[2].key]["reason"]
+    assert calls[tasks[0].key] == calls[tasks[3].key] == 1
+
+
+def test_local_sweep_writes_results_skips_outside_points_and_resumes(capsys, tmp_path,
+                                                                     monkeypatch):
+    out = tmp_path / "sweep"
+    argv = ["sweep", "ntp-ffn-max-margin", "--grid", "eta0=-1/2:1/2:3", "--workers", "2",
+            "--out", str(out)]
+    code, stdout, _ = _run(capsys, *argv)
+    assert code == 0, stdout
+    data = json.loads((out / "sweep.json").read_text())
+    by_eta = {p["params"]["eta0"]: p for p in data["points"]}
+    assert by_eta["1/2"]["status"] == "passed"
+    for eta in ("-1/2", "0"):
+        assert by_eta[eta]["status"] == "outside"
+        assert "eta0 must be a step size > 0" in by_eta[eta]["reason"]
+    assert data["summary"]["passed"] == 1 and data["summary"]["outside"] == 2
+    rows = (out / "sweep.csv").read_text().splitlines()
+    assert len(rows) == 4 and rows[0].startswith("eta0,status,reason")
+    assert (out / "checks-passed-1-all.png").exists()
+    assert len(list((out / "tasks").glob("*.json"))) == 3
+
+    def nothing_left(tasks, *args, **kwargs):
+        assert tasks == []  # every point was finished: nothing is run again
+
+    monkeypatch.setattr(sweep, "run_local", nothing_left)
+    code, stdout, _ = _run(capsys, *argv)
+    assert code == 0 and "3 already finished" in stdout
+
+
+def test_a_failed_task_is_run_again_on_resume(tmp_path):
+    store = sweep.ResultStore(tmp_path)
+    task = _fake_task(5)
+    store.write({"key": task.key, "status": "failed", "reason": "boom"})
+    assert store.finished(task) is None
+    store.write({"key": task.key, "status": "passed"})
+    assert store.finished(task)["status"] == "passed"
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["sweep", "markov-local-minimum", "--grid", "p=0.1:0.9:3"], "did you mean"),
+        (["sweep", "markov-local-minima", "--grid", "p=0.1:0.9:0"], "empty grid"),
+        (["sweep", "markov-local-minima", "--grid", "p=0.1-0.9"], "START:STOP:NUM"),
+        (["sweep", "markov-local-minima", "--grid", "p=0.1:0.9:3", "--address", "x:1"],
+         "--address needs --backend ray"),
+        (["sweep", "markov-local-minima", "--grid", "p=0.1:0.9:3", "--backend", "ray",
+          "--address", "127.0.0.1:1"], "cannot reach a Ray cluster"),
+        (["sweep", "markov-local-minima", "--grid", "p=0.1:0.9:3", "--workers", "0"],
+         "--workers must be at least 1"),
+        (["sweep", "markov-local-minima", "--grid", "p=0.1:0.9:3", "--param", "z=1"],
+         "has no parameter 'z'"),
+    ],
+)
+def test_bad_sweep_input_exit_2(capsys, argv, message):
+    code, _, err = _run(capsys, *argv)
+    assert code == 2 and message in err and len(err.strip().splitlines()) == 1
+
+
+def test_ray_backend_without_ray_is_a_clear_error(capsys, tmp_path, monkeypatch):
+    monkeypatch.setitem(sys.modules, "ray", None)  # import ray raises ImportError
+    code, _, err = _run(capsys, "sweep", "ntp-ffn-max-margin", "--grid", "T0=10:20:2",
+                        "--backend", "ray", "--out", str(tmp_path))
+    assert code == 2 and "pip install 'transformer-theorems[distributed]'" in err
+
+
+def test_ray_backend_on_a_local_cluster(capsys, tmp_path):
+    """A local ``ray.init(num_cpus=2)``; the same points as the local backend would give."""
+    pytest.importorskip("ray", reason="Ray is installed with the [distributed] extra")
+    code, stdout, _ = _run(capsys, "sweep", "ntp-ffn-max-margin", "--grid", "T0=10:20:2",
+                           "--backend", "ray", "--workers", "2", "--out", str(tmp_path))
+    assert code == 0, stdout
+    data = json.loads((tmp_path / "sweep.json").read_text())
+    assert data["backend"] == "ray" and data["summary"]["passed"] == 2
+    local = sweep.run_task(sweep.Task("ntp-ffn-max-margin", (("T0", "10"),), "fast", None))
+    ray_point = next(p for p in data["points"] if p["params"]["T0"] == "10")
+    assert ray_point["checks"] == local["checks"]

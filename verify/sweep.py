@@ -1,0 +1,406 @@
+"""Parameter sweeps and phase diagrams: a theorem's checks over a grid of parameter values.
+
+``verify sweep ID --grid p=0.05:0.95:10 --grid q=0.05:0.95:10`` makes one task per grid point.
+A task resolves the point's parameters; where they satisfy the theorem's assumptions it runs
+the theorem's full verification (obligations, bridge, training, controls), elsewhere it is
+reported as *outside* with the violated assumption. Experiments may also define *phase
+quantities* measured at every point, inside or outside (for Markov: where tied and untied
+training end between the entropy rate and H(pi)), which is what a phase diagram shows.
+
+Tasks run in a local process pool (one torch thread per worker) or on a Ray cluster. Each
+finished task is written to ``OUT/tasks/`` at once; a re-run of the same sweep skips finished
+tasks (resume after Ctrl-C or a lost worker); a task that raises is retried once, then
+recorded as failed with its error while the others go on.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import json
+import math
+import re
+import socket
+from collections.abc import Callable, Iterable
+from concurrent.futures import FIRST_COMPLETED, Executor, ProcessPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
+from dataclasses import dataclass
+from fractions import Fraction
+from itertools import product
+from multiprocessing import get_context
+from pathlib import Path
+from typing import Any
+
+import theorems
+from theorems import TheoremError
+
+#: Statuses of a finished task; ``failed`` tasks are run again by a re-run of the sweep.
+FINISHED = ("passed", "failed-checks", "outside", "skipped")
+
+
+class SweepError(TheoremError):
+    """A sweep request that cannot run (bad grid, unreachable Ray, ...): exit code 2."""
+
+
+@dataclass(frozen=True)
+class Axis:
+    """One swept parameter.
+
+    Attributes
+    ----------
+    name : str
+    values : tuple[str, ...]
+        Exact values as the parameter parser reads them (``1/20``, not ``0.05``).
+    """
+
+    name: str
+    values: tuple[str, ...]
+
+
+def parse_grid(spec: str, theorem: theorems.Theorem) -> Axis:
+    """``name=start:stop:num``: ``num`` evenly spaced values from ``start`` to ``stop``.
+
+    Values are exact rationals (``0.05:0.95:10`` gives 1/20, 3/20, ..., 19/20).
+
+    Raises
+    ------
+    SweepError
+        Malformed spec, unknown or non-numeric parameter, ``num < 1`` (an empty grid), or
+        non-integer values for an integer parameter.
+    """
+    name, sep, bounds = spec.partition("=")
+    parts = bounds.split(":")
+    if not sep or len(parts) != 3 or not name.strip():
+        raise SweepError(f"--grid expects NAME=START:STOP:NUM (got {spec!r})")
+    name = name.strip()
+    kinds = {p.name: p.kind for p in theorem.parameters}
+    if name not in kinds:
+        raise SweepError(f"--grid {spec!r}: {theorem.id} has no parameter {name!r} "
+                         f"(its parameters: {', '.join(kinds)})")
+    if kinds[name] == "text":
+        raise SweepError(f"--grid {spec!r}: {name} is not numeric; sweep it with separate runs")
+    try:
+        start, stop, num = Fraction(parts[0].strip()), Fraction(parts[1].strip()), int(parts[2])
+    except (ValueError, ZeroDivisionError):
+        raise SweepError(f"--grid {spec!r}: START and STOP must be numbers and NUM an "
+                         "integer") from None
+    if num < 1:
+        raise SweepError(f"--grid {spec!r}: NUM = {num} gives an empty grid")
+    values = [start] if num == 1 else [start + (stop - start) * i / (num - 1)
+                                       for i in range(num)]
+    if kinds[name] == "integer" and any(v.denominator != 1 for v in values):
+        raise SweepError(f"--grid {spec!r}: {name} is an integer parameter but the grid "
+                         f"holds {', '.join(str(v) for v in values if v.denominator != 1)}")
+    return Axis(name, tuple(str(v) for v in values))
+
+
+@dataclass(frozen=True)
+class Task:
+    """One grid point.
+
+    Attributes
+    ----------
+    theorem_id : str
+    params : tuple[tuple[str, str], ...]
+        The grid point and the fixed ``--param`` values, as exact strings.
+    budget : str
+    seeds : int or None
+    """
+
+    theorem_id: str
+    params: tuple[tuple[str, str], ...]
+    budget: str
+    seeds: int | None
+
+    @property
+    def key(self) -> str:
+        """Stable identifier (also the file name of the task's result)."""
+        text = json.dumps([self.theorem_id, self.params, self.budget, self.seeds])
+        return hashlib.sha1(text.encode()).hexdigest()[:16]
+
+
+def tasks_for(theorem_id: str, axes: list[Axis], fixed: dict[str, str], budget: str,
+              seeds: int | None) -> list[Task]:
+    """Every grid point (the product of the axes), fixed parameters included."""
+    names = [axis.name for axis in axes]
+    if len(set(names)) != len(names) or set(names) & set(fixed):
+        raise SweepError("each parameter can be swept once and not also fixed with --param")
+    return [Task(theorem_id, tuple(sorted({**fixed, **dict(zip(names, point, strict=True))}
+                                          .items())), budget, seeds)
+            for point in product(*(axis.values for axis in axes))]
+
+
+def run_task(task: Task) -> dict[str, Any]:
+    """Evaluate one grid point in this process (CPU, one torch thread); picklable for workers.
+
+    Returns the task's record: ``status`` (``passed``, ``failed-checks``, ``outside``,
+    ``skipped``), the reason where it was not evaluated, per-check results and the numeric
+    quantities for the heatmaps.
+    """
+    import torch
+
+    from verify import harness
+    from verify.experiments import experiment_for
+
+    torch.set_num_threads(1)
+    device = torch.device("cpu")
+    params = dict(task.params)
+    record: dict[str, Any] = {"key": task.key, "theorem": task.theorem_id, "params": params,
+                              "quantities": {}, "checks": {}}
+    theorem = theorems.get(task.theorem_id)
+    try:
+        plan = harness.prepare(task.theorem_id, params, task.budget, task.seeds)
+    except harness.AssumptionError as exc:
+        plan = None
+        record.update(status="outside", reason=str(exc))
+    except TheoremError as exc:
+        record.update(status="skipped", reason=str(exc))
+        return record
+    experiment = experiment_for(task.theorem_id)
+    if plan is not None:
+        verdict = harness.run(plan, device)
+        record["status"] = "passed" if verdict.passed else "failed-checks"
+        record["seconds"] = verdict.seconds
+        for check in verdict.checks:
+            record["checks"][check.name] = {"passed": check.passed, "kind": check.kind}
+            if check.kind != "obligation" and isinstance(check.measured, int | float):
+                record["quantities"][check.name] = float(check.measured)
+        record["quantities"]["checks passed (1 = all)"] = float(verdict.passed)
+    if experiment.phase is not None:
+        defaults = experiment.budget_defaults(task.budget)
+        resolved = theorem.resolve_params({**{k: v for k, v in defaults.items()
+                                              if k not in params}, **params})
+        count = task.seeds or experiment.default_seeds(task.budget)
+        record["quantities"].update(experiment.phase(resolved, task.budget,
+                                                     tuple(range(count)), device))
+    return record
+
+
+def _init_worker() -> None:
+    import torch
+
+    torch.set_num_threads(1)
+
+
+Report = Callable[[Task, dict[str, Any]], None]
+
+
+def _failure(task: Task, error: BaseException) -> dict[str, Any]:
+    return {"key": task.key, "theorem": task.theorem_id, "params": dict(task.params),
+            "status": "failed", "reason": f"{type(error).__name__}: {error}",
+            "quantities": {}, "checks": {}}
+
+
+def _process_pool(workers: int) -> Executor:
+    """Fresh interpreters (spawn: no inherited torch state), one torch thread each."""
+    return ProcessPoolExecutor(max_workers=workers, mp_context=get_context("spawn"),
+                               initializer=_init_worker)
+
+
+def run_local(tasks: list[Task], workers: int, report: Report,
+              runner: Callable[[Task], dict[str, Any]] = run_task,
+              pool: Callable[[int], Executor] = _process_pool) -> None:
+    """Run ``tasks`` in a local pool; a task that raises (or whose worker dies) is retried
+    once, then reported as failed with its error."""
+    attempts = dict.fromkeys(tasks, 0)
+    pending = list(tasks)
+    while pending:
+        pool_now = pool(workers)
+        futures = {pool_now.submit(runner, task): task for task in pending}
+        pending = []
+        broken = False
+        while futures:
+            done, _ = wait(futures, return_when=FIRST_COMPLETED)
+            for future in done:
+                task = futures.pop(future)
+                try:
+                    report(task, future.result())
+                except BrokenProcessPool as exc:  # a worker died: retry in a fresh pool
+                    broken = True
+                    _retry(task, exc, attempts, pending, report)
+                except Exception as exc:  # noqa: BLE001  (a task's error is data, not a crash)
+                    _retry(task, exc, attempts, pending, report)
+        pool_now.shutdown(wait=not broken, cancel_futures=True)
+
+
+def _retry(task: Task, error: BaseException, attempts: dict[Task, int], pending: list[Task],
+           report: Report) -> None:
+    attempts[task] += 1
+    if attempts[task] <= 1:
+        pending.append(task)
+    else:
+        report(task, _failure(task, error))
+
+
+def check_ray_address(address: str) -> None:
+    """Fail fast (``SweepError``) when a ``host:port`` Ray address does not answer."""
+    if address == "auto":
+        return
+    target = re.sub(r"^\w+://", "", address)
+    host, _, port = target.rpartition(":")
+    try:
+        with socket.create_connection((host or "127.0.0.1", int(port)), timeout=5):
+            pass
+    except (OSError, ValueError) as exc:
+        raise SweepError(f"--address {address}: cannot reach a Ray cluster there "
+                         f"({exc})") from None
+
+
+def run_ray(tasks: list[Task], workers: int, address: str | None, report: Report,
+            runner: Callable[[Task], dict[str, Any]] = run_task) -> None:
+    """Submit ``tasks`` to Ray (``address``, or a local Ray with ``workers`` CPUs)."""
+    try:
+        import ray
+    except ImportError:
+        raise SweepError("--backend ray needs Ray: pip install "
+                         "'transformer-theorems[distributed]'") from None
+    if address:
+        check_ray_address(address)
+    started = not ray.is_initialized()
+    if started:
+        kwargs = {"address": address} if address else {"num_cpus": workers}
+        try:
+            ray.init(log_to_driver=False, include_dashboard=False, **kwargs)
+        except (ConnectionError, RuntimeError, ValueError) as exc:
+            raise SweepError(f"cannot start or join Ray ({exc})") from None
+    try:
+        remote = ray.remote(num_cpus=1, max_retries=0)(runner)
+        attempts = dict.fromkeys(tasks, 0)
+        futures = {remote.remote(task): task for task in tasks}
+        while futures:
+            done, _ = ray.wait(list(futures), num_returns=1)
+            task = futures.pop(done[0])
+            try:
+                report(task, ray.get(done[0]))
+            except Exception as exc:  # noqa: BLE001  (task errors and lost workers alike)
+                attempts[task] += 1
+                if attempts[task] <= 1:
+                    futures[remote.remote(task)] = task
+                else:
+                    report(task, _failure(task, exc))
+    finally:
+        if started:
+            ray.shutdown()
+
+
+# ----------------------------------------------------------------------------- results
+
+
+class ResultStore:
+    """Per-task JSON files under ``OUT/tasks/``, written as tasks finish."""
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+        self.tasks = directory / "tasks"
+        self.tasks.mkdir(parents=True, exist_ok=True)
+
+    def finished(self, task: Task) -> dict[str, Any] | None:
+        """The stored record of ``task`` when it finished (not when it failed)."""
+        path = self.tasks / f"{task.key}.json"
+        if not path.exists():
+            return None
+        record = json.loads(path.read_text())
+        return record if record.get("status") in FINISHED else None
+
+    def write(self, record: dict[str, Any]) -> None:
+        """Store one task's record (atomically: a killed sweep never leaves half a file)."""
+        path = self.tasks / f"{record['key']}.json"
+        partial = path.with_suffix(".tmp")
+        partial.write_text(json.dumps(record, indent=1, sort_keys=True))
+        partial.replace(path)
+
+
+def write_tables(directory: Path, spec: dict[str, Any], records: list[dict[str, Any]]) -> None:
+    """``sweep.json`` (the spec and every record) and ``sweep.csv`` (one row per point)."""
+    (directory / "sweep.json").write_text(json.dumps({**spec, "points": records}, indent=1))
+    axes = [axis["name"] for axis in spec["grid"]]
+    quantities = sorted({name for r in records for name in r["quantities"]})
+    with (directory / "sweep.csv").open("w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow([*axes, "status", "reason", *quantities])
+        for r in records:
+            writer.writerow([*(r["params"][a] for a in axes), r["status"], r.get("reason", ""),
+                             *(r["quantities"].get(q, "") for q in quantities)])
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")[:80]
+
+
+def write_heatmaps(directory: Path, spec: dict[str, Any], records: list[dict[str, Any]],
+                   overlay: Callable | None = None) -> list[Path]:
+    """One PNG per quantity: a heatmap over two swept axes (a curve over one).
+
+    Points outside the assumptions are marked ``x``; ``overlay(ax, x_name, y_name)`` draws the
+    theorem's boundary (e.g. ``p + q = 1``).
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    axes = spec["grid"]
+    if len(axes) not in (1, 2):
+        return []
+    values = [[float(Fraction(v)) for v in axis["values"]] for axis in axes]
+    by_point = {tuple(r["params"][a["name"]] for a in axes): r for r in records}
+    written = []
+    for quantity in sorted({name for r in records for name in r["quantities"]}):
+        fig, ax = plt.subplots(figsize=(6.0, 5.2))
+        if len(axes) == 1:
+            ys = [by_point.get((v,), {}).get("quantities", {}).get(quantity, math.nan)
+                  for v in axes[0]["values"]]
+            ax.plot(values[0], ys, "o-")
+            ax.set_xlabel(axes[0]["name"])
+            ax.set_ylabel(quantity)
+        else:
+            grid = np.full((len(values[1]), len(values[0])), np.nan)
+            for i, y in enumerate(axes[1]["values"]):
+                for j, x in enumerate(axes[0]["values"]):
+                    grid[i, j] = by_point.get((x, y), {}).get("quantities", {}).get(
+                        quantity, np.nan)
+            image = ax.pcolormesh(values[0], values[1], grid, shading="nearest",
+                                  cmap="viridis")
+            fig.colorbar(image, ax=ax, label=quantity[:60])
+            outside = [(float(Fraction(x)), float(Fraction(y)))
+                       for (x, y), r in by_point.items() if r["status"] != "passed"
+                       and r["status"] != "failed-checks"]
+            if outside:
+                ax.scatter(*zip(*outside, strict=True), marker="x", color="white", s=18,
+                           label="outside the assumptions / not evaluated")
+            failed = [(float(Fraction(x)), float(Fraction(y)))
+                      for (x, y), r in by_point.items() if r["status"] == "failed-checks"]
+            if failed:
+                ax.scatter(*zip(*failed, strict=True), marker="o", facecolors="none",
+                           edgecolors="red", s=40, label="some check failed")
+            if overlay is not None:
+                overlay(ax, axes[0]["name"], axes[1]["name"])
+            ax.set_xlabel(axes[0]["name"])
+            ax.set_ylabel(axes[1]["name"])
+            if outside or failed or overlay is not None:
+                ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.13), ncol=3,
+                          facecolor="0.8")
+        ax.set_title(f"{spec['theorem']}\n{quantity}", fontsize=9)
+        fig.tight_layout()
+        path = directory / f"{_slug(quantity)}.png"
+        fig.savefig(path, dpi=110)
+        plt.close(fig)
+        written.append(path)
+    return written
+
+
+def summarise(records: Iterable[dict[str, Any]]) -> dict[str, Any]:
+    """Counts by status, and the points where the prediction did not hold or the task failed."""
+    records = list(records)
+    counts = {status: sum(r["status"] == status for r in records)
+              for status in (*FINISHED, "failed")}
+    admissible = counts["passed"] + counts["failed-checks"]
+    return {
+        "points": len(records), **counts,
+        "held_fraction": counts["passed"] / admissible if admissible else None,
+        "not_held": [r["params"] for r in records if r["status"] == "failed-checks"],
+        "errors": [{"params": r["params"], "error": r["reason"]} for r in records
+                   if r["status"] == "failed"],
+        "outside_reasons": sorted({r["reason"] for r in records if r["status"] == "outside"}),
+    }
