@@ -62,3 +62,14 @@ def test_matrix_obligations():
     assert Obligation("t", saddle, "spectrum", point, ((x, 1), (-x, 1))).check().holds
     assert not Obligation("t", saddle, "spectrum", point, ((x, 2),)).check().holds
     assert Obligation("t", psd, "spectrum", point, ((x, 1),)).check().method == "symbolic"
+
+
+@pytest.mark.parametrize("theorem_id", theorems.ids())
+def test_every_registered_theorem_is_admissible_and_proved_at_its_defaults(theorem_id):
+    """Every theorem, including ones added later: defaults satisfy the assumptions and every
+    obligation holds there."""
+    theorem = theorems.get(theorem_id)
+    params = theorem.resolve_params({})
+    assert theorem.assumptions(params) == []
+    results = [ob.check() for ob in theorem.obligations(params)]
+    assert results and all(r.holds for r in results), [r for r in results if not r.holds]

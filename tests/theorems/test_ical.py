@@ -19,15 +19,6 @@ def test_the_four_ical_theorems_are_registered():
                              "ical-orthogonal-heads", "ical-pe-trigonometric"}
 
 
-@pytest.mark.parametrize("theorem_id", ICAL_IDS)
-def test_all_obligations_hold_at_the_defaults(theorem_id):
-    theorem = theorems.get(theorem_id)
-    params = theorem.resolve_params({})
-    assert theorem.assumptions(params) == []
-    results = [ob.check() for ob in theorem.obligations(params)]
-    assert results and all(r.holds for r in results)
-
-
 @settings(max_examples=8)
 @given(d=st.integers(1, 4), heads=st.integers(1, 5), T=st.integers(2, 4))
 def test_obligations_hold_on_admissible_sizes(d, heads, T):

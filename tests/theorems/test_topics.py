@@ -19,14 +19,6 @@ def test_worked_value_from_the_spec():
     assert prediction.float("b") == pytest.approx(-0.10377292, abs=5e-9)
 
 
-@pytest.mark.parametrize("theorem_id", TOPIC_IDS)
-def test_all_obligations_hold_at_the_defaults(theorem_id):
-    theorem = theorems.get(theorem_id)
-    params = theorem.resolve_params({})
-    assert theorem.assumptions(params) == []
-    assert all(ob.check().holds for ob in theorem.obligations(params))
-
-
 @settings(max_examples=6)
 @given(T=st.integers(2, 4), v=st.integers(1, 3), tau_fraction=st.floats(0, 0.99),
        lam=st.integers(1, 50).map(lambda k: sp.Rational(k, 1000)))
