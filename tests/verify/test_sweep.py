@@ -161,3 +161,32 @@ def test_ray_backend_on_a_local_cluster(capsys, tmp_path):
     local = sweep.run_task(sweep.Task("ntp-ffn-max-margin", (("T0", "10"),), "fast", None))
     ray_point = next(p for p in data["points"] if p["params"]["T0"] == "10")
     assert ray_point["checks"] == local["checks"]
+
+
+WORKER_THAT_DIES_ONCE = '''
+import os
+from pathlib import Path
+
+MARKER = Path(__file__).with_name("died-once")
+
+
+def die_once(task):
+    if not MARKER.exists():
+        MARKER.write_text("x")
+        os._exit(1)  # the worker process is lost mid-task
+    return {"key": task.key, "status": "passed", "params": dict(task.params)}
+'''
+
+
+def test_a_lost_worker_is_replaced_and_its_task_retried(tmp_path, monkeypatch):
+    """A worker process that dies breaks the pool; the sweep starts a fresh pool and retries."""
+    (tmp_path / "lost_worker_helper.py").write_text(WORKER_THAT_DIES_ONCE)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    from lost_worker_helper import die_once
+
+    results = {}
+    sweep.run_local([_fake_task(7)], 1, lambda task, record: results.__setitem__(task.key,
+                                                                              record),
+                    runner=die_once)
+    assert (tmp_path / "died-once").exists()
+    assert [r["status"] for r in results.values()] == ["passed"]
