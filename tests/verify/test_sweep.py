@@ -190,3 +190,21 @@ def test_a_lost_worker_is_replaced_and_its_task_retried(tmp_path, monkeypatch):
                     runner=die_once)
     assert (tmp_path / "died-once").exists()
     assert [r["status"] for r in results.values()] == ["passed"]
+
+
+def test_markov_phase_quantities_separate_the_trap_from_the_escape():
+    """At (p, q) = (1/2, 4/5), p + q > 1: tied training ends at H(pi) (1), untied at the
+    entropy rate (0); the scale of the fast budget's loss tolerance (1e-4) relative to the gap
+    H(pi) - rate (0.047) bounds the distance from 0 and 1. Outside (0, 1) nothing is trained."""
+    import torch
+
+    from verify.experiments import markov
+
+    quantities = markov.phase_quantities({"p": "1/2", "q": "4/5", "d": 4}, "fast", (0,),
+                                         torch.device("cpu"))
+    slack = 10 * markov.FAST_LOSS.atol / 0.047
+    assert abs(quantities["tied: final loss, 0 = entropy rate, 1 = H(pi)"] - 1) < slack
+    assert abs(quantities["untied: final loss, 0 = entropy rate, 1 = H(pi)"]) < slack
+    assert quantities["tied: fraction of steps at H(pi)"] > markov.PLATEAU_FRACTION
+    assert markov.phase_quantities({"p": "1", "q": "1/2", "d": 4}, "fast", (0,),
+                                   torch.device("cpu")) == {}

@@ -637,10 +637,13 @@ def phase_quantities(params: dict, budget: str, seeds: tuple[int, ...],
     """
     from theorems import markov
 
+    if not all(0 < sp.Rational(params[name]) < 1 for name in ("p", "q")):
+        return {}  # no Markov chain to train on: the point stays blank
     point = {markov.p: sp.Rational(params["p"]), markov.q: sp.Rational(params["q"])}
     h_pi = float(markov.unigram_entropy.subs(point))
     rate = float(markov.entropy_rate.subs(point))
-    p, q, d = float(params["p"]), float(params["q"]), int(params["d"])
+    p, q = (float(sp.Rational(params[name])) for name in ("p", "q"))
+    d = int(params["d"])
     quantities = {}
     for tied in (True, False):
         label = "tied" if tied else "untied"
