@@ -494,18 +494,31 @@ def collocation_loss_law() -> sp.Expr:
     return sp.log(1 + (K_ - 1) * sp.exp(-eta0_ * t_ / sp.sqrt(K_ - 1)))
 
 
-def collocation_loss(W: sp.MatrixBase, collocation: tuple[int, ...]) -> sp.Expr:
-    """``(1/K) sum_x -log softmax(W e_x)_n(x)``, written with logits shifted by the target's."""
+def token_losses(W: sp.MatrixBase, collocation: tuple[int, ...]) -> list[sp.Expr]:
+    """``-log softmax(W e_x)_n(x)`` for each ``x``, written with logits shifted by the
+    target's so that equal exponents collect."""
     K = len(collocation)
-    return sum(sp.log(sum(sp.exp(sp.expand(W[v, x] - W[collocation[x], x])) for v in range(K)))
-               for x in range(K)) / K
+    return [sp.log(sum(sp.exp(sp.expand(W[v, x] - W[collocation[x], x])) for v in range(K)))
+            for x in range(K)]
+
+
+def collocation_loss(W: sp.MatrixBase, collocation: tuple[int, ...]) -> sp.Expr:
+    """``L0(W) = (1/K) sum_x -log softmax(W e_x)_n(x)``."""
+    return sum(token_losses(W, collocation)) / len(collocation)
+
+
+def _explicit_collocation(resolved: Setting) -> tuple[int, ...]:
+    """The collocation the K x K obligations are built with: the theorem's own up to
+    :data:`FFN_EXPLICIT_K` tokens, else the shift ``x + 1 mod FFN_EXPLICIT_K``."""
+    if resolved.K <= FFN_EXPLICIT_K:
+        return resolved.collocation
+    return tuple((x + 1) % FFN_EXPLICIT_K for x in range(FFN_EXPLICIT_K))
 
 
 def _ffn_obligations(params: Params) -> list[Obligation]:
     resolved = resolve(params)
-    K = min(resolved.K, FFN_EXPLICIT_K)
-    colloc = resolved.collocation if resolved.K <= FFN_EXPLICIT_K else tuple(
-        (x + 1) % K for x in range(K))
+    colloc = _explicit_collocation(resolved)
+    K = len(colloc)
     shown = f"K={K}" + ("" if K == resolved.K else f", the permutation x+1 mod {K}")
     W = ffn_max_margin(K, colloc)
     margins = sp.ImmutableMatrix(K, K, lambda v, x: 0 if v == colloc[x]
@@ -592,14 +605,13 @@ def _attention_obligations(params: Params) -> list[Obligation]:
 
 def _floor_obligations(params: Params) -> list[Obligation]:
     resolved = resolve(params)
-    K = min(resolved.K, FFN_EXPLICIT_K)
-    colloc = resolved.collocation if resolved.K <= FFN_EXPLICIT_K else tuple(
-        (x + 1) % K for x in range(K))
-    W = ffn_max_margin(K, colloc) * c_ / sp.sqrt(K - 1)
-    per_token = sp.ImmutableMatrix([
-        sp.log(sum(sp.exp(sp.expand(W[v, x] - W[colloc[x], x])) for v in range(K)))
-        - collocation_loss_law().subs({K_: K, t_: c_ / eta0_}) for x in range(K)])
-    norm2 = sum(x**2 for x in attention_max_margin(resolved))
+    colloc = _explicit_collocation(resolved)
+    K = len(colloc)
+    law = collocation_loss_law().subs({K_: K, t_: c_ / eta0_})
+    per_token = sp.ImmutableMatrix([loss - law for loss in token_losses(
+        ffn_max_margin(K, colloc) * c_ / sp.sqrt(K - 1), colloc)])
+    W_kq = attention_max_margin(resolved)
+    norm2 = sum(x**2 for x in W_kq)
     return [
         Obligation(f"with attention fully on x*, a sentence's loss is the collocation loss of "
                    f"x*, equal for every x at W_ov = c W*/||W*|| (K={K}): the floor is L0(T0)",
@@ -607,7 +619,7 @@ def _floor_obligations(params: Params) -> list[Obligation]:
         Obligation("smallest margin of W_kq*/||W_kq*|| is 1/||W_kq*|| > 0 (attention on "
                    "non-optimal tokens decays like exp(-||W_kq|| / ||W_kq*||))",
                    1 / sp.sqrt(norm2), ">", {}),
-    ] + _kkt_obligations(resolved, attention_max_margin(resolved), "W_kq*")
+    ] + _kkt_obligations(resolved, W_kq, "W_kq*")
 
 
 # ----------------------------------------------------------------------------- dataset shift
