@@ -17,7 +17,7 @@ import sympy as sp
 
 import theorems
 from theorems import Obligation, Prediction, Theorem, TheoremError
-from verify.tolerance import Check
+from verify.tolerance import Check, satisfies
 
 Budget = Literal["fast", "full"]
 #: ``progress_factory(label, total)`` returns ``advance(done, total, last_loss)``.
@@ -169,18 +169,11 @@ def seed_summary(check: Check) -> Check:
     """
     values = check.details.get("per_seed")
     if (not isinstance(values, list) or len(values) < 2 or isinstance(check.predicted, str)
+            or check.relation not in ("~", "!~", "<=", ">=") or check.tolerance is None
             or not all(isinstance(v, int | float) for v in values)):
         return check
-    bound = check.tolerance.bound(check.predicted) if check.tolerance else 0.0
-    judge = {
-        "~": lambda v: abs(v - check.predicted) <= bound,
-        "!~": lambda v: abs(v - check.predicted) > bound,
-        "<=": lambda v: v <= check.predicted,
-        ">=": lambda v: v >= check.predicted,
-    }.get(check.relation)
-    if judge is None:
-        return check
-    passing = sum(bool(judge(v)) for v in values)
+    passing = sum(satisfies(check.relation, check.predicted, v, check.tolerance)
+                  for v in values)
     return dataclasses.replace(check, details={
         **check.details, "seeds_passing": f"{passing}/{len(values)}",
         "fraction_passing": passing / len(values),

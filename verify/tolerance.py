@@ -80,13 +80,34 @@ class Check:
     details: dict[str, Any] = field(default_factory=dict)
 
 
+def satisfies(relation: str, predicted: float, measured: float, tolerance: Tolerance) -> bool:
+    """Whether ``measured`` passes ``relation`` against ``predicted`` (False for NaN).
+
+    ``~``: within ``tolerance``; ``!~``: outside it; ``<=``/``>=``: one-sided bound.
+    """
+    if relation == "~":
+        return tolerance.allows(predicted, measured)
+    if relation == "!~":
+        return bool(abs(measured - predicted) > tolerance.bound(predicted))
+    if relation == "<=":
+        return bool(measured <= predicted)
+    if relation == ">=":
+        return bool(measured >= predicted)
+    raise ValueError(f"no numeric rule for relation {relation!r}")
+
+
+def _check(name: str, kind: CheckKind, predicted: float, measured: float, relation: str,
+           tolerance: Tolerance, details: dict[str, Any]) -> Check:
+    return Check(name, kind, predicted, measured, relation, tolerance,
+                 satisfies(relation, predicted, measured, tolerance), details=details)
+
+
 def close(
     name: str, kind: CheckKind, predicted: float, measured: float, tolerance: Tolerance,
     **details: Any,
 ) -> Check:
     """Passes when ``measured`` is within ``tolerance`` of ``predicted``."""
-    return Check(name, kind, predicted, measured, "~", tolerance,
-                 tolerance.allows(predicted, measured), details=details)
+    return _check(name, kind, predicted, measured, "~", tolerance, details)
 
 
 def apart(
@@ -94,21 +115,18 @@ def apart(
     **details: Any,
 ) -> Check:
     """Control: passes when ``measured`` is *outside* ``tolerance`` of ``predicted``."""
-    disagrees = bool(abs(measured - predicted) > tolerance.bound(predicted))
-    return Check(name, kind, predicted, measured, "!~", tolerance, disagrees, details=details)
+    return _check(name, kind, predicted, measured, "!~", tolerance, details)
 
 
 def at_most(
     name: str, kind: CheckKind, bound: float, measured: float, reason: str, **details: Any
 ) -> Check:
     """Passes when ``measured <= bound``; ``reason`` justifies the bound."""
-    return Check(name, kind, bound, measured, "<=", Tolerance(0.0, reason),
-                 bool(measured <= bound), details=details)
+    return _check(name, kind, bound, measured, "<=", Tolerance(0.0, reason), details)
 
 
 def at_least(
     name: str, kind: CheckKind, bound: float, measured: float, reason: str, **details: Any
 ) -> Check:
     """Passes when ``measured >= bound``; ``reason`` justifies the bound."""
-    return Check(name, kind, bound, measured, ">=", Tolerance(0.0, reason),
-                 bool(measured >= bound), details=details)
+    return _check(name, kind, bound, measured, ">=", Tolerance(0.0, reason), details)
