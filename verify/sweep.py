@@ -225,6 +225,7 @@ def run_local(tasks: list[Task], workers: int, report: Report,
 
 def _retry(task: Task, error: BaseException, attempts: dict[Task, int], pending: list[Task],
            report: Report) -> None:
+    """Queue ``task`` again on its first failure; on its second, report it as failed."""
     attempts[task] += 1
     if attempts[task] <= 1:
         pending.append(task)
@@ -273,11 +274,9 @@ def run_ray(tasks: list[Task], workers: int, address: str | None, report: Report
             try:
                 report(task, ray.get(done[0]))
             except Exception as exc:  # noqa: BLE001  (task errors and lost workers alike)
-                attempts[task] += 1
-                if attempts[task] <= 1:
-                    futures[remote.remote(task)] = task
-                else:
-                    report(task, _failure(task, exc))
+                again: list[Task] = []
+                _retry(task, exc, attempts, again, report)
+                futures.update({remote.remote(t): t for t in again})
     finally:
         if started:
             ray.shutdown()

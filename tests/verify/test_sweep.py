@@ -208,3 +208,20 @@ def test_markov_phase_quantities_separate_the_trap_from_the_escape():
     assert quantities["tied: fraction of steps at H(pi)"] > markov.PLATEAU_FRACTION
     assert markov.phase_quantities({"p": "1", "q": "1/2", "d": 4}, "fast", (0,),
                                    torch.device("cpu")) == {}
+
+
+def _fails_on_two(task):
+    if dict(task.params)["T0"] == "2":
+        raise ValueError("always broken")
+    return {"key": task.key, "status": "passed", "params": dict(task.params)}
+
+
+def test_ray_backend_reports_a_task_that_keeps_failing():
+    pytest.importorskip("ray", reason="Ray is installed with the [distributed] extra")
+    results = {}
+    sweep.run_ray([_fake_task(i) for i in range(3)], 2, None,
+                  lambda task, record: results.__setitem__(dict(task.params)["T0"], record),
+                  runner=_fails_on_two)
+    assert {k: r["status"] for k, r in results.items()} == {"0": "passed", "1": "passed",
+                                                            "2": "failed"}
+    assert "ValueError: always broken" in results["2"]["reason"]
