@@ -253,14 +253,22 @@ def _train_markov(
     return MarkovRun(history, curve, curve_error, final)
 
 
+def train_seeds(
+    p: float, q: float, d: int, tied: bool, budget: str, seeds: tuple[int, ...],
+    device: torch.device, start: tuple[float, float] | None = None,
+    progress: ProgressFactory | None = None,
+) -> list[MarkovRun]:
+    """One run per seed: one batched model on exact budgets, one by one when sampled."""
+    if BUDGETS[budget].exact and len(seeds) > 1:
+        return train_markov_ensemble(p, q, d, tied, budget, seeds, device, start, progress)
+    return [train_markov(p, q, d, tied, budget, seed, device, start, progress)
+            for seed in seeds]
+
+
 def _runs(ctx: Context, p: float, q: float, tied: bool,
           start: tuple[float, float] | None = None) -> list[MarkovRun]:
-    d = int(ctx.plan.params["d"])
-    if BUDGETS[ctx.plan.budget].exact and len(ctx.plan.seeds) > 1:
-        return train_markov_ensemble(p, q, d, tied, ctx.plan.budget, ctx.plan.seeds,
-                                     ctx.device, start, ctx.progress)
-    return [train_markov(p, q, d, tied, ctx.plan.budget, seed, ctx.device, start, ctx.progress)
-            for seed in ctx.plan.seeds]
+    return train_seeds(p, q, int(ctx.plan.params["d"]), tied, ctx.plan.budget,
+                       ctx.plan.seeds, ctx.device, start, ctx.progress)
 
 
 def _pq(ctx: Context) -> tuple[float, float]:
@@ -647,10 +655,7 @@ def phase_quantities(params: dict, budget: str, seeds: tuple[int, ...],
     quantities = {}
     for tied in (True, False):
         label = "tied" if tied else "untied"
-        if BUDGETS[budget].exact and len(seeds) > 1:
-            runs = train_markov_ensemble(p, q, d, tied, budget, seeds, device)
-        else:
-            runs = [train_markov(p, q, d, tied, budget, seed, device) for seed in seeds]
+        runs = train_seeds(p, q, d, tied, budget, seeds, device)
         final = float(np.mean([run.final.mean for run in runs]))
         quantities[f"{label}: final loss, 0 = entropy rate, 1 = H(pi)"] = (
             (final - rate) / (h_pi - rate) if abs(h_pi - rate) > 1e-12 else math.nan)
