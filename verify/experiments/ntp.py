@@ -103,6 +103,11 @@ def training_sentences(resolved: ntp.Setting) -> tuple[Sentences, Sentences]:
     return concatenate([task.collocation_sentences(), sentences]), held
 
 
+def _one_hot_model(K: int, device) -> NTPTransformer:
+    """The NTP model with one-hot embeddings (``d = K``), float64, zero matrices."""
+    return NTPTransformer(torch.eye(K, dtype=torch.float64, device=device))
+
+
 def _matrix(value: sp.MatrixBase) -> np.ndarray:
     return np.array(value.tolist(), dtype=np.float64)
 
@@ -174,25 +179,19 @@ _RUNS: dict[tuple, TwoStageRun] = {}
 def _two_stage(ctx: Context) -> TwoStageRun:
     """Stage 1 (``T0`` steps) then stage 2 to the floor; shared by the theorems that use the
     same parameters (training is deterministic from zero)."""
-    resolved = ntp.resolve(ctx.plan.params)
-    batch, _ = training_sentences(resolved)
-
-    def run() -> TwoStageRun:
-        pred = ctx.prediction
-        model = NTPTransformer(torch.eye(resolved.K, dtype=torch.float64, device=ctx.device))
-        stage1 = _stage1(ctx, model, batch, _matrix(pred.value("W_ov")), "stage 1: W_ov")
-        floor = pred.float("floor")
-        stage2 = _ngd(ctx, model, "W_kq", batch, BUDGETS[ctx.plan.budget].attention_steps,
-                      float(ctx.plan.params["eta"]), _matrix(pred.value("W_kq")),
-                      floor + STOP_GAP, "stage 2: W_kq")
-        return TwoStageRun(stage1, stage2, model)
-
     pred = ctx.prediction
+    W_ov, W_kq, floor = _matrix(pred.value("W_ov")), _matrix(pred.value("W_kq")), pred.float(
+        "floor")
     key = (tuple(sorted((k, str(v)) for k, v in ctx.plan.params.items())), ctx.plan.budget,
-           str(ctx.device), pred.float("floor"), str(pred.value("W_kq")),
-           str(pred.value("W_ov")))
+           str(ctx.device), floor, W_kq.tobytes(), W_ov.tobytes())
     if key not in _RUNS:
-        _RUNS[key] = run()
+        resolved = ntp.resolve(ctx.plan.params)
+        batch, _ = training_sentences(resolved)
+        model = _one_hot_model(resolved.K, ctx.device)
+        stage1 = _stage1(ctx, model, batch, W_ov, "stage 1: W_ov")
+        stage2 = _ngd(ctx, model, "W_kq", batch, BUDGETS[ctx.plan.budget].attention_steps,
+                      float(ctx.plan.params["eta"]), W_kq, floor + STOP_GAP, "stage 2: W_kq")
+        _RUNS[key] = TwoStageRun(stage1, stage2, model)
     return _RUNS[key]
 
 
@@ -229,7 +228,7 @@ def _ffn_bridge(ctx: Context) -> tuple[list[Check], list[Curve]]:
     law, eta0 = _law(ctx), float(ctx.plan.params["eta0"])
     checks = []
     for c in (0.0, 1.0, 10.0):
-        model = NTPTransformer(torch.eye(K, dtype=torch.float64, device=ctx.device))
+        model = _one_hot_model(K, ctx.device)
         with torch.no_grad():
             model.W_ov.copy_(c * unit)
         loss = model.loss(tokens, lengths, targets)
@@ -256,7 +255,7 @@ def _ffn_training(ctx: Context) -> tuple[list[Check], list[Curve]]:
     batch = _task(resolved).collocation_sentences()
     steps = BUDGETS[ctx.plan.budget].collocation_steps
 
-    model = NTPTransformer(torch.eye(K, dtype=torch.float64, device=ctx.device))
+    model = _one_hot_model(K, ctx.device)
     history = _stage1(ctx, model, batch, W_star, "stage 1 from 0")
     checks = divergence(history, "stage 1 from 0")
     law = _law(ctx)(np.arange(len(history.losses)))
@@ -293,7 +292,7 @@ def _log_linear(history: History, label: str, bound: float) -> Check:
 def _ffn_random_init(ctx: Context, batch: Sentences, W_star: np.ndarray, steps: int,
                      eta0: float, seed: int, tag: str) -> tuple[list[Check], list[Curve]]:
     K = W_star.shape[0]
-    model = NTPTransformer(torch.eye(K, dtype=torch.float64, device=ctx.device))
+    model = _one_hot_model(K, ctx.device)
     with torch.no_grad():
         model.W_ov.copy_(INIT_STD * torch.randn(K, K, generator=generator(ctx.device, seed),
                                                 device=ctx.device, dtype=torch.float64))
@@ -365,7 +364,7 @@ def _attention_bridge(ctx: Context) -> tuple[list[Check], list[Curve]]:
     numeric = np.stack([s.solution for s in solved], axis=1)
     residuals = {name: max(s.kkt_residuals()[name] for s in solved)
                  for name in solved[0].kkt_residuals()}
-    model = NTPTransformer(torch.eye(K, dtype=torch.float64, device=ctx.device))
+    model = _one_hot_model(K, ctx.device)
     W_ov = _matrix(pred.value("W_ov"))
     with torch.no_grad():
         model.W_ov.copy_(torch.tensor(W_ov * float(p["eta0"]) * int(p["T0"])
