@@ -20,6 +20,7 @@ from typing import Any
 
 import sympy as sp
 
+from theorems import Prediction
 from verify.harness import Plan, Verdict
 from verify.report import check_record
 
@@ -59,23 +60,28 @@ def path_for(theorem_id: str, directory: Path | None = None) -> Path:
     return (directory or BASELINE_DIR) / f"{theorem_id}.json"
 
 
-def _closed_form(expr: Any, point: dict) -> dict[str, str]:
-    expr = sp.sympify(expr)
-    value = sp.simplify(expr.subs(point))
-    return {"srepr": sp.srepr(expr), "latex": sp.latex(expr), "value_srepr": sp.srepr(value),
-            "value_latex": sp.latex(value)}
+def closed_form_records(prediction: Prediction) -> dict[str, dict[str, str]]:
+    """Each closed form (and spectrum) of ``prediction`` as ``srepr`` and LaTeX, symbolic and
+    at the prediction's point; the baselines compare these, the docs render them."""
+    records = {}
+    for name, expr in prediction.closed_forms.items():
+        value = prediction.value(name)
+        records[name] = {"srepr": sp.srepr(sp.sympify(expr)), "latex": sp.latex(expr),
+                         "value_srepr": sp.srepr(value), "value_latex": sp.latex(value)}
+    for name, pairs in prediction.spectra.items():
+        records[f"spectrum {name}"] = {
+            "srepr": sp.srepr(sp.Tuple(*(sp.Tuple(v, m) for v, m in pairs))),
+            "latex": r",\ ".join(f"{sp.latex(v)}\\ (\\times {m})" for v, m in pairs),
+            "value_latex": r",\ ".join(
+                f"{sp.latex(sp.sympify(v).subs(prediction.point))}\\ (\\times {m})"
+                for v, m in pairs),
+        }
+    return records
 
 
 def snapshot(plan: Plan, verdict: Verdict) -> dict[str, Any]:
     """The baseline record of one verdict (closed forms are re-derived from ``plan``)."""
-    prediction = plan.theorem.predict(plan.params)
-    closed_forms = {name: _closed_form(expr, dict(prediction.point))
-                    for name, expr in prediction.closed_forms.items()}
-    for name, pairs in prediction.spectra.items():
-        closed_forms[f"spectrum {name}"] = {
-            "srepr": sp.srepr(sp.Tuple(*(sp.Tuple(v, m) for v, m in pairs))),
-            "latex": ", ".join(f"{sp.latex(v)}\\ (\\times {m})" for v, m in pairs),
-        }
+    closed_forms = closed_form_records(plan.theorem.predict(plan.params))
     checks = [check_record(c) for c in verdict.checks]
     seen: dict[str, int] = {}
     for record in checks:

@@ -13,8 +13,6 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-import sympy as sp
-
 import theorems
 from verify import baseline
 from verify.cli import build_parser
@@ -39,18 +37,8 @@ def _math(latex: str) -> str:
 def prediction_latex(theorem_id: str) -> dict[str, tuple[str, str]]:
     """``name -> (LaTeX of the closed form, LaTeX of its value at the default point)``."""
     theorem = theorems.get(theorem_id)
-    prediction = theorem.predict(theorem.resolve_params({}))
-    point = dict(prediction.point)
-    rendered = {}
-    for name, expr in prediction.closed_forms.items():
-        expr = sp.sympify(expr)
-        rendered[name] = (sp.latex(expr), sp.latex(sp.simplify(expr.subs(point))))
-    for name, pairs in prediction.spectra.items():
-        shown = r",\ ".join(f"{sp.latex(v)}\\ (\\times {m})" for v, m in pairs)
-        at_point = r",\ ".join(f"{sp.latex(sp.sympify(v).subs(point))}\\ (\\times {m})"
-                               for v, m in pairs)
-        rendered[f"spectrum {name}"] = (shown, at_point)
-    return rendered
+    records = baseline.closed_form_records(theorem.predict(theorem.resolve_params({})))
+    return {name: (r["latex"], r["value_latex"]) for name, r in records.items()}
 
 
 def _check_rows(record: dict) -> list[str]:
