@@ -73,7 +73,7 @@ class NormalizedGD(torch.optim.Optimizer):
         """One normalized step (``closure`` is not used)."""
         grads = [p.grad for group in self.param_groups for p in group["params"]
                  if p.grad is not None]
-        norm = torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(g) for g in grads]))
+        norm = _gradient_norm(grads, torch.Size())
         inverse = torch.where(norm > 0, 1 / norm, torch.zeros_like(norm))
         for group in self.param_groups:
             for p in group["params"]:
@@ -164,12 +164,11 @@ def _reevaluate(model: nn.Module, objective: Objective,
     return loss
 
 
-def _gradient_norm(params: list[torch.Tensor], shape: torch.Size) -> torch.Tensor:
-    """Euclidean norm of the full gradient, per member when ``shape`` is ``(S,)``."""
+def _gradient_norm(grads: list[torch.Tensor], shape: torch.Size) -> torch.Tensor:
+    """Euclidean norm of the full gradient ``grads``, per member when ``shape`` is ``(S,)``."""
     if not shape:
-        return torch.linalg.vector_norm(
-            torch.stack([torch.linalg.vector_norm(p.grad) for p in params]))
-    squares = [p.grad.reshape(shape[0], -1).pow(2).sum(1) for p in params]  # (S,) each
+        return torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(g) for g in grads]))
+    squares = [g.reshape(shape[0], -1).pow(2).sum(1) for g in grads]  # (S,) each
     return torch.sqrt(torch.stack(squares).sum(0))
 
 
@@ -218,7 +217,7 @@ def train(
             grad_norms = torch.empty_like(losses)
         loss.sum().backward()
         losses[step] = loss.detach()
-        grad_norms[step] = _gradient_norm(params, loss.shape)
+        grad_norms[step] = _gradient_norm([p.grad for p in params], loss.shape)
         for name, value in probe_values.items():
             probes.setdefault(name, torch.empty_like(losses))[step] = value.detach()
         if config.optimizer == "lbfgs":
