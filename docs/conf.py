@@ -27,7 +27,10 @@ exclude_patterns = ["_build", "figures/README.md"]
 html_theme = "furo"
 html_title = "transformer-theorems"
 
-bibtex_bibfiles = ["references.bib"]
+import theorem_pages  # noqa: E402  (docs/ext, on the path above)
+
+# the papers' BibTeX entries come from their registrations (plugins included)
+bibtex_bibfiles = ["references.bib", str(theorem_pages.write_bibliography().relative_to(HERE))]
 bibtex_reference_style = "author_year"
 
 autodoc_member_order = "bysource"

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-import theorems
+from verify import registry
 
 DOCS = Path(__file__).resolve().parent.parent / "docs"
 
@@ -37,9 +37,9 @@ def _balanced(latex: str) -> bool:
             and latex.count(r"\begin{") == latex.count(r"\end{"))
 
 
-@pytest.mark.parametrize("theorem_id", theorems.ids())
+@pytest.mark.parametrize("theorem_id", registry.ids())
 def test_every_theorem_has_a_page_with_rendered_prediction(theorem_id):
-    theorem = theorems.get(theorem_id)
+    theorem = registry.theorem(theorem_id)
     page = pages.theorem_page(theorem_id)
     assert page.startswith(f"({theorem_id})=\n# ")
     assert theorem.statement in page and f"verify --theorem {theorem_id}" in page
@@ -56,16 +56,28 @@ def test_every_theorem_has_a_page_with_rendered_prediction(theorem_id):
 
 def test_index_and_cli_reference_cover_everything(tmp_path, monkeypatch):
     monkeypatch.setattr(pages, "GENERATED", tmp_path)
+    monkeypatch.setattr(pages, "PAPER_PAGES", tmp_path / "papers")
     written = pages.write_pages()
-    assert {p.stem for p in written} == set(theorems.ids())
+    assert {p.stem for p in written} == set(registry.ids())
     index = (tmp_path / "index.md").read_text()
-    assert all(f"{{doc}}`{theorem_id}`" in index for theorem_id in theorems.ids())
+    assert all(f"{{doc}}`{theorem_id}`" in index for theorem_id in registry.ids())
     help_text = (tmp_path / "cli-help.txt").read_text()
     assert "--check-baseline" in help_text and "--update-baseline" in help_text
 
 
-def test_every_paper_page_exists_and_is_linked():
-    index = (DOCS / "index.md").read_text()
-    for prefix in {theorem_id.split("-")[0] for theorem_id in theorems.ids()}:
-        paper = pages.PAPERS[prefix]
-        assert (DOCS / "papers" / f"{paper}.md").exists() and f"papers/{paper}" in index
+def test_every_paper_gets_a_page_from_its_registration(tmp_path, monkeypatch):
+    """Paper pages, the papers' index and bibliography are generated from the Paper records:
+    each page cites its paper, links arXiv, and lists exactly its theorems in its order."""
+    monkeypatch.setattr(pages, "GENERATED", tmp_path)
+    monkeypatch.setattr(pages, "PAPER_PAGES", tmp_path / "papers")
+    pages.write_pages()
+    papers = registry.default().papers()
+    index = (tmp_path / "papers" / "index.md").read_text()
+    assert "papers/index" in (DOCS / "index.md").read_text()
+    for paper in papers:
+        page = (tmp_path / "papers" / f"{paper.prefix}.md").read_text()
+        assert paper.prefix in index and paper.url in page
+        listed = [line.split("/")[-1] for line in page.splitlines()
+                  if line.startswith("../theorems/")]
+        assert listed == [entry.theorem.id for entry in paper.theorems]
+        assert "@" in paper.bibtex and paper.key in pages.bibliography()

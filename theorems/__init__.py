@@ -1,31 +1,31 @@
-"""What the papers claim: the theorem registry and its core types (sympy only, never torch)."""
+"""What the papers claim: the core types of the theorem layer (sympy only, never torch).
 
-from theorems import ical as _ical  # noqa: F401  (registers the ICAL theorems)
-from theorems import markov as _markov  # noqa: F401  (registers the Markov theorems)
-from theorems import ntp as _ntp  # noqa: F401  (registers the next-token-prediction theorems)
-from theorems import topics as _topics  # noqa: F401  (registers the topic theorems)
+Each paper's theorems live in their own module (:mod:`theorems.markov`, ...); which papers are
+installed is the business of :mod:`verify.registry`, not of this package.
+"""
+
 from theorems.core import (
     Obligation,
     ObligationResult,
     Parameter,
     ParameterError,
+    Params,
+    ParamValue,
     Prediction,
     Theorem,
     TheoremError,
     UnknownTheoremError,
-    get,
-    ids,
 )
 
 __all__ = [
     "Obligation",
     "ObligationResult",
+    "ParamValue",
     "Parameter",
     "ParameterError",
+    "Params",
     "Prediction",
     "Theorem",
     "TheoremError",
     "UnknownTheoremError",
-    "get",
-    "ids",
 ]

@@ -7,9 +7,11 @@ is one step of the proof that sympy checks exactly.
 
 from __future__ import annotations
 
-import difflib
+import math
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from fractions import Fraction
 from functools import lru_cache
 from typing import Literal
 
@@ -33,7 +35,7 @@ class UndecidedError(ArithmeticError):
 
 
 class UnknownTheoremError(TheoremError):
-    """A theorem id that is not registered; the message suggests the closest ids."""
+    """A theorem id that no registered paper declares; the message suggests the closest ids."""
 
 
 class ParameterError(TheoremError):
@@ -64,17 +66,71 @@ class Parameter:
     description: str
 
     def parse(self, text: str) -> ParamValue:
-        """Parse a command-line value exactly; raise :class:`ParameterError` if malformed."""
+        """Parse a command-line value exactly; raise :class:`ParameterError` if malformed.
+
+        Numbers are read only in ASCII decimal (``0.7``), fraction (``7/10``) and scientific
+        (``1e-3``) forms, exactly; digits of other scripts, ``nan``, ``inf`` and ``1/0`` are
+        refused, and so are numbers with more than :data:`MAX_DIGITS` digits or an exponent
+        beyond :data:`MAX_EXPONENT` (exact arithmetic on them would run for minutes).
+        """
         if self.kind == "text":
             return text.strip()
-        try:
-            if self.kind == "integer":
-                return int(text)
-            value = sp.Rational(text.strip())
-        except (TypeError, ValueError, SyntaxError, sp.SympifyError) as exc:
+        text = text.strip()
+        pattern = _INTEGER if self.kind == "integer" else _RATIONAL
+        match = pattern.fullmatch(text)
+        if match is None:
             kind = "an integer" if self.kind == "integer" else "a number such as 0.7 or 7/10"
-            raise ParameterError(f"parameter {self.name}={text!r} is not {kind}") from exc
-        return value
+            raise ParameterError(f"parameter {self.name}={_clip(text)!r} is not {kind}")
+        digits = sum(ch.isdigit() for ch in text.split("e")[0].split("E")[0])
+        exponent = int(match.group("exp") or 0) if self.kind == "rational" else 0
+        if digits > MAX_DIGITS or abs(exponent) > MAX_EXPONENT:
+            raise ParameterError(
+                f"parameter {self.name}={_clip(text)!r} has more than {MAX_DIGITS} digits or "
+                f"an exponent beyond ±{MAX_EXPONENT}; give it with fewer digits")
+        if self.kind == "integer":
+            return int(text)
+        if match.group("den") is not None and int(match.group("den")) == 0:
+            raise ParameterError(f"parameter {self.name}={text!r} divides by zero")
+        return sp.Rational(text)
+
+    def coerce(self, value: object) -> ParamValue:
+        """A value given from Python, made exact.
+
+        Strings are parsed (:meth:`parse`); a float goes through its shortest decimal text
+        (``0.7`` is ``7/10``, not the 53-bit binary fraction); ints, fractions and sympy
+        rationals are kept exact. Anything else is a :class:`ParameterError`.
+        """
+        if isinstance(value, str):
+            return self.parse(value)
+        if isinstance(value, bool):
+            raise ParameterError(f"parameter {self.name}={value!r} is a bool, not a number")
+        if self.kind == "text":
+            raise ParameterError(f"parameter {self.name} takes text (got {value!r})")
+        if isinstance(value, float):
+            if not math.isfinite(value):
+                raise ParameterError(f"parameter {self.name}={value!r} is not a finite number")
+            if self.kind == "integer" and not value.is_integer():
+                raise ParameterError(f"parameter {self.name}={value!r} is not an integer")
+            return self.parse(repr(int(value)) if self.kind == "integer" else repr(value))
+        if isinstance(value, int | Fraction | sp.Rational):
+            return self.parse(str(value))
+        raise ParameterError(f"parameter {self.name}={value!r}: give a number or its text "
+                             f"(got {type(value).__name__})")
+
+
+def _clip(text: str, limit: int = 40) -> str:
+    """A value short enough to echo in a one-line error."""
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+#: Decimal, fraction and scientific forms, ASCII digits only.
+_RATIONAL = re.compile(r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE](?P<exp>[+-]?\d+))?"
+                       r"(?:/(?P<den>[+-]?\d+))?", re.ASCII)
+_INTEGER = re.compile(r"[+-]?\d+", re.ASCII)
+#: Longest exact number accepted from the user (digits in all).
+MAX_DIGITS = 40
+#: Largest decimal exponent accepted from the user (``1e-400`` would be a 400-digit rational).
+MAX_EXPONENT = 30
 
 
 @dataclass(frozen=True)
@@ -183,7 +239,7 @@ class Obligation:
             if _is_zero_symbolic(difference):
                 return ObligationResult(True, "symbolic", "0")
             at_point = _simplify(difference.subs(self.point))
-            return ObligationResult(_is_zero_symbolic(at_point), where, str(at_point))
+            return ObligationResult(_is_zero_symbolic(at_point), where, shown(at_point))
         if self.relation == "spectrum":
             return self._check_spectrum(where)
         if self.relation in ("psd", "nsd", "indefinite"):
@@ -195,9 +251,11 @@ class Obligation:
                 "nsd": signs <= {0, -1},
                 "indefinite": {-1, 1} <= signs,
             }[self.relation]
-            shown = ", ".join(f"{v} (x{m})" for v, m in eigenvalues.items())
-            return ObligationResult(holds, where, "eigenvalues " + shown)
-        difference = _simplify(sp.sympify(self.lhs - self.rhs).subs(self.point))
+            listed = ", ".join(f"{shown(v)} (x{m})" for v, m in eigenvalues.items())
+            return ObligationResult(holds, where, "eigenvalues " + listed)
+        difference = sp.sympify(self.lhs - self.rhs).subs(self.point)
+        if difference.free_symbols:  # a constant's sign needs no simplification (and sympy's
+            difference = _simplify(difference)  # can build huge integers from logs)
         sign = _sign(difference)
         holds = {
             ">": sign > 0,
@@ -205,7 +263,7 @@ class Obligation:
             "<": sign < 0,
             "<=": sign <= 0,
         }[self.relation]
-        return ObligationResult(holds, where, f"lhs - rhs = {difference}")
+        return ObligationResult(holds, where, f"lhs - rhs = {shown(difference)}")
 
     def _check_spectrum(self, where: str) -> ObligationResult:
         lam = sp.Symbol("lambda")
@@ -213,19 +271,45 @@ class Obligation:
         claimed = sp.Mul(*[(lam - value) ** mult for value, mult in self.rhs])
         zeros = matrix.shape[0] - sum(mult for _, mult in self.rhs)
         difference = matrix.charpoly(lam).as_expr() - claimed * lam**zeros
-        shown = ", ".join(f"{v} (x{m})" for v, m in self.rhs)
+        listed = ", ".join(f"{v} (x{m})" for v, m in self.rhs)
         if zeros:
-            shown += f", 0 (x{zeros})"
+            listed += f", 0 (x{zeros})"
         if _is_zero_symbolic(difference):
-            return ObligationResult(True, "symbolic", "eigenvalues " + shown)
+            return ObligationResult(True, "symbolic", "eigenvalues " + listed)
         at_point = sp.expand(_simplify(difference.subs(self.point)))
-        return ObligationResult(_is_zero_symbolic(at_point), where, "eigenvalues " + shown)
+        return ObligationResult(_is_zero_symbolic(at_point), where, "eigenvalues " + listed)
+
+
+#: Longest exact text an obligation's result shows; longer values are shown as a float.
+SHOWN_CHARACTERS = 200
+
+
+def shown(value: sp.Basic) -> str:
+    """An exact value as text, or its 15-digit float view when the exact text is huge (sympy's
+    simplification of logs of rationals can build integers of thousands of digits)."""
+    try:
+        text = str(value)
+    except ValueError:  # an integer beyond Python's int-to-str limit
+        text = None
+    if text is not None and len(text) <= SHOWN_CHARACTERS:
+        return text
+    try:
+        return f"{sp.N(value, 15)} (exact form too long to show)"
+    except (TypeError, ValueError):
+        return "(exact form too long to show)"
 
 
 @lru_cache(maxsize=4096)
 def _simplify(expr: sp.Basic) -> sp.Basic:
-    """``sympy.simplify`` with memoisation: obligations are re-checked for many points."""
-    return sp.simplify(expr)
+    """``sympy.simplify`` with memoisation: obligations are re-checked for many points.
+
+    When simplification builds an integer too long to handle (it can, from logs of
+    rationals), the expression is returned as it was.
+    """
+    try:
+        return sp.simplify(expr)
+    except ValueError:
+        return expr
 
 
 def _is_zero_symbolic(expr: sp.Basic) -> bool:
@@ -245,15 +329,19 @@ def _sign(value: sp.Basic) -> int:
     if value.free_symbols:
         raise UndecidedError(f"sympy cannot decide the sign of {value} for all values of "
                              f"{sorted(map(str, value.free_symbols))}")
-    approx = sp.N(value, SIGN_DIGITS)
-    if approx == 0:
-        raise UndecidedError(f"cannot decide the sign of {value}")
-    return 1 if approx > 0 else -1
+    real, imaginary = sp.N(value, SIGN_DIGITS).as_real_imag()
+    # a real number written with complex radicals (the cubic formula's casus irreducibilis)
+    # evaluates with a round-off imaginary part far below the working precision
+    if abs(imaginary) > sp.Float(10) ** (10 - SIGN_DIGITS) * max(1, abs(real)):
+        raise UndecidedError(f"{shown(value)} is not real")
+    if real == 0:
+        raise UndecidedError(f"cannot decide the sign of {shown(value)}")
+    return 1 if real > 0 else -1
 
 
 @dataclass(frozen=True)
 class Theorem:
-    """A registered theorem: statement, assumptions, prediction and proof obligations.
+    """A theorem: statement, assumptions, prediction and proof obligations.
 
     Attributes
     ----------
@@ -294,8 +382,8 @@ class Theorem:
         """The default value of every parameter."""
         return {p.name: p.default for p in self.parameters}
 
-    def resolve_params(self, overrides: Mapping[str, str | ParamValue]) -> dict[str, ParamValue]:
-        """Defaults updated by ``overrides`` (strings are parsed exactly).
+    def resolve_params(self, overrides: Mapping[str, object]) -> dict[str, ParamValue]:
+        """Defaults updated by ``overrides`` (made exact by :meth:`Parameter.coerce`).
 
         Raises
         ------
@@ -310,37 +398,5 @@ class Theorem:
                 raise ParameterError(
                     f"{self.id} has no parameter {name!r} (its parameters: {known})"
                 )
-            params[name] = by_name[name].parse(value) if isinstance(value, str) else value
+            params[name] = by_name[name].coerce(value)
         return params
-
-
-_REGISTRY: dict[str, Theorem] = {}
-
-
-def register(theorem: Theorem) -> Theorem:
-    """Add ``theorem`` to the registry (ids are unique)."""
-    if theorem.id in _REGISTRY:
-        raise ValueError(f"theorem id {theorem.id!r} registered twice")
-    _REGISTRY[theorem.id] = theorem
-    return theorem
-
-
-def get(theorem_id: str) -> Theorem:
-    """The registered theorem ``theorem_id``.
-
-    Raises
-    ------
-    UnknownTheoremError
-        With the closest registered ids in the message.
-    """
-    try:
-        return _REGISTRY[theorem_id]
-    except KeyError:
-        close = difflib.get_close_matches(theorem_id, list(_REGISTRY), n=3, cutoff=0.4)
-        hint = f"; did you mean {', '.join(close)}?" if close else "; see `verify --list`"
-        raise UnknownTheoremError(f"unknown theorem id {theorem_id!r}{hint}") from None
-
-
-def ids() -> list[str]:
-    """Registered ids in registration order."""
-    return list(_REGISTRY)

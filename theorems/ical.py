@@ -29,7 +29,7 @@ from functools import cache
 
 import sympy as sp
 
-from theorems.core import Obligation, Parameter, Params, Prediction, Theorem, register
+from theorems.core import Obligation, Parameter, Params, Prediction, Theorem
 
 Frequency = tuple[int, ...]
 Terms = list[tuple[Frequency, sp.Expr]]
@@ -325,26 +325,24 @@ def _gd_predict(params: Params) -> Prediction:
     )
 
 
-ONE_STEP_GD = register(
-    Theorem(
-        id="ical-one-step-gd",
-        title="Augmented tokens: the trained linear-attention layer is one GD step",
-        paper=f"{_PAPER}, augmented-token theorem (one gradient step)",
-        statement=(
-            r"For unitary commuting $W$ and $s_0$ with i.i.d. uniform phases, the population "
-            r"minimiser of the block-structured head $\hat s_{T+1} = V\sum_{t=1}^T s_t "
-            r"(s_{t-1}^* Q s_T)$ has $VQ = \eta^* I$, $\eta^* = \frac{1}{T+d-1}$: the layer "
-            r"computes $(W_0 - \eta^*\nabla L_T(W_0)) s_T$ from $W_0 = 0$, "
-            r"$L_T(W) = \frac12\sum_{t=1}^T\|s_t - W s_{t-1}\|^2$, with minimal loss "
-            r"$\frac{d(d-1)}{T+d-1}$."
-        ),
-        parameters=_int_params(d=_D, T=_T),
-        assumption_text=(r"$d \ge 1$, $T \ge 2$", "unitary commuting W, random phases of s_0",
-                         "block-structured (V, Q) head"),
-        assumptions=_size_problems,
-        predict=_gd_predict,
-        obligations=_gd_obligations,
-    )
+ONE_STEP_GD = Theorem(
+    id="ical-one-step-gd",
+    title="Augmented tokens: the trained linear-attention layer is one GD step",
+    paper=f"{_PAPER}, augmented-token theorem (one gradient step)",
+    statement=(
+        r"For unitary commuting $W$ and $s_0$ with i.i.d. uniform phases, the population "
+        r"minimiser of the block-structured head $\hat s_{T+1} = V\sum_{t=1}^T s_t "
+        r"(s_{t-1}^* Q s_T)$ has $VQ = \eta^* I$, $\eta^* = \frac{1}{T+d-1}$: the layer "
+        r"computes $(W_0 - \eta^*\nabla L_T(W_0)) s_T$ from $W_0 = 0$, "
+        r"$L_T(W) = \frac12\sum_{t=1}^T\|s_t - W s_{t-1}\|^2$, with minimal loss "
+        r"$\frac{d(d-1)}{T+d-1}$."
+    ),
+    parameters=_int_params(d=_D, T=_T),
+    assumption_text=(r"$d \ge 1$, $T \ge 2$", "unitary commuting W, random phases of s_0",
+                     "block-structured (V, Q) head"),
+    assumptions=_size_problems,
+    predict=_gd_predict,
+    obligations=_gd_obligations,
 )
 
 
@@ -401,25 +399,23 @@ def _unitary_predict(params: Params) -> Prediction:
     )
 
 
-UNITARY_MINIMA = register(
-    Theorem(
-        id="ical-unitary-global-minima",
-        title="Diagonal multi-head linear attention: global minima for unitary W",
-        paper=f"{_PAPER}, non-augmented theorem (unitary case)",
-        statement=(
-            r"For the diagonal $H$-head linear attention with positional weights $p$ and query "
-            r"$s_{T-1}$, the population loss is $L(C,p) = (\|p\|^2 - p_{T-1}^2)\|C\|_F^2 + "
-            r"p_{T-1}^2\|C\mathbf 1\|^2 - 2p_T\,\mathrm{tr}\,C + d$ with $C = B^\top A$. It is 0 "
-            r"exactly at $C = I/p_T$, $p_k = 0$ ($k \ne T$), which needs $H \ge d$; for $H < d$ "
-            r"the minimum is $d - H$."
-        ),
-        parameters=_int_params(d=(4, "dimension d"), H=(4, "number of heads H"),
-                               T=(8, "largest context length T")),
-        assumption_text=(r"$d \ge 1$, $H \ge 1$, $T \ge 2$", "unitary commuting W"),
-        assumptions=_size_problems,
-        predict=_unitary_predict,
-        obligations=_unitary_obligations,
-    )
+UNITARY_MINIMA = Theorem(
+    id="ical-unitary-global-minima",
+    title="Diagonal multi-head linear attention: global minima for unitary W",
+    paper=f"{_PAPER}, non-augmented theorem (unitary case)",
+    statement=(
+        r"For the diagonal $H$-head linear attention with positional weights $p$ and query "
+        r"$s_{T-1}$, the population loss is $L(C,p) = (\|p\|^2 - p_{T-1}^2)\|C\|_F^2 + "
+        r"p_{T-1}^2\|C\mathbf 1\|^2 - 2p_T\,\mathrm{tr}\,C + d$ with $C = B^\top A$. It is 0 "
+        r"exactly at $C = I/p_T$, $p_k = 0$ ($k \ne T$), which needs $H \ge d$; for $H < d$ "
+        r"the minimum is $d - H$."
+    ),
+    parameters=_int_params(d=(4, "dimension d"), H=(4, "number of heads H"),
+                           T=(8, "largest context length T")),
+    assumption_text=(r"$d \ge 1$, $H \ge 1$, $T \ge 2$", "unitary commuting W"),
+    assumptions=_size_problems,
+    predict=_unitary_predict,
+    obligations=_unitary_obligations,
 )
 
 
@@ -449,26 +445,24 @@ def _heads_obligations(params: Params) -> list[Obligation]:
     ]
 
 
-ORTHOGONAL_HEADS = register(
-    Theorem(
-        id="ical-orthogonal-heads",
-        title="Heads become orthogonal at the minimum reached from a balanced initialisation",
-        paper=f"{_PAPER}, non-augmented theorem (orthogonality of heads)",
-        statement=(
-            r"With $H = d$ heads and a balanced initialisation ($AA^\top = BB^\top$), gradient "
-            r"flow conserves $AA^\top - BB^\top$, so the global minimum it reaches has "
-            r"$B^\top A = cI$ and $AA^\top = |c| I$: the heads (rows of $A$) are mutually "
-            r"orthogonal with equal norms."
-        ),
-        parameters=_int_params(d=(4, "dimension d (H = d heads)"),
-                               T=(8, "largest context length T")),
-        assumption_text=(r"$d \ge 1$, $T \ge 2$", "H = d, balanced small initialisation"),
-        assumptions=_size_problems,
-        predict=lambda params: Prediction(
-            closed_forms={"off_diagonal": sp.Integer(0)}, point=_dT(params),
-            descriptions={"off_diagonal": "off-diagonal of A A^T relative to its diagonal"}),
-        obligations=_heads_obligations,
-    )
+ORTHOGONAL_HEADS = Theorem(
+    id="ical-orthogonal-heads",
+    title="Heads become orthogonal at the minimum reached from a balanced initialisation",
+    paper=f"{_PAPER}, non-augmented theorem (orthogonality of heads)",
+    statement=(
+        r"With $H = d$ heads and a balanced initialisation ($AA^\top = BB^\top$), gradient "
+        r"flow conserves $AA^\top - BB^\top$, so the global minimum it reaches has "
+        r"$B^\top A = cI$ and $AA^\top = |c| I$: the heads (rows of $A$) are mutually "
+        r"orthogonal with equal norms."
+    ),
+    parameters=_int_params(d=(4, "dimension d (H = d heads)"),
+                           T=(8, "largest context length T")),
+    assumption_text=(r"$d \ge 1$, $T \ge 2$", "H = d, balanced small initialisation"),
+    assumptions=_size_problems,
+    predict=lambda params: Prediction(
+        closed_forms={"off_diagonal": sp.Integer(0)}, point=_dT(params),
+        descriptions={"off_diagonal": "off-diagonal of A A^T relative to its diagonal"}),
+    obligations=_heads_obligations,
 )
 
 
@@ -523,28 +517,26 @@ def _pe_assumptions(params: Params) -> list[str]:
     return problems
 
 
-PE_TRIGONOMETRIC = register(
-    Theorem(
-        id="ical-pe-trigonometric",
-        title="Orthogonal W: d/2 heads suffice, the positional weights encode 2cos(l)",
-        paper=f"{_PAPER}, non-augmented theorem (orthogonal case, positional encoding)",
-        statement=(
-            r"For real rotations in $d/2$ planes (conjugate-pair eigenbasis), the loss is zero "
-            r"with only $H \ge d/2$ heads, at $C = c\,\mathrm{blockdiag}(J_2,\dots,J_2)$, "
-            r"$p_T c = 1$, $p_{T-1} = -p_T/2$, other $p = 0$: per plane the layer computes "
-            r"$s_{T+1} = 2\cos(l)\,s_T - s_{T-1}$ (Chebyshev recurrence). For $H < d/2$ the "
-            r"minimum is $d - 2H$."
-        ),
-        parameters=_int_params(d=(4, "dimension d (even)"), H=(2, "number of heads H"),
-                               T=(8, "largest context length T")),
-        assumption_text=(r"$d$ even, $1 \le H < d$, $T \ge 2$", "orthogonal commuting W"),
-        assumptions=_pe_assumptions,
-        predict=lambda params: Prediction(
-            closed_forms={"min_loss": sp.Max(d_ - 2 * H_, 0),
-                          "p_ratio": sp.Rational(-1, 2)},
-            point=_dT(params),
-            descriptions={"min_loss": "global minimum per row: max(d - 2H, 0)",
-                          "p_ratio": "p_(T-1) / p_T at the minimum"}),
-        obligations=_pe_obligations,
-    )
+PE_TRIGONOMETRIC = Theorem(
+    id="ical-pe-trigonometric",
+    title="Orthogonal W: d/2 heads suffice, the positional weights encode 2cos(l)",
+    paper=f"{_PAPER}, non-augmented theorem (orthogonal case, positional encoding)",
+    statement=(
+        r"For real rotations in $d/2$ planes (conjugate-pair eigenbasis), the loss is zero "
+        r"with only $H \ge d/2$ heads, at $C = c\,\mathrm{blockdiag}(J_2,\dots,J_2)$, "
+        r"$p_T c = 1$, $p_{T-1} = -p_T/2$, other $p = 0$: per plane the layer computes "
+        r"$s_{T+1} = 2\cos(l)\,s_T - s_{T-1}$ (Chebyshev recurrence). For $H < d/2$ the "
+        r"minimum is $d - 2H$."
+    ),
+    parameters=_int_params(d=(4, "dimension d (even)"), H=(2, "number of heads H"),
+                           T=(8, "largest context length T")),
+    assumption_text=(r"$d$ even, $1 \le H < d$, $T \ge 2$", "orthogonal commuting W"),
+    assumptions=_pe_assumptions,
+    predict=lambda params: Prediction(
+        closed_forms={"min_loss": sp.Max(d_ - 2 * H_, 0),
+                      "p_ratio": sp.Rational(-1, 2)},
+        point=_dT(params),
+        descriptions={"min_loss": "global minimum per row: max(d - 2H, 0)",
+                      "p_ratio": "p_(T-1) / p_T at the minimum"}),
+    obligations=_pe_obligations,
 )

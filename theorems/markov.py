@@ -35,7 +35,6 @@ from theorems.core import (
     Params,
     Prediction,
     Theorem,
-    register,
 )
 
 p, q = sp.symbols("p q", positive=True)
@@ -301,25 +300,23 @@ def _global_obligations(params: Params) -> list[Obligation]:
     ]
 
 
-GLOBAL_MINIMA = register(
-    Theorem(
-        id="markov-global-minima",
-        title="The bigram predictor is a global minimum (weight tying, any p, q)",
-        paper=f"{_PAPER}, Theorem 1 (global minimum with weight tying)",
-        statement=(
-            r"For every $(p,q) \in (0,1)^2$ there is a tied $\theta_*$ with "
-            r"$f_{\theta_*}(x_1^n) = P(x_{n+1}=1 \mid x_n)$ and "
-            r"$L(\theta_*) = H(x_{n+1} \mid x_n) = \frac{q\,h(p) + p\,h(q)}{p+q}$; "
-            r"$\theta_*$ is a global minimum and a stationary point. Explicitly: attention off, "
-            r"$p_n = 0$, $W_1 = w_1 u^\top$, $W_2 = w_2 u$ with $u = e/\|e\|$, "
-            r"$\|e\|^2(1 + w_1 w_2) = \ln\frac{(1-p)(1-q)}{pq}$, $b = \ln\frac{p}{1-p}$."
-        ),
-        parameters=_parameters("1/2", "4/5"),
-        assumption_text=(r"$0 < p, q < 1$", "weight tying (a = e)", _DATA),
-        assumptions=_global_assumptions,
-        predict=_global_predict,
-        obligations=_global_obligations,
-    )
+GLOBAL_MINIMA = Theorem(
+    id="markov-global-minima",
+    title="The bigram predictor is a global minimum (weight tying, any p, q)",
+    paper=f"{_PAPER}, Theorem 1 (global minimum with weight tying)",
+    statement=(
+        r"For every $(p,q) \in (0,1)^2$ there is a tied $\theta_*$ with "
+        r"$f_{\theta_*}(x_1^n) = P(x_{n+1}=1 \mid x_n)$ and "
+        r"$L(\theta_*) = H(x_{n+1} \mid x_n) = \frac{q\,h(p) + p\,h(q)}{p+q}$; "
+        r"$\theta_*$ is a global minimum and a stationary point. Explicitly: attention off, "
+        r"$p_n = 0$, $W_1 = w_1 u^\top$, $W_2 = w_2 u$ with $u = e/\|e\|$, "
+        r"$\|e\|^2(1 + w_1 w_2) = \ln\frac{(1-p)(1-q)}{pq}$, $b = \ln\frac{p}{1-p}$."
+    ),
+    parameters=_parameters("1/2", "4/5"),
+    assumption_text=(r"$0 < p, q < 1$", "weight tying (a = e)", _DATA),
+    assumptions=_global_assumptions,
+    predict=_global_predict,
+    obligations=_global_obligations,
 )
 
 
@@ -351,24 +348,22 @@ def _local_obligations(params: Params) -> list[Obligation]:
     ]
 
 
-LOCAL_MINIMA = register(
-    Theorem(
-        id="markov-local-minima",
-        title="The unigram predictor is a bad local minimum (weight tying, p+q > 1)",
-        paper=f"{_PAPER}, Theorem 2 (bad local minimum)",
-        statement=(
-            r"If $p+q>1$ and $a = e$, the set $\theta_\pi = \{e = 0,\ b = \ln(p/q)\}$ (all other "
-            r"parameters arbitrary) consists of stationary points with $f_{\theta_\pi} = \pi_1$, "
-            r"$L(\theta_\pi) = H(\pi) > H(x_{n+1}\mid x_n)$, and they are local minima. At the "
-            r"canonical member the Hessian has eigenvalues $\kappa$, $2\kappa(p+q-1)$ "
-            r"($\times d$) and $0$, $\kappa = \pi_0\pi_1$."
-        ),
-        parameters=_parameters("1/2", "4/5"),
-        assumption_text=(r"$0 < p, q < 1$, $p + q > 1$", "weight tying (a = e)", _DATA),
-        assumptions=_local_assumptions,
-        predict=lambda params: _unigram_prediction(params, True, unigram_entropy),
-        obligations=_local_obligations,
-    )
+LOCAL_MINIMA = Theorem(
+    id="markov-local-minima",
+    title="The unigram predictor is a bad local minimum (weight tying, p+q > 1)",
+    paper=f"{_PAPER}, Theorem 2 (bad local minimum)",
+    statement=(
+        r"If $p+q>1$ and $a = e$, the set $\theta_\pi = \{e = 0,\ b = \ln(p/q)\}$ (all other "
+        r"parameters arbitrary) consists of stationary points with $f_{\theta_\pi} = \pi_1$, "
+        r"$L(\theta_\pi) = H(\pi) > H(x_{n+1}\mid x_n)$, and they are local minima. At the "
+        r"canonical member the Hessian has eigenvalues $\kappa$, $2\kappa(p+q-1)$ "
+        r"($\times d$) and $0$, $\kappa = \pi_0\pi_1$."
+    ),
+    parameters=_parameters("1/2", "4/5"),
+    assumption_text=(r"$0 < p, q < 1$, $p + q > 1$", "weight tying (a = e)", _DATA),
+    assumptions=_local_assumptions,
+    predict=lambda params: _unigram_prediction(params, True, unigram_entropy),
+    obligations=_local_obligations,
 )
 
 
@@ -401,24 +396,22 @@ def _untied_obligations(params: Params) -> list[Obligation]:
     ]
 
 
-SADDLE_UNTIED = register(
-    Theorem(
-        id="markov-saddle-untied",
-        title="Without weight tying the unigram point is a saddle (p+q != 1)",
-        paper=f"{_PAPER}, Theorem 4 (saddle point without weight tying)",
-        statement=(
-            r"Without tying and with $p+q \neq 1$, $(\theta_\pi, a = 0)$ is stationary with loss "
-            r"$H(\pi)$ but is a saddle point: the $(a, e)$ block of the Hessian is "
-            r"$\begin{pmatrix}0 & cI\\ cI & 0\end{pmatrix}$, $c = \kappa(p+q-1)$, so its "
-            r"eigenvalues are $\kappa$, $\pm\kappa|p+q-1|$ ($\times d$ each) and $0$. "
-            r"Training from the paper's initialisation escapes to the entropy rate."
-        ),
-        parameters=_parameters("1/2", "4/5"),
-        assumption_text=(r"$0 < p, q < 1$, $p + q \neq 1$", "no weight tying", _DATA),
-        assumptions=_untied_assumptions,
-        predict=lambda params: _unigram_prediction(params, False, entropy_rate),
-        obligations=_untied_obligations,
-    )
+SADDLE_UNTIED = Theorem(
+    id="markov-saddle-untied",
+    title="Without weight tying the unigram point is a saddle (p+q != 1)",
+    paper=f"{_PAPER}, Theorem 4 (saddle point without weight tying)",
+    statement=(
+        r"Without tying and with $p+q \neq 1$, $(\theta_\pi, a = 0)$ is stationary with loss "
+        r"$H(\pi)$ but is a saddle point: the $(a, e)$ block of the Hessian is "
+        r"$\begin{pmatrix}0 & cI\\ cI & 0\end{pmatrix}$, $c = \kappa(p+q-1)$, so its "
+        r"eigenvalues are $\kappa$, $\pm\kappa|p+q-1|$ ($\times d$ each) and $0$. "
+        r"Training from the paper's initialisation escapes to the entropy rate."
+    ),
+    parameters=_parameters("1/2", "4/5"),
+    assumption_text=(r"$0 < p, q < 1$, $p + q \neq 1$", "no weight tying", _DATA),
+    assumptions=_untied_assumptions,
+    predict=lambda params: _unigram_prediction(params, False, entropy_rate),
+    obligations=_untied_obligations,
 )
 
 
@@ -449,20 +442,18 @@ def _tied_saddle_obligations(params: Params) -> list[Obligation]:
     ]
 
 
-TIED_SADDLE = register(
-    Theorem(
-        id="markov-tied-saddle",
-        title="With p+q < 1 the unigram point is a saddle even with weight tying",
-        paper=f"{_PAPER}, Theorem 2 (the case p+q < 1)",
-        statement=(
-            r"If $p+q<1$ and $a = e$, $\theta_\pi$ is stationary with loss $H(\pi)$, but the "
-            r"$e$-block curvature $2\kappa(p+q-1) < 0$ makes it a saddle; training from the "
-            r"paper's initialisation reaches the entropy rate $H(x_{n+1}\mid x_n)$."
-        ),
-        parameters=_parameters("1/5", "3/10"),
-        assumption_text=(r"$0 < p, q < 1$, $p + q < 1$", "weight tying (a = e)", _DATA),
-        assumptions=_tied_saddle_assumptions,
-        predict=lambda params: _unigram_prediction(params, True, entropy_rate),
-        obligations=_tied_saddle_obligations,
-    )
+TIED_SADDLE = Theorem(
+    id="markov-tied-saddle",
+    title="With p+q < 1 the unigram point is a saddle even with weight tying",
+    paper=f"{_PAPER}, Theorem 2 (the case p+q < 1)",
+    statement=(
+        r"If $p+q<1$ and $a = e$, $\theta_\pi$ is stationary with loss $H(\pi)$, but the "
+        r"$e$-block curvature $2\kappa(p+q-1) < 0$ makes it a saddle; training from the "
+        r"paper's initialisation reaches the entropy rate $H(x_{n+1}\mid x_n)$."
+    ),
+    parameters=_parameters("1/5", "3/10"),
+    assumption_text=(r"$0 < p, q < 1$, $p + q < 1$", "weight tying (a = e)", _DATA),
+    assumptions=_tied_saddle_assumptions,
+    predict=lambda params: _unigram_prediction(params, True, entropy_rate),
+    obligations=_tied_saddle_obligations,
 )

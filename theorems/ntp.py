@@ -54,7 +54,6 @@ from theorems.core import (
     Prediction,
     Theorem,
     TheoremError,
-    register,
 )
 
 K_ = sp.Symbol("K", positive=True, integer=True)
@@ -702,80 +701,72 @@ _ASSUMPTIONS = (
     r"stage 2 trains $W_{kq}$ alone from 0",
 )
 
-FFN_MAX_MARGIN = register(
-    Theorem(
-        id="ntp-ffn-max-margin",
-        title="Stage 1: the feed-forward matrix converges in direction to the max-margin W_ov*",
-        paper=f"{_PAPER}, feed-forward pre-processing (stage 1)",
-        statement=(
-            r"Normalized GD on the collocation loss $L_0(W) = \frac1K\sum_x -\log\mathrm{softmax}"
-            r"(E^\top W e_x)_{n(x)}$ gives $W(t)/\|W(t)\| \to W_{ov}^*/\|W_{ov}^*\|$, where "
-            r"$W_{ov}^* = \arg\min\|W\|_F$ s.t. $(e_{n(x)} - e_v)^\top W e_x \ge 1$; for "
-            r"orthonormal embeddings $W_{ov}^* = \sum_x (e_{n(x)} - \bar e) e_x^\top$, "
-            r"$\|W_{ov}^*\|_F^2 = K-1$, and from $W(0) = 0$: "
-            r"$L_0(t) = \log(1 + (K-1)e^{-\eta_0 t/\sqrt{K-1}})$ (linear convergence)."
-        ),
-        parameters=_parameters(),
-        assumption_text=_ASSUMPTIONS,
-        assumptions=_problems,
-        predict=_ffn_predict,
-        obligations=_ffn_obligations,
-    )
+FFN_MAX_MARGIN = Theorem(
+    id="ntp-ffn-max-margin",
+    title="Stage 1: the feed-forward matrix converges in direction to the max-margin W_ov*",
+    paper=f"{_PAPER}, feed-forward pre-processing (stage 1)",
+    statement=(
+        r"Normalized GD on the collocation loss $L_0(W) = \frac1K\sum_x -\log\mathrm{softmax}"
+        r"(E^\top W e_x)_{n(x)}$ gives $W(t)/\|W(t)\| \to W_{ov}^*/\|W_{ov}^*\|$, where "
+        r"$W_{ov}^* = \arg\min\|W\|_F$ s.t. $(e_{n(x)} - e_v)^\top W e_x \ge 1$; for "
+        r"orthonormal embeddings $W_{ov}^* = \sum_x (e_{n(x)} - \bar e) e_x^\top$, "
+        r"$\|W_{ov}^*\|_F^2 = K-1$, and from $W(0) = 0$: "
+        r"$L_0(t) = \log(1 + (K-1)e^{-\eta_0 t/\sqrt{K-1}})$ (linear convergence)."
+    ),
+    parameters=_parameters(),
+    assumption_text=_ASSUMPTIONS,
+    assumptions=_problems,
+    predict=_ffn_predict,
+    obligations=_ffn_obligations,
 )
 
-ATTENTION_MAX_MARGIN = register(
-    Theorem(
-        id="ntp-attention-max-margin",
-        title="Stage 2: attention converges in direction to the max-margin W_kq*",
-        paper=f"{_PAPER}, attention training (stage 2)",
-        statement=(
-            r"With $W_{ov}$ frozen after stage 1, normalized GD on $W_{kq}$ from 0 gives "
-            r"$W_{kq}(t)/\|W_{kq}(t)\| \to W_{kq}^*/\|W_{kq}^*\|$ with $W_{kq}^* = \arg\min"
-            r"\|W\|_F$ s.t. $(e_{x^*(X)} - e_x)^\top W e_{x_L} \ge 1$ for every training "
-            r"sentence $X$ and token $x \ne x^*(X)$ of $X$, and the attention on the optimal "
-            r"token tends to 1."
-        ),
-        parameters=_parameters(),
-        assumption_text=_ASSUMPTIONS,
-        assumptions=_problems,
-        predict=_attention_predict,
-        obligations=_attention_obligations,
-    )
+ATTENTION_MAX_MARGIN = Theorem(
+    id="ntp-attention-max-margin",
+    title="Stage 2: attention converges in direction to the max-margin W_kq*",
+    paper=f"{_PAPER}, attention training (stage 2)",
+    statement=(
+        r"With $W_{ov}$ frozen after stage 1, normalized GD on $W_{kq}$ from 0 gives "
+        r"$W_{kq}(t)/\|W_{kq}(t)\| \to W_{kq}^*/\|W_{kq}^*\|$ with $W_{kq}^* = \arg\min"
+        r"\|W\|_F$ s.t. $(e_{x^*(X)} - e_x)^\top W e_{x_L} \ge 1$ for every training "
+        r"sentence $X$ and token $x \ne x^*(X)$ of $X$, and the attention on the optimal "
+        r"token tends to 1."
+    ),
+    parameters=_parameters(),
+    assumption_text=_ASSUMPTIONS,
+    assumptions=_problems,
+    predict=_attention_predict,
+    obligations=_attention_obligations,
 )
 
-LOSS_LINEAR_RATE = register(
-    Theorem(
-        id="ntp-loss-linear-rate",
-        title="Stage 2: the loss converges linearly to its floor",
-        paper=f"{_PAPER}, linear convergence of the training loss",
-        statement=(
-            r"The stage-2 loss converges linearly to $L_\infty = \frac1N\sum -\log\mathrm{softmax}"
-            r"(E^\top W_{ov} e_{x^*})_y$, which equals $L_0(T_0)$ since $W_{ov}(T_0) = "
-            r"\eta_0 T_0 W_{ov}^*/\|W_{ov}^*\|$: $L(t) - L_\infty \le C\rho^t$ with $\rho < 1$."
-        ),
-        parameters=_parameters(),
-        assumption_text=_ASSUMPTIONS,
-        assumptions=_problems,
-        predict=_attention_predict,
-        obligations=_floor_obligations,
-    )
+LOSS_LINEAR_RATE = Theorem(
+    id="ntp-loss-linear-rate",
+    title="Stage 2: the loss converges linearly to its floor",
+    paper=f"{_PAPER}, linear convergence of the training loss",
+    statement=(
+        r"The stage-2 loss converges linearly to $L_\infty = \frac1N\sum -\log\mathrm{softmax}"
+        r"(E^\top W_{ov} e_{x^*})_y$, which equals $L_0(T_0)$ since $W_{ov}(T_0) = "
+        r"\eta_0 T_0 W_{ov}^*/\|W_{ov}^*\|$: $L(t) - L_\infty \le C\rho^t$ with $\rho < 1$."
+    ),
+    parameters=_parameters(),
+    assumption_text=_ASSUMPTIONS,
+    assumptions=_problems,
+    predict=_attention_predict,
+    obligations=_floor_obligations,
 )
 
-DATASET_SHIFT = register(
-    Theorem(
-        id="ntp-dataset-shift",
-        title="The trained model generalises to longer sentences and to transitive comparisons",
-        paper=f"{_PAPER}, generalisation under dataset shift",
-        statement=(
-            r"On a new sentence whose greatest token exists under the order induced by the "
-            r"scores $s_q(x) = e_x^\top W_{kq}^* e_q$ (which contains the transitive closure of "
-            r"the training comparisons), the trained model predicts $n(x^*)$; in particular "
-            r"$s_q(a) - s_q(c) \ge 2$ when training compares only $a > b$ and $b > c$."
-        ),
-        parameters=_parameters(holdout=True),
-        assumption_text=_ASSUMPTIONS + ("hold-out: a >_q b >_q c with b >=_q q and c != q",),
-        assumptions=_problems,
-        predict=_shift_predict,
-        obligations=_shift_obligations,
-    )
+DATASET_SHIFT = Theorem(
+    id="ntp-dataset-shift",
+    title="The trained model generalises to longer sentences and to transitive comparisons",
+    paper=f"{_PAPER}, generalisation under dataset shift",
+    statement=(
+        r"On a new sentence whose greatest token exists under the order induced by the "
+        r"scores $s_q(x) = e_x^\top W_{kq}^* e_q$ (which contains the transitive closure of "
+        r"the training comparisons), the trained model predicts $n(x^*)$; in particular "
+        r"$s_q(a) - s_q(c) \ge 2$ when training compares only $a > b$ and $b > c$."
+    ),
+    parameters=_parameters(holdout=True),
+    assumption_text=_ASSUMPTIONS + ("hold-out: a >_q b >_q c with b >=_q q and c != q",),
+    assumptions=_problems,
+    predict=_shift_predict,
+    obligations=_shift_obligations,
 )

@@ -31,7 +31,7 @@ from itertools import combinations
 import mpmath
 import sympy as sp
 
-from theorems.core import Obligation, Parameter, Params, Prediction, Theorem, register
+from theorems.core import Obligation, Parameter, Params, Prediction, Theorem
 
 delta = sp.Symbol("delta", real=True)
 T_, v_, tau_, lam_ = sp.symbols("T v tau lambda", positive=True)
@@ -245,26 +245,24 @@ def _value_predict(params: Params) -> Prediction:
     )
 
 
-VALUE_BLOCKS = register(
-    Theorem(
-        id="topics-value-block-structure",
-        title="Uniform attention: the trained value matrix is block-structured by topic",
-        paper=f"{_PAPER}, stage 1 (value matrix under frozen uniform attention)",
-        statement=(
-            r"With frozen uniform attention and one-hot embeddings, "
-            r"$L(W) = \mathbb E_S\mathbb E_{w\sim p_S}[-\log\mathrm{softmax}(Wp_S)_w] + "
-            r"\lambda\|W\|_F^2$ has the unique minimiser $W^* = a\,\mathrm{Blk} + "
-            r"b\,(J - \mathrm{Blk})$ with $a + (T-1)b = 0$, $\delta = (a-b)/\tau$ the root of "
-            r"$\frac{T-\tau}{\tau e^\delta + T - \tau} = 2\lambda v^2 (T-1)\tau^2\delta$, "
-            r"and $a > 0 > b$."
-        ),
-        parameters=_parameters(),
-        assumption_text=(r"$1 \le \tau < T$, $\lambda > 0$", "disjoint uniform topics",
-                         "frozen uniform attention, one-hot embeddings, cross-entropy"),
-        assumptions=_problems,
-        predict=_value_predict,
-        obligations=_value_obligations,
-    )
+VALUE_BLOCKS = Theorem(
+    id="topics-value-block-structure",
+    title="Uniform attention: the trained value matrix is block-structured by topic",
+    paper=f"{_PAPER}, stage 1 (value matrix under frozen uniform attention)",
+    statement=(
+        r"With frozen uniform attention and one-hot embeddings, "
+        r"$L(W) = \mathbb E_S\mathbb E_{w\sim p_S}[-\log\mathrm{softmax}(Wp_S)_w] + "
+        r"\lambda\|W\|_F^2$ has the unique minimiser $W^* = a\,\mathrm{Blk} + "
+        r"b\,(J - \mathrm{Blk})$ with $a + (T-1)b = 0$, $\delta = (a-b)/\tau$ the root of "
+        r"$\frac{T-\tau}{\tau e^\delta + T - \tau} = 2\lambda v^2 (T-1)\tau^2\delta$, "
+        r"and $a > 0 > b$."
+    ),
+    parameters=_parameters(),
+    assumption_text=(r"$1 \le \tau < T$, $\lambda > 0$", "disjoint uniform topics",
+                     "frozen uniform attention, one-hot embeddings, cross-entropy"),
+    assumptions=_problems,
+    predict=_value_predict,
+    obligations=_value_obligations,
 )
 
 
@@ -292,27 +290,25 @@ def _embedding_obligations(params: Params) -> list[Obligation]:
     ]
 
 
-EMBEDDING_BLOCKS = register(
-    Theorem(
-        id="topics-embedding-block-structure",
-        title="Uniform attention: trained tied embeddings are block-structured by topic",
-        paper=f"{_PAPER}, stage 1 (embeddings under frozen uniform attention)",
-        statement=(
-            r"With frozen uniform attention, $W^V = I$ and a tied decoder, the logits are "
-            r"$G p_S$ with $G = E^\top E$ and penalty $\lambda\,\mathrm{tr}\,G$. The optimal "
-            r"$G$ is block-invariant with equal same-topic entries ($G_{ij} = s/v$: same-topic "
-            r"words share one embedding direction), a smaller different-topic entry, and "
-            r"$\mathrm{rank}\,G \le T$."
-        ),
-        parameters=_parameters(sampled=False),
-        assumption_text=(r"$1 \le \tau < T$, $\lambda > 0$, $d \ge T$",
-                         "frozen uniform attention, W^V = I, tied decoder"),
-        assumptions=_problems,
-        predict=lambda params: Prediction(
-            closed_forms={"rank_bound": T_}, point=_point(params),
-            descriptions={"rank_bound": "rank of the optimal Gram matrix is at most T"}),
-        obligations=_embedding_obligations,
-    )
+EMBEDDING_BLOCKS = Theorem(
+    id="topics-embedding-block-structure",
+    title="Uniform attention: trained tied embeddings are block-structured by topic",
+    paper=f"{_PAPER}, stage 1 (embeddings under frozen uniform attention)",
+    statement=(
+        r"With frozen uniform attention, $W^V = I$ and a tied decoder, the logits are "
+        r"$G p_S$ with $G = E^\top E$ and penalty $\lambda\,\mathrm{tr}\,G$. The optimal "
+        r"$G$ is block-invariant with equal same-topic entries ($G_{ij} = s/v$: same-topic "
+        r"words share one embedding direction), a smaller different-topic entry, and "
+        r"$\mathrm{rank}\,G \le T$."
+    ),
+    parameters=_parameters(sampled=False),
+    assumption_text=(r"$1 \le \tau < T$, $\lambda > 0$, $d \ge T$",
+                     "frozen uniform attention, W^V = I, tied decoder"),
+    assumptions=_problems,
+    predict=lambda params: Prediction(
+        closed_forms={"rank_bound": T_}, point=_point(params),
+        descriptions={"rank_bound": "rank of the optimal Gram matrix is at most T"}),
+    obligations=_embedding_obligations,
 )
 
 
@@ -339,28 +335,26 @@ def _attention_obligations(params: Params) -> list[Obligation]:
     ]
 
 
-ATTENTION_TOPICS = register(
-    Theorem(
-        id="topics-attention-structure",
-        title="With W^V at its block optimum, trained attention favours same-topic tokens",
-        paper=f"{_PAPER}, stage 2 (attention learns topic structure)",
-        statement=(
-            r"With $W^V$ frozen at the stage-1 block optimum $a\,\mathrm{Blk} + b\,(J - "
-            r"\mathrm{Blk})$, $a > b$, training $W^K, W^Q$ on masked-LM data makes the average "
-            r"attention between same-topic token pairs exceed that between different-topic pairs "
-            r"(content-word queries; [MASK] queries carry no topic and stay uniform)."
-        ),
-        parameters=_parameters(),
-        assumption_text=(r"$1 \le \tau < T$, $\lambda > 0$", "W^V frozen at block form",
-                         "masked-LM corruption of LDA documents"),
-        assumptions=_problems,
-        predict=lambda params: Prediction(
-            closed_forms={"a": _block_values(params)[1], "b": _block_values(params)[2],
-                          "uniform_ratio": sp.Integer(1)},
-            point=_point(params),
-            descriptions={"a": "frozen same-topic entry of W^V", "b": "frozen different-topic "
-                          "entry", "uniform_ratio": "same/different attention ratio of uniform "
-                          "attention (the baseline the trained ratio must exceed)"}),
-        obligations=_attention_obligations,
-    )
+ATTENTION_TOPICS = Theorem(
+    id="topics-attention-structure",
+    title="With W^V at its block optimum, trained attention favours same-topic tokens",
+    paper=f"{_PAPER}, stage 2 (attention learns topic structure)",
+    statement=(
+        r"With $W^V$ frozen at the stage-1 block optimum $a\,\mathrm{Blk} + b\,(J - "
+        r"\mathrm{Blk})$, $a > b$, training $W^K, W^Q$ on masked-LM data makes the average "
+        r"attention between same-topic token pairs exceed that between different-topic pairs "
+        r"(content-word queries; [MASK] queries carry no topic and stay uniform)."
+    ),
+    parameters=_parameters(),
+    assumption_text=(r"$1 \le \tau < T$, $\lambda > 0$", "W^V frozen at block form",
+                     "masked-LM corruption of LDA documents"),
+    assumptions=_problems,
+    predict=lambda params: Prediction(
+        closed_forms={"a": _block_values(params)[1], "b": _block_values(params)[2],
+                      "uniform_ratio": sp.Integer(1)},
+        point=_point(params),
+        descriptions={"a": "frozen same-topic entry of W^V", "b": "frozen different-topic "
+                      "entry", "uniform_ratio": "same/different attention ratio of uniform "
+                      "attention (the baseline the trained ratio must exceed)"}),
+    obligations=_attention_obligations,
 )

@@ -1,31 +1,31 @@
 """Proof regression: committed baselines of every theorem and a readable diff against them.
 
-A baseline (``verify/baselines/<id>.json``) records, for the default parameters and the fast
-budget, the closed forms of the prediction (``sympy.srepr`` and LaTeX, and their values at the
-point), every obligation and whether it holds, and every numeric check with its measured value
-and tolerance. :func:`compare` reports what changed:
+A baseline (``<id>.json`` in the baseline directory its paper registers; ``verify/baselines/``
+for the built-in papers) records, for the default parameters and the fast budget, the closed
+forms of the prediction (``sympy.srepr`` and LaTeX, and their values at the point), every
+obligation and whether it holds, and every numeric check with its measured value and
+tolerance. :func:`compare` reports what changed:
 
 * a closed form whose ``srepr`` differs, an obligation that appeared, disappeared or flipped;
 * a numeric check that appeared, disappeared or flipped between pass and fail;
-* a ``~`` check (agreement within a tolerance) whose measured value moved by more than that
-  tolerance from the baseline: the measurement drifted even if it still passes.
+* a check whose measured value drifted by more than its relation allows
+  (:meth:`verify.records.Relation.drifted`: a ``~`` check that moved by more than its
+  tolerance, even if it still passes);
+* a check whose tolerance changed size (by more than :data:`TOLERANCE_RTOL`, relatively).
+
+Obligations and checks are keyed by their stable keys, so a reworded label is not a change.
 """
 
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import sympy as sp
-
-from theorems import Prediction
-from verify.harness import Plan, Verdict
+from verify.records import SCHEMA_VERSION, Relation, Tolerance, Verdict
 from verify.report import check_record
-
-#: Where the committed baselines live (one JSON file per theorem id).
-BASELINE_DIR = Path(__file__).resolve().parent / "baselines"
 
 
 @dataclass(frozen=True)
@@ -55,60 +55,57 @@ class Difference:
                 f"    baseline: {self.old}\n    now:      {self.new}")
 
 
-def path_for(theorem_id: str, directory: Path | None = None) -> Path:
-    """The baseline file of ``theorem_id`` (in :data:`BASELINE_DIR` unless given)."""
-    return (directory or BASELINE_DIR) / f"{theorem_id}.json"
+def path_for(theorem_id: str, directory: Path) -> Path:
+    """The baseline file of ``theorem_id`` in ``directory`` (its paper's baseline directory)."""
+    return directory / f"{theorem_id}.json"
 
 
-def closed_form_records(prediction: Prediction) -> dict[str, dict[str, str]]:
-    """Each closed form (and spectrum) of ``prediction`` as ``srepr`` and LaTeX, symbolic and
-    at the prediction's point; the baselines compare these, the docs render them."""
-    records = {}
-    for name, expr in prediction.closed_forms.items():
-        value = prediction.value(name)
-        records[name] = {"srepr": sp.srepr(sp.sympify(expr)), "latex": sp.latex(expr),
-                         "value_srepr": sp.srepr(value), "value_latex": sp.latex(value)}
-    for name, pairs in prediction.spectra.items():
-        records[f"spectrum {name}"] = {
-            "srepr": sp.srepr(sp.Tuple(*(sp.Tuple(v, m) for v, m in pairs))),
-            "latex": r",\ ".join(f"{sp.latex(v)}\\ (\\times {m})" for v, m in pairs),
-            "value_latex": r",\ ".join(
-                f"{sp.latex(sp.sympify(v).subs(prediction.point))}\\ (\\times {m})"
-                for v, m in pairs),
-        }
-    return records
-
-
-def snapshot(plan: Plan, verdict: Verdict) -> dict[str, Any]:
-    """The baseline record of one verdict (closed forms are re-derived from ``plan``)."""
-    closed_forms = closed_form_records(plan.theorem.predict(plan.params))
-    checks = [check_record(c) for c in verdict.checks]
-    seen: dict[str, int] = {}
-    for record in checks:
+def snapshot(verdict: Verdict) -> dict[str, Any]:
+    """The baseline record of one verdict: closed forms, obligations and checks by key."""
+    closed_forms = {name: {k: v for k, v in record.items() if k in _CLOSED_FORM_FIELDS}
+                    for name, record in verdict.prediction.items()}
+    obligations: dict[str, dict[str, Any]] = {}
+    checks: dict[str, dict[str, Any]] = {}
+    for check in verdict.checks:
+        record = check_record(check)
         record.pop("seconds")
-        seen[record["name"]] = seen.get(record["name"], 0) + 1
-        if seen[record["name"]] > 1:  # keep repeated names apart (rare; e.g. per-stage checks)
-            record["name"] += f" [{seen[record['name']]}]"
+        table = obligations if check.kind == "obligation" else checks
+        key, count = check.key, 1
+        while key in table:  # keep repeated keys apart (rare; e.g. one stage used twice)
+            count += 1
+            key = f"{check.key} [{count}]"
+        if check.kind == "obligation":
+            table[key] = {"name": check.name, "holds": check.passed,
+                          "method": check.details.get("method", "")}
+        else:
+            table[key] = record
     return {
-        "theorem": plan.theorem.id,
+        "schema_version": SCHEMA_VERSION,
+        "theorem": verdict.theorem_id,
         "params": verdict.params,
         "budget": verdict.budget,
         "seeds": list(verdict.seeds),
         "closed_forms": closed_forms,
-        "obligations": {c["name"]: c["passed"] for c in checks if c["kind"] == "obligation"},
-        "checks": {c["name"]: c for c in checks if c["kind"] != "obligation"},
+        "obligations": obligations,
+        "checks": checks,
     }
 
 
-def write(record: dict[str, Any], directory: Path | None = None) -> Path:
-    """Write ``record`` as the baseline of its theorem (sorted keys, stable diffs)."""
+#: What a baseline keeps of each closed form (exact forms; floats are derived from them).
+_CLOSED_FORM_FIELDS = ("srepr", "latex", "value_srepr", "value_latex")
+
+
+def write(record: dict[str, Any], directory: Path) -> Path:
+    """Write ``record`` as the baseline of its theorem (sorted keys, stable diffs, atomic)."""
     path = path_for(record["theorem"], directory)
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(record, indent=1, sort_keys=True) + "\n")
+    partial = path.with_name(f".{path.name}.tmp")
+    partial.write_text(json.dumps(record, indent=1, sort_keys=True) + "\n")
+    partial.replace(path)
     return path
 
 
-def load(theorem_id: str, directory: Path | None = None) -> dict[str, Any] | None:
+def load(theorem_id: str, directory: Path) -> dict[str, Any] | None:
     """The committed baseline of ``theorem_id``, or None when there is none."""
     path = path_for(theorem_id, directory)
     return json.loads(path.read_text()) if path.exists() else None
@@ -120,14 +117,29 @@ def _short(text: Any, limit: int = 160) -> str:
 
 
 def _drifted(old: dict[str, Any], new: dict[str, Any]) -> bool:
-    """A ``~`` check whose measured value moved by more than its tolerance."""
+    """Whether the measured value moved by more than the relation's drift rule allows."""
     tolerance = new.get("tolerance")
-    if new["relation"] != "~" or not tolerance:
+    if not tolerance or not all(isinstance(r["measured"], int | float) for r in (old, new)):
         return False
-    if not all(isinstance(r["measured"], int | float) for r in (old, new)):
+    if not isinstance(new["predicted"], int | float):
         return False
-    bound = tolerance["atol"] + tolerance["rtol"] * abs(float(new["predicted"]))
-    return abs(new["measured"] - old["measured"]) > bound
+    return Relation(new["relation"]).drifted(
+        float(old["measured"]), float(new["measured"]), float(new["predicted"]),
+        Tolerance(tolerance["atol"], tolerance["reason"], tolerance["rtol"]))
+
+
+def _tolerance_changed(old: dict[str, Any], new: dict[str, Any]) -> bool:
+    """A tolerance whose size changed (loosening one must be a visible, reviewed change)."""
+    before, after = old.get("tolerance") or {}, new.get("tolerance") or {}
+    if bool(before) != bool(after):
+        return True
+    return any(not math.isclose(before.get(part, 0.0), after.get(part, 0.0),
+                                rel_tol=TOLERANCE_RTOL, abs_tol=0.0) for part in ("atol", "rtol"))
+
+
+#: Relative change of a tolerance's size that counts as a change: data-derived tolerances
+#: (standard errors) move by round-off between machines, a loosened one by far more.
+TOLERANCE_RTOL = 1e-3
 
 
 def _describe_check(record: dict[str, Any]) -> str:
@@ -146,6 +158,11 @@ def compare(old: dict[str, Any] | None, new: dict[str, Any]) -> list[Difference]
     if old is None:
         return [Difference(theorem_id, "baseline", "file", "missing",
                            f"run `verify --theorem {theorem_id} --update-baseline`")]
+    if old.get("schema_version") != SCHEMA_VERSION:
+        return [Difference(theorem_id, "baseline", "schema version",
+                           str(old.get("schema_version", 1)),
+                           f"{SCHEMA_VERSION}: run `verify --theorem {theorem_id} "
+                           "--update-baseline` and review the diff")]
     differences = []
 
     def changed(what: str, name: str, before: Any, after: Any) -> None:
@@ -165,19 +182,22 @@ def compare(old: dict[str, Any] | None, new: dict[str, Any]) -> list[Difference]
             if shown[0] == shown[1]:  # same LaTeX (e.g. digits LaTeX rounds away): show srepr
                 shown = [f"{r['srepr']} = {r.get('value_srepr')}" for r in (before, after)]
             changed("closed form", name, *shown)
-    for name in sorted(old["obligations"].keys() | new["obligations"].keys()):
-        before, after = old["obligations"].get(name), new["obligations"].get(name)
-        if before != after:
-            changed("obligation", name, _holds(before), _holds(after))
-    for name in sorted(old["checks"].keys() | new["checks"].keys()):
-        before, after = old["checks"].get(name), new["checks"].get(name)
+    for key in sorted(old["obligations"].keys() | new["obligations"].keys()):
+        before, after = old["obligations"].get(key), new["obligations"].get(key)
+        if (before or {}).get("holds") != (after or {}).get("holds"):
+            changed("obligation", key, _holds(before), _holds(after))
+    for key in sorted(old["checks"].keys() | new["checks"].keys()):
+        before, after = old["checks"].get(key), new["checks"].get(key)
         if before is None or after is None:
-            changed("check", name, "absent" if before is None else _describe_check(before),
+            changed("check", key, "absent" if before is None else _describe_check(before),
                     "absent" if after is None else _describe_check(after))
-        elif before["passed"] != after["passed"] or _drifted(before, after):
-            changed("check", name, _describe_check(before), _describe_check(after))
+        elif (before["passed"] != after["passed"] or _drifted(before, after)
+              or _tolerance_changed(before, after)):
+            changed("check", key, _describe_check(before), _describe_check(after))
     return differences
 
 
-def _holds(value: bool | None) -> str:
-    return {None: "absent", True: "holds", False: "does NOT hold"}[value]
+def _holds(record: dict[str, Any] | None) -> str:
+    if record is None:
+        return "absent"
+    return ("holds" if record["holds"] else "does NOT hold") + f" ({record.get('method', '')})"

@@ -10,17 +10,26 @@ import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any, NoReturn
 
-import theorems
 from theorems import TheoremError
+from verify import api, registry
 
 
 class UsageError(Exception):
     """A mistake in the command line; printed as one line, exit code 2."""
 
 
+class _Parser(argparse.ArgumentParser):
+    """An argument parser whose errors are one line (``UsageError``), not a usage block."""
+
+    def error(self, message: str) -> NoReturn:
+        raise UsageError(f"{message} (see {self.prog} --help)")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    """The ``verify`` command line."""
+    parser = _Parser(
         prog="verify",
         description="Check published theorems about transformers: sympy proof obligations, "
         "the torch model at the theorem's point (bridge), and real training.",
@@ -45,9 +54,10 @@ def build_parser() -> argparse.ArgumentParser:
     baseline = parser.add_mutually_exclusive_group()
     baseline.add_argument("--check-baseline", action="store_true",
                           help="proof regression: compare closed forms, obligations and "
-                          "measured values with verify/baselines/ (exit 1 on a change)")
+                          "measured values with each paper's committed baselines (exit 1 on a "
+                          "change)")
     baseline.add_argument("--update-baseline", action="store_true",
-                          help="rewrite verify/baselines/ from this run (a reviewed change)")
+                          help="rewrite the baselines from this run (a reviewed change)")
     return parser
 
 
@@ -97,64 +107,80 @@ def _list(console) -> int:
     table = Table(title="registered theorems", title_justify="left")
     for column in ("id", "kind", "title", "paper"):
         table.add_column(column, overflow="fold")
-    for theorem_id in theorems.ids():
-        theorem = theorems.get(theorem_id)
-        table.add_row(theorem.id, theorem.kind, theorem.title, theorem.paper)
+    for row in api.list_theorems():
+        place = f", {row['place']}" if row["place"] else ""
+        table.add_row(row["id"], row["kind"], row["title"], row["paper"] + place)
     console.print(table)
     return 0
 
 
 def _verify(args: argparse.Namespace, console) -> int:
-    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
-
-    from numerics.device import DeviceUnavailableError, describe, select_device
-    from verify import harness, report
-
     params = _parse_params(args.param)
     if args.all and params:
         raise UsageError("--param applies to one theorem; use it with --theorem ID")
     _check_baseline_request(args, params)
-    try:
-        device = select_device(args.device)
-    except DeviceUnavailableError as exc:
-        raise UsageError(str(exc)) from None
+    if args.seeds is not None and args.seeds < 1:
+        raise UsageError(f"--seeds must be at least 1 (got {args.seeds})")
     if args.json is not None:
         _check_json_path(args.json)
     if args.plots is not None:
         _check_plots_dir(args.plots)
-    ids = theorems.ids() if args.all else [args.theorem]
-    plans = [harness.prepare(theorem_id, params, args.budget, args.seeds) for theorem_id in ids]
+    reg = registry.default()
+    ids = reg.ids() if args.all else [args.theorem]
+    plans = [api.prepare(theorem_id, budget=args.budget, seeds=args.seeds, params=params)
+             for theorem_id in ids]
+    for plan in plans:  # a theorem without a usable experiment: exit 2 before any work
+        reg.experiment(plan.theorem.id)
 
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from numerics.device import DeviceUnavailableError, describe
+    from verify import report
+
+    try:
+        device = api.resolve_device(args.device)
+    except DeviceUnavailableError as exc:
+        raise UsageError(str(exc)) from None
     console.print(f"device: {describe(device)}   budget: {args.budget}")
-    verdicts = []
-    with Progress(TextColumn("{task.description}"), BarColumn(),
-                  TextColumn("{task.completed}/{task.total} steps  loss {task.fields[loss]}"),
-                  TimeElapsedColumn(), console=console, transient=True) as progress:
-
-        def factory(label: str, total: int):
-            task = progress.add_task(label, total=total, loss="-")
-            return lambda done, _total, loss: progress.update(task, completed=done,
-                                                              loss=f"{loss:.6f}")
-
-        for plan in plans:
-            verdict = harness.run(plan, device, factory)
-            verdicts.append(verdict)
-            progress.console.print()
-            report.render(verdict, progress.console)
-    passed = all(v.passed for v in verdicts)
     settings = {"command": ["verify", *sys.argv[1:]], "budget": args.budget,
                 "device": describe(device), "seeds": args.seeds, "params": params}
+    verdicts: list[Any] = []
+    cache: dict[Any, Any] = {}
+    try:
+        with Progress(TextColumn("{task.description}"), BarColumn(),
+                      TextColumn("{task.completed}/{task.total} steps  loss {task.fields[loss]}"),
+                      TimeElapsedColumn(), console=console, transient=True) as progress:
+
+            def factory(label: str, total: int):
+                task = progress.add_task(label, total=total, loss="-")
+                return lambda done, _total, loss: progress.update(task, completed=done,
+                                                                  loss=f"{loss:.6f}")
+
+            for plan in plans:
+                verdict = api.run(plan, device=device, progress=factory, cache=cache)
+                verdicts.append(verdict)
+                progress.console.print()
+                report.render(verdict, progress.console)
+    except KeyboardInterrupt:
+        if args.json is not None:
+            _write_report(report.report(verdicts, settings, complete=False), args.json)
+        done = ", ".join(v.theorem_id for v in verdicts) or "none"
+        print(f"verify: interrupted; finished theorems: {done}"
+              + (f" (incomplete report in {args.json})" if args.json is not None else ""),
+              file=sys.stderr)
+        return 130
+    passed = all(v.passed for v in verdicts)
     data = report.report(verdicts, settings)
     if args.check_baseline or args.update_baseline:
-        data["baseline"] = _baselines(args, plans, verdicts, console)
+        data["baseline"] = _baselines(args, verdicts, console)
         passed = passed and not data["baseline"]["differences"]
     if args.json is not None:
-        report.write_json(data, args.json)
+        _write_report(data, args.json)
         console.print(f"report written to {args.json}")
     if args.plots is not None:
         for verdict in verdicts:
-            for path in report.write_figures(verdict, args.plots):
-                console.print(f"figure written to {path}")
+            count = len(verdict.figures(args.plots))
+            console.print(f"{count} figure(s) of {verdict.theorem_id} written to {args.plots}")
     total = sum(len(v.checks) for v in verdicts)
     failed = sum(not c.passed for v in verdicts for c in v.checks)
     word = ("[green]all checks passed[/green]" if all(v.passed for v in verdicts)
@@ -163,21 +189,36 @@ def _verify(args: argparse.Namespace, console) -> int:
     return 0 if passed else 1
 
 
-def _baselines(args: argparse.Namespace, plans, verdicts, console) -> dict:
+def _write_report(data: dict, path: Path) -> None:
+    from verify import report
+
+    try:
+        report.write_json(data, path)
+    except OSError as exc:
+        raise OutputError(f"--json {path}: cannot write the report ({exc.strerror or exc})"
+                          ) from None
+
+
+class OutputError(Exception):
+    """Writing a result failed after the run (disk full, permission): one line, exit 1."""
+
+
+def _baselines(args: argparse.Namespace, verdicts, console) -> dict:
     """Check against or rewrite the committed baselines; print what changed."""
     from verify import baseline
 
-    records = [baseline.snapshot(plan, verdict) for plan, verdict in zip(plans, verdicts,
-                                                                         strict=True)]
+    reg = registry.default()
+    records = [(baseline.snapshot(v), _baseline_dir(reg, v.theorem_id)) for v in verdicts]
     if args.update_baseline:
-        for record in records:
-            console.print(f"baseline written to {baseline.write(record)}")
-        return {"updated": [r["theorem"] for r in records], "differences": []}
-    differences = [d for record in records
-                   for d in baseline.compare(baseline.load(record["theorem"]), record)]
+        for record, directory in records:
+            console.print(f"baseline written to {baseline.write(record, directory)}")
+        return {"updated": [r["theorem"] for r, _ in records], "differences": []}
+    differences = [d for record, directory in records
+                   for d in baseline.compare(baseline.load(record["theorem"], directory),
+                                             record)]
     if differences:
-        console.print(f"[red]proof regression: {len(differences)} change(s) against "
-                      f"{baseline.BASELINE_DIR}[/red]")
+        console.print(f"[red]proof regression: {len(differences)} change(s) against the "
+                      "committed baselines[/red]")
         for difference in differences:
             console.print(difference.describe(), markup=False, highlight=False)
         console.print("If the change is intended, record it with `verify --all "
@@ -185,19 +226,26 @@ def _baselines(args: argparse.Namespace, plans, verdicts, console) -> dict:
     else:
         console.print(f"[green]proof regression: {len(records)} theorem(s) match their "
                       "baselines[/green]")
-    return {"checked": [r["theorem"] for r in records],
+    return {"checked": [r["theorem"] for r, _ in records],
             "differences": [vars(d) for d in differences]}
+
+
+def _baseline_dir(reg: registry.Registry, theorem_id: str) -> Path:
+    directory = reg.paper_of(theorem_id).baselines
+    if directory is None:
+        raise UsageError(f"{theorem_id}: its paper registers no baseline directory")
+    return directory
 
 
 def build_sweep_parser() -> argparse.ArgumentParser:
     """The ``verify sweep`` subcommand."""
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="verify sweep",
         description="Evaluate a theorem's checks over a grid of parameters (a phase diagram): "
         "one task per point, results written as tasks finish, re-runs resume.",
     )
     parser.add_argument("theorem", metavar="ID", help="theorem id (see verify --list)")
-    parser.add_argument("--grid", action="append", required=True, metavar="K=START:STOP:NUM",
+    parser.add_argument("--grid", action="append", default=[], metavar="K=START:STOP:NUM",
                         help="swept parameter, repeatable (e.g. --grid p=0.05:0.95:10)")
     parser.add_argument("--param", action="append", default=[], metavar="K=V",
                         help="fixed parameter, repeatable")
@@ -208,7 +256,7 @@ def build_sweep_parser() -> argparse.ArgumentParser:
                         help="local process pool (default) or a Ray cluster")
     parser.add_argument("--address", default=None, metavar="HOST:PORT",
                         help="Ray cluster to join (default: start a local Ray)")
-    parser.add_argument("--workers", type=int, default=os.cpu_count() or 1, metavar="N",
+    parser.add_argument("--workers", type=int, default=None, metavar="N",
                         help="parallel tasks (local processes, or CPUs of a local Ray)")
     parser.add_argument("--out", type=Path, default=None, metavar="DIR",
                         help="results directory (default: sweeps/ID); re-runs resume there")
@@ -219,59 +267,33 @@ def _sweep(argv: Sequence[str], console) -> int:
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
     from rich.table import Table
 
-    from verify import sweep
-    from verify.experiments import experiment_for
+    from verify import sweeps
 
     args = build_sweep_parser().parse_args(argv)
-    theorem = theorems.get(args.theorem)
-    fixed = _parse_params(args.param)
-    theorem.resolve_params(fixed)  # unknown or malformed fixed parameters: exit 2
-    axes = [sweep.parse_grid(spec, theorem) for spec in args.grid]
-    if args.seeds is not None and args.seeds < 1:
-        raise UsageError(f"--seeds must be at least 1 (got {args.seeds})")
-    if args.workers < 1:
-        raise UsageError(f"--workers must be at least 1 (got {args.workers})")
-    if args.address and args.backend != "ray":
-        raise UsageError("--address needs --backend ray")
-    if args.backend == "ray" and args.address:
-        sweep.check_ray_address(args.address)
-    tasks = sweep.tasks_for(theorem.id, axes, fixed, args.budget, args.seeds)
-    out = args.out or Path("sweeps") / theorem.id
-    try:
-        store = sweep.ResultStore(out)
-    except OSError as exc:
-        raise UsageError(f"--out {out}: cannot create the directory ({exc.strerror})") from None
-    records = {task: store.finished(task) for task in tasks}
-    todo = [task for task in tasks if records[task] is None]
-    console.print(f"{theorem.id}: {len(tasks)} points, {len(tasks) - len(todo)} already "
-                  f"finished in {out}, running {len(todo)} on the {args.backend} backend "
-                  f"({args.workers} workers)")
-    experiment = experiment_for(theorem.id)
+    if not args.grid:
+        raise UsageError("verify sweep needs at least one --grid NAME=START:STOP:NUM "
+                         "(see verify sweep --help)")
+    workers = args.workers if args.workers is not None else os.cpu_count() or 1
     with Progress(TextColumn("sweep {task.description}"), BarColumn(), MofNCompleteColumn(),
                   TimeElapsedColumn(), console=console) as progress:
-        bar = progress.add_task(theorem.id, total=len(tasks), completed=len(tasks) - len(todo))
+        bar: list[Any] = []
 
-        def report(task, record) -> None:
-            store.write(record)
-            records[task] = record
-            progress.advance(bar)
+        def on_start(points: int, finished: int) -> None:
+            progress.console.print(
+                f"{args.theorem}: {points} points, {finished} already finished, running "
+                f"{points - finished} on the {args.backend} backend ({workers} workers)")
+            bar.append(progress.add_task(args.theorem, total=points, completed=finished))
 
-        try:
-            if args.backend == "ray":
-                sweep.run_ray(todo, args.workers, args.address, report)
-            else:
-                sweep.run_local(todo, args.workers, report)
-        except KeyboardInterrupt:
-            console.print(f"interrupted: finished points are kept in {out}; run the same "
-                          "command again to resume")
-            return 130
-    ordered = [records[task] for task in tasks]
-    spec = {"theorem": theorem.id, "grid": [vars(axis) for axis in axes], "fixed": fixed,
-            "budget": args.budget, "seeds": args.seeds, "backend": args.backend}
-    summary = sweep.summarise(ordered)
-    sweep.write_tables(out, {**spec, "summary": summary}, ordered)
-    figures = sweep.write_heatmaps(out, spec, ordered, experiment.overlay)
-    table = Table(title=f"sweep {theorem.id}: where the prediction held", title_justify="left")
+        result = sweeps.run_sweep(args.theorem, args.grid, budget=args.budget, seeds=args.seeds,
+                                 fixed=_parse_params(args.param), backend=args.backend,
+                                 workers=workers, address=args.address, out=args.out,
+                                 on_start=on_start, on_point=lambda: progress.advance(bar[0]))
+    if result.interrupted:
+        print(f"verify: interrupted: finished points are kept in {result.directory}; run the "
+              "same command again to resume", file=sys.stderr)
+        return 130
+    summary = result.summary
+    table = Table(title=f"sweep {args.theorem}: where the prediction held", title_justify="left")
     for column in ("points", "held", "did not hold", "outside assumptions", "skipped",
                    "task errors"):
         table.add_column(column)
@@ -285,9 +307,10 @@ def _sweep(argv: Sequence[str], console) -> int:
         console.print(f"did not hold at {point}", markup=False)
     for error in summary["errors"]:
         console.print(f"task error at {error['params']}: {error['error']}", markup=False)
+    out = result.directory
     console.print(f"results: {out / 'sweep.csv'}, {out / 'sweep.json'}; "
-                  f"{len(figures)} heatmaps in {out}")
-    return 0 if not summary["failed-checks"] and not summary["failed"] else 1
+                  f"{len(result.figures)} heatmaps in {out}")
+    return 0 if result.passed else 1
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -299,6 +322,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not console.is_terminal:  # logs and CI: wide enough that the table stays readable
         console = Console(width=150)
     try:
+        for problem in registry.default().problems:  # broken plugins: one line each
+            print(f"verify: warning: {problem}", file=sys.stderr)
         if argv[:1] == ["sweep"]:
             return _sweep(argv[1:], console)
         args = build_parser().parse_args(argv)
@@ -308,6 +333,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (UsageError, TheoremError) as exc:
         print(f"verify: error: {exc}", file=sys.stderr)
         return 2
+    except OutputError as exc:
+        print(f"verify: error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("verify: interrupted", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":

@@ -1,143 +1,72 @@
-"""The harness: resolve a theorem's parameters, check its obligations, run its experiment.
+"""The harness: validate a request, check a theorem's obligations, run the experiment it is given.
 
-``prepare`` validates everything a user can get wrong (id, parameters, assumptions) before any
-work starts; ``run`` then produces a :class:`Verdict`.
+:func:`prepare` validates everything a user can get wrong (parameters, assumptions, seeds)
+before any work starts and without importing torch; :func:`run` then produces a
+:class:`~verify.records.Verdict` from the plan and the :class:`~verify.records.Experiment` it
+receives. The harness looks nothing up: which theorem and which experiment is the caller's
+choice (:mod:`verify.api` asks :mod:`verify.registry`).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import time
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
-from typing import Literal
+from collections.abc import Mapping, MutableMapping
+from typing import Any
 
-import numpy as np
 import sympy as sp
 
-import theorems
-from theorems import Obligation, Prediction, Theorem, TheoremError
-from verify.tolerance import Check, satisfies
-
-Budget = Literal["fast", "full"]
-#: ``progress_factory(label, total)`` returns ``advance(done, total, last_loss)``.
-ProgressFactory = Callable[[str, int], Callable[[int, int, float], None]]
+from theorems.core import Obligation, ParamValue, TheoremError
+from verify.records import (
+    BUDGETS,
+    Budget,
+    Check,
+    Context,
+    Curve,
+    Experiment,
+    Plan,
+    ProgressFactory,
+    Relation,
+    TheoremEntry,
+    Verdict,
+)
 
 
 class AssumptionError(TheoremError):
     """Parameters outside a theorem's assumptions."""
 
 
-@dataclass(frozen=True)
-class Curve:
-    """A training curve for the figures.
-
-    Attributes
-    ----------
-    title : str
-        Figure title (one figure per title).
-    label : str
-        Legend entry (e.g. ``tied, seed 0``).
-    values : numpy.ndarray
-        ``(steps,)`` loss per step.
-    references : dict[str, float]
-        Horizontal lines (e.g. ``entropy rate``, ``H(pi)``) from the prediction.
-    ylabel : str
-        What ``values`` are.
-    xscale, yscale : {"log", "linear"}
-        Axis scales (``1 - corr`` vs step is read on log-log axes, a linear rate on a log y).
-    """
-
-    title: str
-    label: str
-    values: np.ndarray
-    references: dict[str, float]
-    ylabel: str = "loss (nats; sampled budgets: smoothed batch loss)"
-    xscale: str = "log"
-    yscale: str = "linear"
-
-
-@dataclass(frozen=True)
-class Plan:
-    """A validated request: theorem, admissible parameters, budget and seeds."""
-
-    theorem: Theorem
-    params: dict[str, theorems.core.ParamValue]
-    budget: Budget
-    seeds: tuple[int, ...]
-
-
-@dataclass(frozen=True)
-class Context:
-    """What an experiment needs to run (passed to every stage)."""
-
-    plan: Plan
-    prediction: Prediction
-    device: object  # torch.device; typed loosely so this module does not import torch
-    progress: ProgressFactory | None = None
-
-
-@dataclass(frozen=True)
-class Verdict:
-    """All checks of one theorem.
-
-    Attributes
-    ----------
-    theorem_id : str
-    params : dict[str, str]
-        Exact parameter values as strings (``7/10``), enough to reproduce the run.
-    budget : str
-    seeds : tuple[int, ...]
-    checks : tuple[Check, ...]
-    curves : tuple[Curve, ...]
-    seconds : float
-    """
-
-    theorem_id: str
-    params: dict[str, str]
-    budget: str
-    seeds: tuple[int, ...]
-    checks: tuple[Check, ...]
-    curves: tuple[Curve, ...] = field(default=())
-    seconds: float = 0.0
-
-    @property
-    def passed(self) -> bool:
-        """True when there is at least one check and every check passed."""
-        return bool(self.checks) and all(check.passed for check in self.checks)
-
-
 def prepare(
-    theorem_id: str,
-    overrides: Mapping[str, str],
+    entry: TheoremEntry,
+    overrides: Mapping[str, str | ParamValue],
     budget: Budget = "fast",
     seeds: int | None = None,
 ) -> Plan:
-    """Validate a request.
+    """Validate a request for the theorem of ``entry``.
 
     Raises
     ------
     theorems.TheoremError
-        Unknown id (with suggestions), unknown or malformed parameter, or a violated
-        assumption (:class:`AssumptionError`, naming the assumption).
+        Unknown budget, unknown or malformed parameter, a violated assumption
+        (:class:`AssumptionError`, naming the assumption), or a number of seeds below 1.
     """
-    from verify.experiments import experiment_for
-
-    theorem = theorems.get(theorem_id)
-    experiment = experiment_for(theorem_id)
-    defaults = {k: v for k, v in experiment.budget_defaults(budget).items() if k not in overrides}
+    theorem = entry.theorem
+    if budget not in BUDGETS:
+        raise TheoremError(f"unknown budget {budget!r}; use {' or '.join(BUDGETS)}")
+    if seeds is not None and (isinstance(seeds, bool) or not isinstance(seeds, int)
+                              or seeds < 1):
+        raise TheoremError(f"seeds must be a whole number of at least 1 (got {seeds!r})")
+    defaults = {k: v for k, v in entry.budget_defaults(budget).items() if k not in overrides}
     params = theorem.resolve_params({**defaults, **overrides})
     violations = theorem.assumptions(params)
     if violations:
-        raise AssumptionError(f"{theorem_id}: " + "; ".join(violations))
-    if seeds is not None and seeds < 1:
-        raise TheoremError(f"--seeds must be at least 1 (got {seeds})")
-    count = seeds if seeds is not None else experiment.default_seeds(budget)
+        raise AssumptionError(f"{theorem.id}: " + "; ".join(violations))
+    count = seeds if seeds is not None else entry.default_seeds(budget)
     return Plan(theorem, params, budget, tuple(range(count)))
 
 
 def obligation_check(obligation: Obligation) -> Check:
-    """Check one obligation exactly and record it."""
+    """Check one obligation exactly and record it (keyed by its name)."""
     start = time.perf_counter()
     result = obligation.check()
     if obligation.relation == "spectrum":
@@ -149,11 +78,12 @@ def obligation_check(obligation: Obligation) -> Check:
     else:
         claim = f"{obligation.relation} {obligation.rhs}"
     return Check(
+        key=obligation.name,
         name=obligation.name,
         kind="obligation",
         predicted=claim,
         measured=result.value,
-        relation="holds",
+        relation=Relation.HOLDS,
         tolerance=None,
         passed=result.holds,
         seconds=time.perf_counter() - start,
@@ -162,34 +92,69 @@ def obligation_check(obligation: Obligation) -> Check:
 
 
 def seed_summary(check: Check) -> Check:
-    """Add the fraction of seeds that pass and the spread to a multi-seed check.
+    """Add the number of seeds that pass and the spread to a multi-seed check.
 
-    A check over several seeds compares the worst seed; its ``per_seed`` values (in
-    ``details``) are judged one by one with the same relation and tolerance.
+    A check over several seeds compares the worst seed; its :attr:`~Check.per_seed` values are
+    judged one by one with the same relation and tolerance.
     """
-    values = check.details.get("per_seed")
-    if (not isinstance(values, list) or len(values) < 2 or isinstance(check.predicted, str)
-            or check.relation not in ("~", "!~", "<=", ">=") or check.tolerance is None
-            or not all(isinstance(v, int | float) for v in values)):
+    values = check.per_seed
+    if (values is None or len(values) < 2 or isinstance(check.predicted, str)
+            or check.tolerance is None or check.relation is Relation.HOLDS):
         return check
-    passing = sum(satisfies(check.relation, check.predicted, v, check.tolerance)
-                  for v in values)
+    passing = sum(check.relation.passes(check.predicted, v, check.tolerance) for v in values)
     return dataclasses.replace(check, details={
         **check.details, "seeds_passing": f"{passing}/{len(values)}",
         "fraction_passing": passing / len(values),
         "spread": float(max(values) - min(values))})
 
 
-def run(plan: Plan, device: object, progress: ProgressFactory | None = None) -> Verdict:
-    """Obligations, then the experiment's bridge, training and control stages."""
-    from verify.experiments import experiment_for
+def prediction_record(plan: Plan) -> dict[str, dict[str, Any]]:
+    """Every closed form of the plan's prediction, symbolic and at the point: LaTeX, ``srepr``
+    and float (what the JSON report and the baselines carry)."""
+    prediction = plan.theorem.predict(plan.params)
+    records: dict[str, dict[str, Any]] = {}
+    for name, expr in prediction.closed_forms.items():
+        value = prediction.value(name)
+        records[name] = {"srepr": sp.srepr(sp.sympify(expr)), "latex": sp.latex(expr),
+                         "value_srepr": sp.srepr(value), "value_latex": sp.latex(value),
+                         "float": _float(value),
+                         "description": prediction.descriptions.get(name, "")}
+    for name, pairs in prediction.spectra.items():
+        at_point = [(sp.sympify(v).subs(prediction.point), m) for v, m in pairs]
+        records[f"spectrum {name}"] = {
+            "srepr": sp.srepr(sp.Tuple(*(sp.Tuple(v, m) for v, m in pairs))),
+            "latex": r",\ ".join(f"{sp.latex(v)}\\ (\\times {m})" for v, m in pairs),
+            "value_latex": r",\ ".join(f"{sp.latex(v)}\\ (\\times {m})" for v, m in at_point),
+            "float": [[_float(v), m] for v, m in at_point],
+            "description": prediction.descriptions.get(name, ""),
+        }
+    return records
 
+
+def _float(value: sp.Basic) -> Any:
+    """A float view of an exact value (a nested list for a matrix, None when not numeric)."""
+    if isinstance(value, sp.MatrixBase):
+        return [[_float(entry) for entry in row] for row in value.tolist()]
+    try:
+        return float(sp.N(value, 30))
+    except (TypeError, ValueError):
+        return None
+
+
+def run(plan: Plan, experiment: Experiment, device: object,
+        progress: ProgressFactory | None = None,
+        cache: MutableMapping[Any, Any] | None = None) -> Verdict:
+    """Obligations, then the experiment's bridge, training and control stages.
+
+    ``cache`` holds the training runs of one invocation (stages of several theorems can share
+    a run); a fresh one is used when none is given.
+    """
     start = time.perf_counter()
     prediction = plan.theorem.predict(plan.params)
     checks = [obligation_check(ob) for ob in plan.theorem.obligations(plan.params)]
     curves: list[Curve] = []
-    context = Context(plan, prediction, device, progress)
-    for stage in experiment_for(plan.theorem.id).stages:
+    context = Context(plan, prediction, device, progress, {} if cache is None else cache)
+    for stage in experiment.stages:
         stage_start = time.perf_counter()
         stage_checks, stage_curves = stage(context)
         per_check = (time.perf_counter() - stage_start) / max(len(stage_checks), 1)
@@ -204,4 +169,5 @@ def run(plan: Plan, device: object, progress: ProgressFactory | None = None) -> 
         checks=tuple(checks),
         curves=tuple(curves),
         seconds=time.perf_counter() - start,
+        prediction=prediction_record(plan),
     )

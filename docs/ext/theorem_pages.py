@@ -1,11 +1,14 @@
-"""Sphinx extension: one page per registered theorem, written from the registry at build time.
+"""Sphinx extension: a page per registered paper and per theorem, written from the registry.
 
-Each page holds the statement, assumptions, parameters, the closed-form prediction rendered
-with ``sympy.latex`` (symbolic and at the default point), the proof obligations and the numeric
-checks with their tolerances and reasons (from the committed proof-regression baseline), the
-exact ``verify`` command, and the figures of a fast run (``docs/figures``, written by
-``verify --all --plots docs/figures``). It also writes the CLI reference from the argument
-parser, so neither page can fall out of date.
+Every installed paper (built-in or from a plugin package, see :mod:`verify.registry`) gets a
+page from its :class:`~verify.records.Paper` record (citation, arXiv link, setting, its
+theorems in the paper's order) and its BibTeX entry in the generated bibliography. Each theorem
+page holds the statement, assumptions, parameters, the closed-form prediction rendered with
+``sympy.latex`` (symbolic and at the default point), the proof obligations and the numeric
+checks with their tolerances and reasons (from the paper's committed proof-regression
+baseline), the exact ``verify`` command, and the figures of a fast run (``docs/figures``,
+written by ``verify --all --plots docs/figures``). It also writes the CLI reference from the
+argument parser, so no page can fall out of date, and no paper needs a hand-written page.
 """
 
 from __future__ import annotations
@@ -13,16 +16,18 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-import theorems
 from verify import baseline
 from verify.cli import build_parser
+from verify.harness import prediction_record
+from verify.records import Relation
+from verify.registry import Registry, default
 
 DOCS = Path(__file__).resolve().parent.parent
-#: Generated pages (git-ignored; rewritten on every build).
+#: Generated theorem pages (git-ignored; rewritten on every build).
 GENERATED = DOCS / "theorems"
+#: Generated paper pages and the papers' bibliography (git-ignored).
+PAPER_PAGES = DOCS / "papers"
 FIGURES = DOCS / "figures"
-#: Paper prefix of the theorem ids -> the hand-written page that introduces the paper.
-PAPERS = {"markov": "markov", "ical": "ical", "topics": "topics", "ntp": "ntp"}
 
 
 def _text(value: object) -> str:
@@ -34,43 +39,47 @@ def _math(latex: str) -> str:
     return f"\n$$\n{latex}\n$$\n"
 
 
-def prediction_latex(theorem_id: str) -> dict[str, tuple[str, str]]:
+def prediction_latex(theorem_id: str, registry: Registry | None = None
+                     ) -> dict[str, tuple[str, str]]:
     """``name -> (LaTeX of the closed form, LaTeX of its value at the default point)``."""
-    theorem = theorems.get(theorem_id)
-    records = baseline.closed_form_records(theorem.predict(theorem.resolve_params({})))
-    return {name: (r["latex"], r["value_latex"]) for name, r in records.items()}
+    from verify import harness
+
+    reg = registry or default()
+    entry = reg.entry(theorem_id)
+    plan = harness.prepare(entry, {}, "fast")
+    return {name: (r["latex"], r["value_latex"]) for name, r in prediction_record(plan).items()}
 
 
 def _check_rows(record: dict) -> list[str]:
     rows = ["| kind | check | claim | tolerance | why this tolerance |", "|---|---|---|---|---|"]
-    relation = {"~": "≈", "<=": "≤", ">=": "≥", "!~": "≠"}
     for check in record["checks"].values():
         tolerance = check.get("tolerance") or {}
+        relation = Relation(check["relation"])
         size = ""
-        if tolerance and check["relation"] in ("~", "!~"):
+        if tolerance and relation.uses_tolerance_size:
             size = f"{tolerance['atol']:.2g}" + (f" + {tolerance['rtol']:.2g}·\\|x\\|"
                                                  if tolerance["rtol"] else "")
         predicted = check["predicted"]
         predicted = f"{predicted:.6g}" if isinstance(predicted, float) else predicted
         rows.append(f"| {check['kind']} | {_text(check['name'])} | "
-                    f"{relation.get(check['relation'], '')} {_text(predicted)} | {size} | "
+                    f"{relation.symbol} {_text(predicted)} | {size} | "
                     f"{_text(tolerance.get('reason', ''))} |")
     return rows
 
 
-def theorem_page(theorem_id: str) -> str:
+def theorem_page(theorem_id: str, registry: Registry | None = None) -> str:
     """The MyST Markdown page of one theorem."""
-    theorem = theorems.get(theorem_id)
-    key, _, place = theorem.paper.partition(", ")
-    paper_page = PAPERS.get(theorem_id.split("-")[0])
+    reg = registry or default()
+    theorem, paper = reg.theorem(theorem_id), reg.paper_of(theorem_id)
+    _, _, place = theorem.paper.partition(", ")
     lines = [
         f"({theorem_id})=",
         f"# {_text(theorem.title)}",
         "",
-        f"`{theorem_id}` · {{cite:t}}`{key}`, {_text(place)} · {theorem.kind}",
+        f"`{theorem_id}` · {{cite:t}}`{paper.key}`, {_text(place)} · {theorem.kind}",
         "",
-        "The statement is the project's formulation of the paper's result"
-        + (f" (see {{doc}}`../papers/{paper_page}`)." if paper_page else "."),
+        "The statement is the project's formulation of the paper's result "
+        f"(see {{doc}}`../papers/{paper.prefix}`).",
         "",
         "## Statement",
         "",
@@ -94,13 +103,13 @@ def theorem_page(theorem_id: str) -> str:
         "",
     ]
     prediction = theorem.predict(theorem.resolve_params({}))
-    for name, (symbolic, value) in prediction_latex(theorem_id).items():
+    for name, (symbolic, value) in prediction_latex(theorem_id, reg).items():
         description = prediction.descriptions.get(name, "")
         lines += [f"**{_text(name)}**" + (f": {_text(description)}" if description else ""),
                   _math(symbolic)]
         if value != symbolic:
             lines += ["At the default parameters:", _math(value)]
-    record = baseline.load(theorem_id)
+    record = baseline.load(theorem_id, paper.baselines) if paper.baselines else None
     lines += ["## Proof obligations", ""]
     if record is None:
         lines += [f"No baseline recorded yet: run `verify --theorem {theorem_id} "
@@ -108,8 +117,8 @@ def theorem_page(theorem_id: str) -> str:
     else:
         lines += ["Checked exactly by sympy at the default parameters (from the committed "
                   "proof-regression baseline):", ""]
-        lines += [f"- {'✓' if holds else '✗'} {_text(name)}"
-                  for name, holds in record["obligations"].items()]
+        lines += [f"- {'✓' if ob['holds'] else '✗'} {_text(ob['name'])} ({_text(ob['method'])})"
+                  for ob in record["obligations"].values()]
         lines += ["", "## Bridge, training and control checks", "",
                   "What the numeric side measures (fast budget), against which prediction, "
                   "and with which tolerance and why:", "", *_check_rows(record), ""]
@@ -124,21 +133,54 @@ def theorem_page(theorem_id: str) -> str:
     return "\n".join(lines) + "\n"
 
 
-def write_pages(app=None) -> list[Path]:
-    """Write every theorem page, the theorem index and the CLI help (``builder-inited``)."""
+def paper_page(prefix: str, registry: Registry | None = None) -> str:
+    """The MyST Markdown page of the paper with id prefix ``prefix``."""
+    reg = registry or default()
+    paper = next(p for p in reg.papers() if p.prefix == prefix)
+    link = f" · [arXiv:{paper.arxiv}]({paper.url})" if paper.url else ""
+    lines = [f"# {_text(paper.title)}", "",
+             f"{_text(', '.join(paper.authors))} ({paper.year}){link}", "",
+             paper.setting.strip(), "", "```{toctree}", ":maxdepth: 1", "",
+             *[f"../theorems/{entry.theorem.id}" for entry in paper.theorems], "```", ""]
+    return "\n".join(lines)
+
+
+def bibliography(registry: Registry | None = None) -> str:
+    """Every registered paper's BibTeX entry."""
+    return "\n\n".join(p.bibtex.strip() for p in (registry or default()).papers()) + "\n"
+
+
+def write_bibliography(registry: Registry | None = None) -> Path:
+    """Write the papers' bibliography (``conf.py`` calls this before Sphinx reads it)."""
+    PAPER_PAGES.mkdir(exist_ok=True)
+    path = PAPER_PAGES / "papers.bib"
+    path.write_text(bibliography(registry))
+    return path
+
+
+def write_pages(app=None, registry: Registry | None = None) -> list[Path]:
+    """Write every paper and theorem page, both indexes and the CLI help (``builder-inited``)."""
+    reg = registry or default()
     GENERATED.mkdir(exist_ok=True)
+    PAPER_PAGES.mkdir(exist_ok=True)
     written = []
-    for theorem_id in theorems.ids():
+    for theorem_id in reg.ids():
         path = GENERATED / f"{theorem_id}.md"
-        path.write_text(theorem_page(theorem_id))
+        path.write_text(theorem_page(theorem_id, reg))
         written.append(path)
+    for paper in reg.papers():
+        (PAPER_PAGES / f"{paper.prefix}.md").write_text(paper_page(paper.prefix, reg))
+    papers_index = ["# Papers", "", "Every installed paper (built-in or from a theorem package), "
+                    "generated from the registry.", "", "```{toctree}", ":maxdepth: 2", "",
+                    *[p.prefix for p in reg.papers()], "```", ""]
+    (PAPER_PAGES / "index.md").write_text("\n".join(papers_index))
     rows = ["| id | title | paper |", "|---|---|---|"]
-    for theorem_id in theorems.ids():
-        theorem = theorems.get(theorem_id)
+    for theorem_id in reg.ids():
+        theorem, paper = reg.theorem(theorem_id), reg.paper_of(theorem_id)
         rows.append(f"| {{doc}}`{theorem_id}` | {_text(theorem.title)} | "
-                    f"{_text(theorem.paper)} |")
+                    f"{{cite:t}}`{paper.key}` |")
     index = ["# Theorems", "", "Every registered theorem, generated from the registry.", "",
-             *rows, "", "```{toctree}", ":hidden:", "", *theorems.ids(), "```", ""]
+             *rows, ""]
     (GENERATED / "index.md").write_text("\n".join(index))
     help_text = build_parser().format_help()
     (GENERATED / "cli-help.txt").write_text(help_text)
@@ -148,4 +190,4 @@ def write_pages(app=None) -> list[Path]:
 def setup(app) -> dict:
     """Register the page writer with Sphinx."""
     app.connect("builder-inited", write_pages)
-    return {"version": "1", "parallel_read_safe": True}
+    return {"version": "2", "parallel_read_safe": True}

@@ -1,8 +1,8 @@
 import pytest
 import sympy as sp
 
-import theorems
 from theorems.core import Obligation, Parameter, ParameterError, UnknownTheoremError
+from verify import registry
 
 x = sp.Symbol("x", positive=True)
 
@@ -11,13 +11,13 @@ def test_registry_lists_the_four_markov_theorems():
     assert {
         "markov-global-minima", "markov-local-minima", "markov-saddle-untied",
         "markov-tied-saddle",
-    } <= set(theorems.ids())
-    assert theorems.get("markov-local-minima").id == "markov-local-minima"
+    } <= set(registry.ids())
+    assert registry.theorem("markov-local-minima").id == "markov-local-minima"
 
 
 def test_unknown_id_suggests_the_closest():
     with pytest.raises(UnknownTheoremError, match="markov-local-minima"):
-        theorems.get("markov-local-minimum")
+        registry.theorem("markov-local-minimum")
 
 
 def test_parameters_parse_exactly():
@@ -31,7 +31,7 @@ def test_parameters_parse_exactly():
 
 
 def test_resolve_params_rejects_unknown_names():
-    theorem = theorems.get("markov-local-minima")
+    theorem = registry.theorem("markov-local-minima")
     assert theorem.resolve_params({"p": "0.9"})["p"] == sp.Rational(9, 10)
     with pytest.raises(ParameterError, match="no parameter 'r'"):
         theorem.resolve_params({"r": "1"})
@@ -64,11 +64,11 @@ def test_matrix_obligations():
     assert Obligation("t", psd, "spectrum", point, ((x, 1),)).check().method == "symbolic"
 
 
-@pytest.mark.parametrize("theorem_id", theorems.ids())
+@pytest.mark.parametrize("theorem_id", registry.ids())
 def test_every_registered_theorem_is_admissible_and_proved_at_its_defaults(theorem_id):
     """Every theorem, including ones added later: defaults satisfy the assumptions and every
     obligation holds there."""
-    theorem = theorems.get(theorem_id)
+    theorem = registry.theorem(theorem_id)
     params = theorem.resolve_params({})
     assert theorem.assumptions(params) == []
     results = [ob.check() for ob in theorem.obligations(params)]

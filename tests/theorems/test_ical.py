@@ -6,12 +6,12 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-import theorems
 from numerics.data.orthogonal import sample_rotation_sequences
 from numerics.device import generator
 from theorems import ical
+from verify import registry
 
-ICAL_IDS = [i for i in theorems.ids() if i.startswith("ical-")]
+ICAL_IDS = [i for i in registry.ids() if i.startswith("ical-")]
 
 
 def test_the_four_ical_theorems_are_registered():
@@ -23,7 +23,7 @@ def test_the_four_ical_theorems_are_registered():
 @given(d=st.integers(1, 4), heads=st.integers(1, 5), T=st.integers(2, 4))
 def test_obligations_hold_on_admissible_sizes(d, heads, T):
     for theorem_id in ICAL_IDS:
-        theorem = theorems.get(theorem_id)
+        theorem = registry.theorem(theorem_id)
         overrides = {"d": d, "T": T} | ({"H": heads} if "H" in theorem.default_params() else {})
         params = theorem.resolve_params(overrides)
         if theorem.assumptions(params):
@@ -76,6 +76,6 @@ def test_torch_and_sympy_share_the_complex_convention(cpu):
     ],
 )
 def test_bad_sizes_are_readable_violations(theorem_id, overrides, message):
-    theorem = theorems.get(theorem_id)
+    theorem = registry.theorem(theorem_id)
     violations = theorem.assumptions(theorem.resolve_params(overrides))
     assert any(message in v for v in violations), violations

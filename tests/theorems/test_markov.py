@@ -7,8 +7,8 @@ import sympy as sp
 from hypothesis import given
 from hypothesis import strategies as st
 
-import theorems
 from theorems import markov
+from verify import registry
 
 
 def _h(t: float) -> float:
@@ -45,7 +45,7 @@ def test_obligations_hold_on_the_admissible_set(pv, qv, d):
         return
     theorem_id = "markov-local-minima" if pv + qv > 1 else "markov-tied-saddle"
     for tid in (theorem_id, "markov-saddle-untied", "markov-global-minima"):
-        theorem = theorems.get(tid)
+        theorem = registry.theorem(tid)
         params = theorem.resolve_params({"p": pv, "q": qv, "d": d})
         assert theorem.assumptions(params) == []
         assert all(ob.check().holds for ob in theorem.obligations(params)), (tid, pv, qv)
@@ -53,11 +53,11 @@ def test_obligations_hold_on_the_admissible_set(pv, qv, d):
 
 def test_definiteness_obligations_fail_outside_the_assumptions():
     """The PSD claim of the local minimum is false at p+q < 1: the checker must say so."""
-    local = theorems.get("markov-local-minima")
+    local = registry.theorem("markov-local-minima")
     params = local.resolve_params({"p": "1/5", "q": "3/10"})
     psd = [ob for ob in local.obligations(params) if ob.relation == "psd"]
     assert psd and not psd[0].check().holds
-    saddle = theorems.get("markov-tied-saddle")
+    saddle = registry.theorem("markov-tied-saddle")
     params = saddle.resolve_params({"p": "1/2", "q": "4/5"})
     indefinite = [ob for ob in saddle.obligations(params) if ob.relation == "indefinite"]
     assert indefinite and not indefinite[0].check().holds
@@ -75,7 +75,7 @@ def test_definiteness_obligations_fail_outside_the_assumptions():
     ],
 )
 def test_assumption_violations_are_readable(theorem_id, overrides, message):
-    theorem = theorems.get(theorem_id)
+    theorem = registry.theorem(theorem_id)
     violations = theorem.assumptions(theorem.resolve_params(overrides))
     assert any(message in v for v in violations), violations
 

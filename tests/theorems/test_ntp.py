@@ -8,14 +8,14 @@ import sympy as sp
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-import theorems
 from theorems import ntp
+from verify import registry
 
-NTP_IDS = [i for i in theorems.ids() if i.startswith("ntp-")]
+NTP_IDS = [i for i in registry.ids() if i.startswith("ntp-")]
 
 
 def _defaults(theorem_id="ntp-attention-max-margin", **overrides):
-    theorem = theorems.get(theorem_id)
+    theorem = registry.theorem(theorem_id)
     return theorem.resolve_params({k: str(v) for k, v in overrides.items()})
 
 
@@ -85,7 +85,7 @@ def test_comparison_rule_needs_length_three_for_pairs_away_from_the_query():
 def test_obligations_hold_on_random_orders(K, seed, length):
     params = _defaults(K=K, orders="random", order_seed=seed, L=length)
     for theorem_id in ("ntp-attention-max-margin", "ntp-loss-linear-rate"):
-        theorem = theorems.get(theorem_id)
+        theorem = registry.theorem(theorem_id)
         assert theorem.assumptions(params) == []
         assert all(ob.check().holds for ob in theorem.obligations(params)), (theorem_id, params)
 
@@ -123,7 +123,7 @@ def test_transitivity_holdout_removes_one_comparison_and_keeps_the_chain():
     ],
 )
 def test_bad_specifications_are_named(overrides, message):
-    theorem = theorems.get("ntp-attention-max-margin")
+    theorem = registry.theorem("ntp-attention-max-margin")
     problems = theorem.assumptions(theorem.resolve_params(overrides))
     assert any(message in p for p in problems), problems
 
@@ -133,7 +133,7 @@ def test_bad_specifications_are_named(overrides, message):
     [("0: 1>2>3", "is not a chain"), ("0: 2>1>0", "is the query"), ("0: 3>2", "should read")],
 )
 def test_bad_holdouts_are_named(holdout, message):
-    theorem = theorems.get("ntp-dataset-shift")
+    theorem = registry.theorem("ntp-dataset-shift")
     problems = theorem.assumptions(theorem.resolve_params({"holdout": holdout}))
     assert any(message in p for p in problems), problems
 

@@ -5,15 +5,15 @@ import sympy as sp
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-import theorems
 from theorems import topics
+from verify import registry
 
-TOPIC_IDS = [i for i in theorems.ids() if i.startswith("topics-")]
+TOPIC_IDS = [i for i in registry.ids() if i.startswith("topics-")]
 
 
 def test_worked_value_from_the_spec():
     """T=4, v=3, tau=2, lambda=0.01 gives a = 0.31131875, b = -0.10377292 (spec)."""
-    theorem = theorems.get("topics-value-block-structure")
+    theorem = registry.theorem("topics-value-block-structure")
     prediction = theorem.predict(theorem.resolve_params({}))
     assert prediction.float("a") == pytest.approx(0.31131875, abs=5e-9)
     assert prediction.float("b") == pytest.approx(-0.10377292, abs=5e-9)
@@ -25,7 +25,7 @@ def test_worked_value_from_the_spec():
 def test_obligations_hold_on_admissible_parameters(T, v, tau_fraction, lam):
     tau = 1 + int(tau_fraction * (T - 1))
     for theorem_id in TOPIC_IDS:
-        theorem = theorems.get(theorem_id)
+        theorem = registry.theorem(theorem_id)
         params = theorem.resolve_params({"T": T, "v": v, "tau": tau, "lam": lam})
         assert theorem.assumptions(params) == []
         assert all(ob.check().holds for ob in theorem.obligations(params)), (theorem_id, params)
@@ -59,6 +59,6 @@ def test_squared_loss_control_is_discriminating():
     ],
 )
 def test_bad_parameters_are_readable_violations(overrides, message):
-    theorem = theorems.get("topics-value-block-structure")
+    theorem = registry.theorem("topics-value-block-structure")
     violations = theorem.assumptions(theorem.resolve_params(overrides))
     assert any(message in v for v in violations), violations

@@ -6,9 +6,8 @@ import os
 
 import pytest
 
-import theorems
 from theorems import ntp
-from verify import baseline
+from verify import baseline, registry
 from verify.cli import main
 
 
@@ -19,11 +18,12 @@ def _run(capsys, *argv):
 
 
 def test_every_registered_theorem_has_a_baseline():
-    for theorem_id in theorems.ids():
-        record = baseline.load(theorem_id)
+    for theorem_id in registry.ids():
+        record = baseline.load(theorem_id, registry.default().paper_of(theorem_id).baselines)
         assert record is not None, f"run `verify --theorem {theorem_id} --update-baseline`"
         assert record["theorem"] == theorem_id and record["budget"] == "fast"
         assert record["closed_forms"] and record["obligations"] and record["checks"]
+        assert record["schema_version"] == baseline.SCHEMA_VERSION
 
 
 def test_untouched_tree_matches_its_baseline(capsys):
@@ -41,10 +41,11 @@ def test_an_altered_closed_form_is_caught(capsys, monkeypatch):
 
 def _record():
     return {
-        "theorem": "t", "params": {"p": "1/2"}, "budget": "fast", "seeds": [0],
+        "schema_version": baseline.SCHEMA_VERSION, "theorem": "t", "params": {"p": "1/2"},
+        "budget": "fast", "seeds": [0],
         "closed_forms": {"loss": {"srepr": "Integer(1)", "latex": "1",
                                   "value_srepr": "Integer(1)", "value_latex": "1"}},
-        "obligations": {"grad = 0": True},
+        "obligations": {"grad = 0": {"name": "grad = 0", "holds": True, "method": "symbolic"}},
         "checks": {"final loss": {"name": "final loss", "kind": "training", "relation": "~",
                                   "predicted": 1.0, "measured": 1.00001, "passed": True,
                                   "tolerance": {"atol": 1e-4, "rtol": 0.0, "reason": "r"},
@@ -61,13 +62,20 @@ def test_compare_reports_each_kind_of_change():
     drifted = copy.deepcopy(old)
     drifted["checks"]["final loss"]["measured"] = 0.99985  # moved 1.5e-4 > 1e-4, still passes
     flipped = copy.deepcopy(old)
-    flipped["obligations"]["grad = 0"] = False
+    flipped["obligations"]["grad = 0"]["holds"] = False
     added = copy.deepcopy(old)
     added["checks"]["new check"] = dict(old["checks"]["final loss"], name="new check")
     rewritten = copy.deepcopy(old)
     rewritten["closed_forms"]["loss"]["srepr"] = "Integer(2)"
+    loosened = copy.deepcopy(old)
+    loosened["checks"]["final loss"]["tolerance"]["atol"] = 1e-1  # passes, and hides drift
+    renamed = copy.deepcopy(old)
+    renamed["checks"]["final loss"]["name"] = "loss after training"  # same key: no change
+    assert baseline.compare(old, renamed) == []
+    old_schema = {k: v for k, v in old.items() if k != "schema_version"}
+    assert baseline.compare(old_schema, old)[0].what == "baseline"
     cases = [(drifted, "check"), (flipped, "obligation"), (added, "check"),
-             (rewritten, "closed form")]
+             (rewritten, "closed form"), (loosened, "check")]
     for new, what in cases:
         (difference,) = baseline.compare(old, new)
         assert difference.what == what and difference.old != difference.new
@@ -76,7 +84,12 @@ def test_compare_reports_each_kind_of_change():
 
 
 def test_update_always_rewrites(capsys, monkeypatch, tmp_path):
-    monkeypatch.setattr(baseline, "BASELINE_DIR", tmp_path)
+    import dataclasses
+
+    reg = registry.default()
+    paper = reg.paper_of("ntp-ffn-max-margin")
+    moved = registry.Registry([("test", dataclasses.replace(paper, baselines=tmp_path))])
+    monkeypatch.setattr(registry, "default", lambda: moved)
     path = tmp_path / "ntp-ffn-max-margin.json"
     path.write_text('{"stale": true}\n')
     code, _, _ = _run(capsys, "--theorem", "ntp-ffn-max-margin", "--update-baseline")

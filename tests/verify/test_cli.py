@@ -8,6 +8,7 @@ import pytest
 import torch
 
 import theorems
+from verify import registry
 from verify.cli import main
 
 
@@ -20,7 +21,7 @@ def _run(capsys, *argv):
 def test_list_shows_every_theorem(capsys):
     code, out, _ = _run(capsys, "--list")
     assert code == 0
-    for theorem_id in theorems.ids():
+    for theorem_id in registry.ids():
         assert theorem_id in out
 
 
@@ -69,10 +70,15 @@ def test_unwritable_plots_dir(capsys, tmp_path):
     assert code == 2 and "--plots" in err
 
 
-def test_argparse_errors_exit_2():
-    with pytest.raises(SystemExit) as exc:
-        main(["--theorem", "markov-local-minima", "--budget", "huge"])
-    assert exc.value.code == 2
+@pytest.mark.parametrize("argv", [
+    ["--theorem", "markov-local-minima", "--budget", "huge"], ["--device", "mps", "--all"],
+    ["--theorem", "markov-local-minima", "--seeds", "1.5"], [],
+    ["--all", "--check-baseline", "--update-baseline"], ["sweep", "markov-local-minima"],
+])
+def test_argument_parser_errors_are_one_line_and_exit_2(capsys, argv):
+    code, out, err = _run(capsys, *argv)
+    assert code == 2 and len(err.strip().splitlines()) == 1 and "--help" in err
+    assert "usage:" not in err + out
 
 
 def test_local_minima_passes_and_is_discriminating(capsys, tmp_path):
@@ -93,8 +99,8 @@ def test_local_minima_passes_and_is_discriminating(capsys, tmp_path):
         report["environment"]["packages"]["torch"].startswith(torch.__version__.split("+")[0])
     assert entry["params"] == {"p": "1/2", "q": "4/5", "d": "4"}
 
-    prediction = theorems.get("markov-local-minima").predict(
-        theorems.get("markov-local-minima").resolve_params({}))
+    prediction = registry.theorem("markov-local-minima").predict(
+        registry.theorem("markov-local-minima").resolve_params({}))
     h_pi, rate = prediction.float("unigram_loss"), prediction.float("entropy_rate")
     plateau = next(c for c in entry["checks"] if "within tolerance of H(pi)" in c["name"])
     level = plateau["details"]["plateaus"][0]["mean_loss"]
@@ -111,7 +117,7 @@ def test_untied_run_ends_at_the_entropy_rate(capsys, tmp_path):
                       str(tmp_path / "r.json"))
     (entry,) = json.loads((tmp_path / "r.json").read_text())["theorems"]
     final = next(c for c in entry["checks"] if "final population loss" in c["name"])
-    theorem = theorems.get("markov-saddle-untied")
+    theorem = registry.theorem("markov-saddle-untied")
     rate = theorem.predict(theorem.resolve_params({})).float("entropy_rate")
     assert code == 0 and abs(final["measured"] - rate) <= final["tolerance"]["atol"]
 
@@ -140,7 +146,7 @@ def test_python_dash_m_and_console_script():
 def test_all_runs_every_theorem(capsys, tmp_path):
     code, out, _ = _run(capsys, "--all", "--json", str(tmp_path / "r.json"))
     report = json.loads((tmp_path / "r.json").read_text())
-    assert [t["id"] for t in report["theorems"]] == theorems.ids()
+    assert [t["id"] for t in report["theorems"]] == registry.ids()
     assert code == (0 if report["passed"] else 1)
 
 
@@ -155,7 +161,6 @@ def test_full_budget_path_runs_on_sampled_batches(capsys, tmp_path, monkeypatch)
     small = experiments.MarkovBudget(N=16, steps=40, exact=False, batch=8, eval_sequences=64,
                                      smoothing=5, dtype=torch.float32)
     monkeypatch.setitem(experiments.BUDGETS, "full", small)
-    monkeypatch.setattr(experiments, "_RUNS", {})
     code, _, _ = _run(capsys, "--theorem", "markov-saddle-untied", "--budget", "full",
                       "--seeds", "2", "--json", str(tmp_path / "r.json"))
     report = json.loads((tmp_path / "r.json").read_text())

@@ -9,36 +9,36 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import theorems
-from verify import harness
-from verify.experiments import experiment_for
+from verify import api, harness, registry
+from verify.compare import apart, at_least, close
 from verify.experiments import markov as markov_experiments
-from verify.harness import AssumptionError, Context
-from verify.tolerance import Tolerance, apart, at_least, close
+from verify.harness import AssumptionError
+from verify.records import Context, Tolerance
 
 
 def test_tolerance_and_comparisons():
     tol = Tolerance(1e-3, "test", rtol=1e-2)
     assert tol.bound(2.0) == pytest.approx(0.021)
-    assert close("c", "training", 1.0, 1.0005, tol).passed
-    assert not close("c", "training", 1.0, 1.1, tol).passed
-    assert not close("c", "training", 1.0, math.nan, tol).passed
-    assert apart("c", "control", 1.0, 1.1, tol).passed
-    assert not apart("c", "control", 1.0, 1.0005, tol).passed
+    assert close("c", "c", "training", 1.0, 1.0005, tol).passed
+    assert not close("c", "c", "training", 1.0, 1.1, tol).passed
+    assert not close("c", "c", "training", 1.0, math.nan, tol).passed
+    assert apart("c", "c", "control", 1.0, 1.1, tol).passed
+    assert not apart("c", "c", "control", 1.0, 1.0005, tol).passed
 
 
 def test_prepare_validates_before_any_work():
     with pytest.raises(AssumptionError, match=r"p\+q > 1 is required"):
-        harness.prepare("markov-local-minima", {"p": "0.2", "q": "0.3"})
-    with pytest.raises(theorems.TheoremError, match="--seeds"):
-        harness.prepare("markov-local-minima", {}, seeds=0)
-    plan = harness.prepare("markov-local-minima", {}, budget="full")
+        harness.prepare(registry.entry("markov-local-minima"), {"p": "0.2", "q": "0.3"})
+    with pytest.raises(theorems.TheoremError, match="seeds must be"):
+        harness.prepare(registry.entry("markov-local-minima"), {}, seeds=0)
+    plan = harness.prepare(registry.entry("markov-local-minima"), {}, budget="full")
     assert plan.params["d"] == 8 and plan.seeds == (0, 1, 2, 3, 4)
 
 
 def _bridge(theorem_id: str, pv, qv, d: int):
-    plan = harness.prepare(theorem_id, {"p": str(pv), "q": str(qv), "d": str(d)})
+    plan = harness.prepare(registry.entry(theorem_id), {"p": str(pv), "q": str(qv), "d": str(d)})
     context = Context(plan, plan.theorem.predict(plan.params), torch.device("cpu"))
-    checks, _ = experiment_for(theorem_id).stages[0](context)
+    checks, _ = registry.experiment(theorem_id).stages[0](context)
     return checks
 
 
@@ -69,9 +69,8 @@ def test_non_finite_training_is_a_failed_check(monkeypatch, cpu):
     real = markov_experiments.TrainConfig
     monkeypatch.setattr(markov_experiments, "TrainConfig",
                         lambda steps: real(steps=steps, lr=1e300))
-    monkeypatch.setattr(markov_experiments, "_RUNS", {})
-    plan = harness.prepare("markov-saddle-untied", {})
-    verdict = harness.run(plan, cpu)
+    plan = harness.prepare(registry.entry("markov-saddle-untied"), {})
+    verdict = api.run(plan, device=cpu)
     diverged = [c for c in verdict.checks if "diverged" in c.name]
     assert diverged and not any(c.passed for c in diverged)
     assert "step" in diverged[0].measured and not verdict.passed
@@ -85,7 +84,7 @@ def test_non_finite_ical_training_is_a_failed_check(monkeypatch, cpu):
                         lambda **kw: real(**{**kw, "lr": 1e300}))
     monkeypatch.setitem(ical_experiments.BUDGETS, "fast", ical_experiments.IcalBudget(
         batch=8, steps=20, train_set=64, gd_steps=20, mc_samples=1000))
-    verdict = harness.run(harness.prepare("ical-unitary-global-minima", {}), cpu)
+    verdict = api.run(api.prepare("ical-unitary-global-minima"), device=cpu)
     diverged = [c for c in verdict.checks if "diverged" in c.name]
     assert diverged and not any(c.passed for c in diverged) and not verdict.passed
     assert "step" in diverged[0].measured
@@ -95,13 +94,13 @@ def test_seed_summary_counts_the_seeds_that_pass():
     from verify.harness import seed_summary
 
     tolerance = Tolerance(0.1, "test")
-    check = close("loss", "training", 1.0, 1.3, tolerance, per_seed=[1.0, 1.05, 1.3, 0.95])
+    check = close("loss", "loss", "training", 1.0, 1.3, tolerance, per_seed=[1.0, 1.05, 1.3, 0.95])
     summary = seed_summary(check).details
     assert summary["seeds_passing"] == "3/4" and summary["fraction_passing"] == 0.75
     assert summary["spread"] == pytest.approx(0.35)
-    bound = at_least("steps", "training", 200, 150, "r", per_seed=[150, 250])
+    bound = at_least("steps", "steps", "training", 200, 150, "r", per_seed=[150, 250])
     assert seed_summary(bound).details["seeds_passing"] == "1/2"
-    single = close("loss", "training", 1.0, 1.0, tolerance, per_seed=[1.0])
+    single = close("loss", "loss", "training", 1.0, 1.0, tolerance, per_seed=[1.0])
     assert "seeds_passing" not in seed_summary(single).details
 
 
@@ -118,11 +117,11 @@ def test_several_seeds_train_as_one_batched_model(capsys, tmp_path):
     (entry,) = json.loads((tmp_path / "r.json").read_text())["theorems"]
     final = next(c for c in entry["checks"] if "final population loss" in c["name"])
     assert code == 0 and final["details"]["seeds_passing"] == "3/3"
-    assert len(final["details"]["per_seed"]) == 3
+    assert len(final["per_seed"]) == 3
     sequential = markov._train_markov(0.2, 0.3, 4, True, "fast", 2, torch.device("cpu"), None,
                                       None)
     # batched and single kernels sum in different orders; AdamW's normalisation amplifies
     # those 1e-16 differences over 1000 steps (measured ~1e-9). 1e-6 is 100x below the loss
     # tolerance FAST_LOSS, so the two routes cannot disagree about any check.
-    difference = abs(sequential.final.mean - final["details"]["per_seed"][2])
+    difference = abs(sequential.final.mean - final["per_seed"][2])
     assert difference < 1e-2 * markov.FAST_LOSS.atol

@@ -4,15 +4,14 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from verify import harness
-from verify.experiments import experiment_for
-from verify.harness import Context
+from verify import harness, registry
+from verify.records import Context
 
 
 def _bridge(theorem_id: str, **sizes: int):
-    plan = harness.prepare(theorem_id, {k: str(v) for k, v in sizes.items()})
+    plan = harness.prepare(registry.entry(theorem_id), {k: str(v) for k, v in sizes.items()})
     context = Context(plan, plan.theorem.predict(plan.params), torch.device("cpu"))
-    checks, _ = experiment_for(theorem_id).stages[0](context)
+    checks, _ = registry.experiment(theorem_id).stages[0](context)
     return checks
 
 

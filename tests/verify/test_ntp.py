@@ -8,10 +8,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-import theorems
 from numerics.data import partial_order
 from numerics.max_margin import attention_column
 from theorems import ntp
+from verify import registry
 from verify.cli import main
 from verify.experiments import ntp as experiments
 
@@ -23,7 +23,7 @@ def _run(capsys, *argv):
 
 
 def _setting(**overrides):
-    theorem = theorems.get("ntp-attention-max-margin")
+    theorem = registry.theorem("ntp-attention-max-margin")
     return ntp.resolve(theorem.resolve_params({k: str(v) for k, v in overrides.items()}))
 
 
@@ -52,7 +52,7 @@ def test_cvxpy_agrees_with_the_exact_solution(K, seed):
 
 
 def test_holdout_sentences_are_exactly_the_removed_comparison():
-    theorem = theorems.get("ntp-dataset-shift")
+    theorem = registry.theorem("ntp-dataset-shift")
     resolved = ntp.resolve(theorem.resolve_params({}))
     q, a, _, c = resolved.holdout
     _, held = experiments.training_sentences(resolved)
@@ -60,7 +60,7 @@ def test_holdout_sentences_are_exactly_the_removed_comparison():
     assert all(row[-1] == q and c in row for row in held.rows()) and set(held.greatest) == {a}
 
 
-@pytest.mark.parametrize("theorem_id", [i for i in theorems.ids() if i.startswith("ntp-")])
+@pytest.mark.parametrize("theorem_id", [i for i in registry.ids() if i.startswith("ntp-")])
 def test_each_theorem_passes_and_writes_its_figures(capsys, tmp_path, theorem_id):
     code, out, _ = _run(capsys, "--theorem", theorem_id, "--json", str(tmp_path / "r.json"),
                         "--plots", str(tmp_path / "figures"))

@@ -7,8 +7,7 @@ from fractions import Fraction
 
 import pytest
 
-import theorems
-from verify import sweep
+from verify import registry, sweeps
 from verify.cli import main
 
 
@@ -19,11 +18,11 @@ def _run(capsys, *argv):
 
 
 def test_grid_values_are_exact():
-    axis = sweep.parse_grid("p=0.05:0.95:10", theorems.get("markov-local-minima"))
+    axis = sweeps.parse_grid("p=0.05:0.95:10", registry.theorem("markov-local-minima"))
     assert axis.values[0] == "1/20" and axis.values[-1] == "19/20" and len(axis.values) == 10
     assert [Fraction(v) for v in axis.values] == [Fraction(1, 20) + Fraction(i, 10)
                                                   for i in range(10)]
-    single = sweep.parse_grid("d=4:8:1", theorems.get("markov-local-minima"))
+    single = sweeps.parse_grid("d=4:8:1", registry.theorem("markov-local-minima"))
     assert single.values == ("4",)
 
 
@@ -39,28 +38,28 @@ def test_grid_values_are_exact():
     ],
 )
 def test_malformed_grids_are_named(spec, message):
-    with pytest.raises(sweep.SweepError, match=message):
-        sweep.parse_grid(spec, theorems.get("markov-local-minima"))
+    with pytest.raises(sweeps.SweepError, match=message):
+        sweeps.parse_grid(spec, registry.theorem("markov-local-minima"))
 
 
 def test_text_parameters_cannot_be_swept():
-    with pytest.raises(sweep.SweepError, match="not numeric"):
-        sweep.parse_grid("orders=0:1:2", theorems.get("ntp-ffn-max-margin"))
+    with pytest.raises(sweeps.SweepError, match="not numeric"):
+        sweeps.parse_grid("orders=0:1:2", registry.theorem("ntp-ffn-max-margin"))
 
 
 def test_tasks_are_the_grid_product_with_stable_keys():
-    theorem = theorems.get("markov-local-minima")
-    axes = [sweep.parse_grid("p=0.1:0.9:3", theorem), sweep.parse_grid("q=0.5:0.9:2", theorem)]
-    tasks = sweep.tasks_for(theorem.id, axes, {"d": "4"}, "fast", None)
+    theorem = registry.theorem("markov-local-minima")
+    axes = [sweeps.parse_grid("p=0.1:0.9:3", theorem), sweeps.parse_grid("q=0.5:0.9:2", theorem)]
+    tasks = sweeps.tasks_for(theorem.id, axes, {"d": "4"}, "fast", None)
     assert len(tasks) == 6 and len({t.key for t in tasks}) == 6
-    assert tasks == sweep.tasks_for(theorem.id, axes, {"d": "4"}, "fast", None)
+    assert tasks == sweeps.tasks_for(theorem.id, axes, {"d": "4"}, "fast", None)
     assert all(dict(t.params)["d"] == "4" for t in tasks)
-    with pytest.raises(sweep.SweepError, match="swept once"):
-        sweep.tasks_for(theorem.id, axes, {"p": "0.5"}, "fast", None)
+    with pytest.raises(sweeps.SweepError, match="swept once"):
+        sweeps.tasks_for(theorem.id, axes, {"p": "0.5"}, "fast", None)
 
 
-def _fake_task(i: int) -> sweep.Task:
-    return sweep.Task("ntp-ffn-max-margin", (("T0", str(i)),), "fast", None)
+def _fake_task(i: int) -> sweeps.Task:
+    return sweeps.Task("ntp-ffn-max-margin", (("T0", str(i)),), "fast", None)
 
 
 def test_a_failing_task_is_retried_once_then_reported_and_the_others_finish():
@@ -77,7 +76,7 @@ def test_a_failing_task_is_retried_once_then_reported_and_the_others_finish():
 
     tasks = [_fake_task(i) for i in range(4)]
     results = {}
-    sweep.run_local(tasks, 2, lambda task, record: results.__setitem__(task.key, record),
+    sweeps.run_local(tasks, 2, lambda task, record: results.__setitem__(task.key, record),
                     runner=runner, pool=ThreadPoolExecutor)
     assert len(results) == 4
     assert results[tasks[1].key]["status"] == "passed" and calls[tasks[1].key] == 2
@@ -108,13 +107,13 @@ def test_local_sweep_writes_results_skips_outside_points_and_resumes(capsys, tmp
     def nothing_left(tasks, *args, **kwargs):
         assert tasks == []  # every point was finished: nothing is run again
 
-    monkeypatch.setattr(sweep, "run_local", nothing_left)
+    monkeypatch.setattr(sweeps, "run_local", nothing_left)
     code, stdout, _ = _run(capsys, *argv)
     assert code == 0 and "3 already finished" in stdout
 
 
 def test_a_failed_task_is_run_again_on_resume(tmp_path):
-    store = sweep.ResultStore(tmp_path)
+    store = sweeps.ResultStore(tmp_path)
     task = _fake_task(5)
     store.write({"key": task.key, "status": "failed", "reason": "boom"})
     assert store.finished(task) is None
@@ -158,7 +157,7 @@ def test_ray_backend_on_a_local_cluster(capsys, tmp_path):
     assert code == 0, stdout
     data = json.loads((tmp_path / "sweep.json").read_text())
     assert data["backend"] == "ray" and data["summary"]["passed"] == 2
-    local = sweep.run_task(sweep.Task("ntp-ffn-max-margin", (("T0", "10"),), "fast", None))
+    local = sweeps.run_task(sweeps.Task("ntp-ffn-max-margin", (("T0", "10"),), "fast", None))
     ray_point = next(p for p in data["points"] if p["params"]["T0"] == "10")
     assert ray_point["checks"] == local["checks"]
 
@@ -185,7 +184,7 @@ def test_a_lost_worker_is_replaced_and_its_task_retried(tmp_path, monkeypatch):
     from lost_worker_helper import die_once
 
     results = {}
-    sweep.run_local([_fake_task(7)], 1, lambda task, record: results.__setitem__(task.key,
+    sweeps.run_local([_fake_task(7)], 1, lambda task, record: results.__setitem__(task.key,
                                                                               record),
                     runner=die_once)
     assert (tmp_path / "died-once").exists()
@@ -201,13 +200,13 @@ def test_markov_phase_quantities_separate_the_trap_from_the_escape():
     from verify.experiments import markov
 
     quantities = markov.phase_quantities({"p": "1/2", "q": "4/5", "d": 4}, "fast", (0,),
-                                         torch.device("cpu"))
+                                         torch.device("cpu"), {})
     slack = 10 * markov.FAST_LOSS.atol / 0.047
     assert abs(quantities["tied: final loss, 0 = entropy rate, 1 = H(pi)"] - 1) < slack
     assert abs(quantities["untied: final loss, 0 = entropy rate, 1 = H(pi)"]) < slack
     assert quantities["tied: fraction of steps at H(pi)"] > markov.PLATEAU_FRACTION
     assert markov.phase_quantities({"p": "1", "q": "1/2", "d": 4}, "fast", (0,),
-                                   torch.device("cpu")) == {}
+                                   torch.device("cpu"), {}) == {}
 
 
 def _fails_on_two(task):
@@ -219,7 +218,7 @@ def _fails_on_two(task):
 def test_ray_backend_reports_a_task_that_keeps_failing():
     pytest.importorskip("ray", reason="Ray is installed with the [distributed] extra")
     results = {}
-    sweep.run_ray([_fake_task(i) for i in range(3)], 2, None,
+    sweeps.run_ray([_fake_task(i) for i in range(3)], 2, None,
                   lambda task, record: results.__setitem__(dict(task.params)["T0"], record),
                   runner=_fails_on_two)
     assert {k: r["status"] for k, r in results.items()} == {"0": "passed", "1": "passed",

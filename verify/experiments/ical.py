@@ -25,9 +25,8 @@ from numerics.device import generator
 from numerics.models.linear_attention import BlockLinearAttention, DiagonalLinearAttention
 from numerics.train import History, TrainConfig, train
 from theorems import ical as theory
-from verify.experiments import Experiment, divergence
-from verify.harness import Context, Curve
-from verify.tolerance import Check, Tolerance, apart, at_least, at_most, close
+from verify.compare import apart, at_least, at_most, close, divergence
+from verify.records import Check, Context, Curve, Experiment, Tolerance
 
 #: Monte Carlo agreement: 5 standard errors of the mean over independent sequences, plus the
 #: float64 round-off of the mean (where the loss is exactly 0 the standard error vanishes).
@@ -159,7 +158,8 @@ def _gd_bridge(ctx: Context) -> tuple[list[Check], list[Curve]]:
                                    random_phase=True)
         predicted = float(theory.scalar_step_loss().subs({theory.d_: d, theory.T_: T,
                                                           theory.eta: step}))
-        checks.append(close(f"Monte Carlo loss at VQ = {factor:g} eta* I vs d[(eta T-1)^2 + "
+        checks.append(close(f"monte-carlo-loss-at-vq-{factor:g}-eta-i-vs-closed-form",
+                            f"Monte Carlo loss at VQ = {factor:g} eta* I vs d[(eta T-1)^2 + "
                             "eta^2 T(d-1)]", "bridge", predicted, mean, _mc_tolerance(error),
                             standard_error=error, samples=budget.mc_samples))
     with torch.no_grad():
@@ -168,7 +168,8 @@ def _gd_bridge(ctx: Context) -> tuple[list[Check], list[Curve]]:
         gd = step * sum(context[:, t] * (context[:, t - 1].conj() * context[:, T]).sum(-1,
                         keepdim=True) for t in range(1, T + 1))
         difference = (model(context) - gd).abs().max().item()
-    checks.append(close("head output = one GD step eta sum_t s_t s_(t-1)^* s_T", "bridge", 0.0,
+    checks.append(close("head-output-one-gd-step",
+                        "head output = one GD step eta sum_t s_t s_(t-1)^* s_T", "bridge", 0.0,
                         difference, REALISATION))
     return checks, []
 
@@ -201,17 +202,22 @@ def _gd_training(ctx: Context) -> tuple[list[Check], list[Curve]]:
     checks, curves = [], []
     for seed in ctx.plan.seeds:
         model, history = _train_gd(ctx, seed, random_phase=True)
-        if failed := divergence(history, f"one-step head (seed {seed})"):
+        if failed := divergence(history, f"one-step-head-seed-{seed}",
+                                f"one-step head (seed {seed})"):
             checks += failed
             continue
         diagonal, off = _gd_deviation(model, eta_star)
         mean, error = _monte_carlo(ctx, lambda s, m=model: _gd_errors(m, s), budget.mc_samples,
                                    999, random_phase=True)
         tag = f" (seed {seed})"
+        suffix = f"-seed-{seed}"
         checks += [
-            close("max |diag(VQ) - eta*|" + tag, "training", 0.0, diagonal, GD_ENTRY),
-            close("max |off-diag(VQ)|" + tag, "training", 0.0, off, GD_ENTRY),
-            close("held-out loss vs L* = d(d-1)/(T+d-1)" + tag, "training", loss_star, mean,
+            close("max-diag-vq-eta" + suffix, "max |diag(VQ) - eta*|" + tag, "training", 0.0,
+                  diagonal, GD_ENTRY),
+            close("max-off-diag-vq" + suffix, "max |off-diag(VQ)|" + tag, "training", 0.0, off,
+                  GD_ENTRY),
+            close("held-out-loss-vs-l-d-d-1-t-d-1" + suffix,
+                  "held-out loss vs L* = d(d-1)/(T+d-1)" + tag, "training", loss_star, mean,
                   Tolerance(GD_LOSS_RTOL * loss_star + SIGMAS * error,
                             f"{GD_LOSS_RTOL:.0%} (estimation) + {SIGMAS:g} standard errors"),
                   standard_error=error),
@@ -232,7 +238,8 @@ def _gd_control(ctx: Context) -> tuple[list[Check], list[Curve]]:
     for seed in ctx.plan.seeds if _size(ctx, "d") > 1 else ():
         model, _ = _train_gd(ctx, seed, random_phase=False)
         diagonal, off = _gd_deviation(model, eta_star)
-        checks.append(apart(f"fixed s_0: max |VQ - eta* I| (seed {seed})", "control", 0.0,
+        checks.append(apart(f"fixed-s-0-max-vq-eta-i-seed-{seed}",
+                            f"fixed s_0: max |VQ - eta* I| (seed {seed})", "control", 0.0,
                             max(diagonal, off), GD_ENTRY))
     return checks, []
 
@@ -290,12 +297,14 @@ def _diagonal_bridge(paired: bool):
         C = model.coupling().detach().cpu().numpy()
         p = model.P[T, : T + 1].detach().cpu().numpy()
         predicted = float(closed_form(_exact(C), tuple(_exact(p))))
-        checks = [close("Monte Carlo loss of the torch module at random (A, B, P) vs the closed "
+        checks = [close("monte-carlo-loss-at-random-a-b-p-vs-closed-form",
+                        "Monte Carlo loss of the torch module at random (A, B, P) vs the closed "
                         "form", "bridge", predicted, mean, _mc_tolerance(error),
                         standard_error=error, samples=budget.mc_samples)]
         if not paired:
             wrong = float(theory.reference_code_closed_form(_exact(C), tuple(_exact(p))))
-            checks.append(apart("the reference code's closed form is rejected by the same "
+            checks.append(apart("reference-code-closed-form-rejected",
+                                "the reference code's closed form is rejected by the same "
                                 "Monte Carlo", "bridge", wrong, mean, _mc_tolerance(error)))
         return checks, []
 
@@ -314,13 +323,14 @@ def _structure(model: DiagonalLinearAttention, T: int) -> tuple[np.ndarray, np.n
 def _floor_check(ctx: Context, heads: int, paired: bool, predicted: float, seed: int
                  ) -> tuple[Check, Curve]:
     model, history = _train_diagonal(ctx, heads, seed, paired)
-    if failed := divergence(history, f"H = {heads} (seed {seed})"):
+    if failed := divergence(history, f"h-{heads}-seed-{seed}", f"H = {heads} (seed {seed})"):
         return failed[0], Curve("rank floor: training loss (sum over rows)", f"H={heads}",
                                 history.losses, {})
     mean, error = _last_row_loss(ctx, model, paired)
     tolerance = Tolerance(FLOOR_OPTIMISATION + SIGMAS * error,
                           f"optimisation {FLOOR_OPTIMISATION:g} + {SIGMAS:g} standard errors")
-    check = close(f"H = {heads}: last-row loss reaches the rank floor (seed {seed})",
+    check = close(f"h-{heads}-last-row-loss-reaches-the-rank-floor-seed-{seed}",
+                  f"H = {heads}: last-row loss reaches the rank floor (seed {seed})",
                   "training", predicted, mean, tolerance, standard_error=error)
     return check, Curve("rank floor: training loss (sum over rows)", f"H={heads}, seed {seed}",
                         history.losses, {})
@@ -332,19 +342,22 @@ def _unitary_training(ctx: Context) -> tuple[list[Check], list[Curve]]:
     for seed in ctx.plan.seeds:
         if heads >= d:
             model, history = _train_diagonal(ctx, heads, seed, paired=False)
-            if failed := divergence(history, f"unitary heads (seed {seed})"):
+            if failed := divergence(history, f"unitary-heads-seed-{seed}",
+                                    f"unitary heads (seed {seed})"):
                 checks += failed
                 continue
             mean, _ = _last_row_loss(ctx, model, paired=False)
             C, p = _structure(model, T)
             tag = f" (seed {seed})"
+            suffix = f"-seed-{seed}"
             checks += [
-                at_most("last-row loss" + tag, "training", ZERO_LOSS_BOUND, mean,
+                at_most("last-row-loss" + suffix, "last-row loss" + tag, "training",
+                        ZERO_LOSS_BOUND, mean,
                         "noiseless data: the minimum interpolates (spec tolerance)"),
-                close("max |p_T C - I|" + tag, "training", 0.0,
+                close("max-p-t-c-i" + suffix, "max |p_T C - I|" + tag, "training", 0.0,
                       float(np.abs(p[T] * C - np.eye(d)).max()), STRUCTURE),
-                close("max |p_k|, k != T" + tag, "training", 0.0, float(np.abs(p[:T]).max()),
-                      STRUCTURE),
+                close("max-p-k-k-t" + suffix, "max |p_k|, k != T" + tag, "training", 0.0,
+                      float(np.abs(p[:T]).max()), STRUCTURE),
             ]
             curves.append(Curve("unitary: training loss (sum over rows)", f"seed {seed}",
                                 history.losses, {}))
@@ -361,15 +374,19 @@ def _heads_training(ctx: Context) -> tuple[list[Check], list[Curve]]:
     for seed in ctx.plan.seeds:
         model, history = _train_diagonal(ctx, _size(ctx, "d"), seed, paired=False, balanced=True,
                                          gradient_descent=True)
-        if failed := divergence(history, f"balanced heads (seed {seed})"):
+        if failed := divergence(history, f"balanced-heads-seed-{seed}",
+                                f"balanced heads (seed {seed})"):
             checks += failed
             continue
         ratio, coupling = _orthogonality(model)
         tag = f" (seed {seed})"
+        suffix = f"-seed-{seed}"
         checks += [
-            at_most("B^T A: max off-diagonal / mean |diagonal|" + tag, "training", HEADS_RATIO,
+            at_most("b-t-a-max-off-diagonal-mean-diagonal" + suffix,
+                    "B^T A: max off-diagonal / mean |diagonal|" + tag, "training", HEADS_RATIO,
                     coupling, "B^T A = c I at the minimum"),
-            at_most("A A^T: max off-diagonal / mean diagonal" + tag, "training", HEADS_RATIO,
+            at_most("a-a-t-max-off-diagonal-mean-diagonal" + suffix,
+                    "A A^T: max off-diagonal / mean diagonal" + tag, "training", HEADS_RATIO,
                     ratio, "balanced init: A A^T - B B^T conserved by gradient flow"),
         ]
         curves.append(Curve("orthogonal heads: training loss", f"seed {seed}", history.losses, {}))
@@ -394,7 +411,8 @@ def _heads_control(ctx: Context) -> tuple[list[Check], list[Curve]]:
         model, _ = _train_diagonal(ctx, _size(ctx, "d"), seed, paired=False,
                                    gradient_descent=True, init_std=UNBALANCED_STD)
         ratio, coupling = _orthogonality(model)
-        checks.append(at_least(f"unbalanced init: A A^T off-diagonal / diagonal (seed {seed})",
+        checks.append(at_least(f"unbalanced-init-a-a-t-off-diagonal-diagonal-seed-{seed}",
+                               f"unbalanced init: A A^T off-diagonal / diagonal (seed {seed})",
                                "control", HEADS_RATIO, ratio,
                                "without balance the orthogonality prediction fails",
                                coupling_off_diagonal_ratio=coupling))
@@ -414,7 +432,8 @@ def _pe_training(ctx: Context) -> tuple[list[Check], list[Curve]]:
     results = []
     for seed in ctx.plan.seeds:
         model, history = _train_diagonal(ctx, heads, seed, paired=True)
-        if failed := divergence(history, f"orthogonal heads (seed {seed})"):
+        if failed := divergence(history, f"orthogonal-heads-seed-{seed}",
+                                f"orthogonal heads (seed {seed})"):
             checks += failed
             continue
         mean, _ = _last_row_loss(ctx, model, paired=True)
@@ -431,30 +450,21 @@ def _pe_training(ctx: Context) -> tuple[list[Check], list[Curve]]:
     best = min(results, key=lambda r: r["loss"])
     details = {"seeds": results, "fraction_global": len(reached) / len(results)}
     checks += [
-        at_most(f"best seed's last-row loss ({len(reached)}/{len(results)} seeds reached the "
+        at_most("best-seed-last-row-loss",
+                f"best seed's last-row loss ({len(reached)}/{len(results)} seeds reached the "
                 "global minimum)", "training", PE_ZERO_LOSS_BOUND, best["loss"],
                 "noiseless data (spec tolerance); spurious minima exist, so the best seed "
                 "counts", **details),
-        close("p_(T-1) / p_T of the best seed", "training", ctx.prediction.float("p_ratio"),
-              best["ratio"], PE_STRUCTURE),
-        close("max |C - c blockdiag(J_2)| / |c| of the best seed", "training", 0.0,
+        close("p-t-1-p-t-of-the-best-seed", "p_(T-1) / p_T of the best seed", "training",
+              ctx.prediction.float("p_ratio"), best["ratio"], PE_STRUCTURE),
+        close("max-c-c-blockdiag-j-2-c-of-the-best-seed",
+              "max |C - c blockdiag(J_2)| / |c| of the best seed", "training", 0.0,
               best["C_error"], PE_STRUCTURE),
     ]
     return checks, curves
 
 
-_ONE = {"fast": 1, "full": 3}
-
-EXPERIMENTS = {
-    "ical-one-step-gd": Experiment((_gd_bridge, _gd_training, _gd_control),
-                                   {"full": {"d": "10", "T": "20"}}, _ONE),
-    "ical-unitary-global-minima": Experiment(
-        (_diagonal_bridge(False), _unitary_training),
-        {"full": {"d": "10", "H": "10", "T": "20"}}, _ONE),
-    "ical-orthogonal-heads": Experiment(
-        (_diagonal_bridge(False), _heads_training, _heads_control),
-        {"full": {"d": "10", "T": "20"}}, _ONE),
-    "ical-pe-trigonometric": Experiment(
-        (_diagonal_bridge(True), _pe_training),
-        {"full": {"d": "10", "H": "8", "T": "20"}}, {"fast": 3, "full": 5}),
-}
+ONE_STEP_GD = Experiment((_gd_bridge, _gd_training, _gd_control))
+UNITARY_MINIMA = Experiment((_diagonal_bridge(False), _unitary_training))
+ORTHOGONAL_HEADS = Experiment((_diagonal_bridge(False), _heads_training, _heads_control))
+PE_TRIGONOMETRIC = Experiment((_diagonal_bridge(True), _pe_training))

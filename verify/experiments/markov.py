@@ -13,6 +13,7 @@ The bridge always uses the exact population loss on a small model (``N = 4``), i
 from __future__ import annotations
 
 import math
+from collections.abc import MutableMapping
 from dataclasses import dataclass
 
 import numpy as np
@@ -30,9 +31,8 @@ from numerics.models.markov_transformer import (
 from numerics.monte_carlo import Estimate, MarkovBatches, estimate_population_loss
 from numerics.population import MarkovPopulation
 from numerics.train import History, TrainConfig, train
-from verify.experiments import Experiment, Stage, divergence
-from verify.harness import Context, Curve, ProgressFactory
-from verify.tolerance import Check, Tolerance, at_least, at_most, close
+from verify.compare import at_least, at_most, close, divergence
+from verify.records import Check, Context, Curve, Experiment, ProgressFactory, Stage, Tolerance
 
 # ----------------------------------------------------------------------------- tolerances
 
@@ -155,33 +155,36 @@ def _moving_average(values: np.ndarray, window: int) -> tuple[np.ndarray, float]
     return smoothed, noise / math.sqrt(window)
 
 
-#: Finished runs by their full specification: controls reuse other theorems' runs, and a run
-#: is a deterministic function of its key (seeded init and data).
-_RUNS: dict[tuple, MarkovRun] = {}
+def _run_key(p: float, q: float, d: int, tied: bool, budget: str, seed: int,
+             device: torch.device, start: tuple[float, float] | None) -> tuple:
+    """A run is a deterministic function of this key (seeded init and data), so the cache of
+    one invocation can hand it to every stage that asks (controls reuse other theorems' runs)."""
+    return ("markov", p, q, d, tied, budget, seed, str(device), start)
 
 
 def train_markov(
     p: float, q: float, d: int, tied: bool, budget: str, seed: int, device: torch.device,
-    start: tuple[float, float] | None = None, progress: ProgressFactory | None = None,
+    cache: MutableMapping, start: tuple[float, float] | None = None,
+    progress: ProgressFactory | None = None,
 ) -> MarkovRun:
-    """Train the Markov transformer (memoised in ``_RUNS``).
+    """Train the Markov transformer (memoised in ``cache``).
 
     ``start`` is ``None`` for the paper's init (every weight N(0, 0.02^2), b = 0), or the
     ``(slope, bias)`` of theta_* (Theorem 1, from the symbolic prediction), perturbed by noise
     of norm ``STABILITY_NOISE``.
     """
-    key = (p, q, d, tied, budget, seed, str(device), start)
-    if key not in _RUNS:
-        _RUNS[key] = _train_markov(p, q, d, tied, budget, seed, device, start, progress)
-    return _RUNS[key]
+    key = _run_key(p, q, d, tied, budget, seed, device, start)
+    if key not in cache:
+        cache[key] = _train_markov(p, q, d, tied, budget, seed, device, start, progress)
+    return cache[key]
 
 
 def train_markov_ensemble(
     p: float, q: float, d: int, tied: bool, budget: str, seeds: tuple[int, ...],
-    device: torch.device, start: tuple[float, float] | None = None,
+    device: torch.device, cache: MutableMapping, start: tuple[float, float] | None = None,
     progress: ProgressFactory | None = None,
 ) -> list[MarkovRun]:
-    """Train several seeds as one batched model (exact budgets), memoised per seed.
+    """Train several seeds as one batched model (exact budgets), memoised per seed in ``cache``.
 
     Each member starts from exactly the initialisation of its sequential run; the ensemble is
     trained on the sum of the members' exact population losses, which under AdamW is each
@@ -191,7 +194,7 @@ def train_markov_ensemble(
     if not config.exact:
         raise ValueError("seed ensembles need an exact objective; sampled budgets draw "
                          "different batches per seed")
-    missing = [s for s in seeds if (p, q, d, tied, budget, s, str(device), start) not in _RUNS]
+    missing = [s for s in seeds if _run_key(p, q, d, tied, budget, s, device, start) not in cache]
     if missing:
         models = [_initial_model(d, tied, budget, seed, device, start) for seed in missing]
         ensemble = MarkovEnsemble(models)
@@ -204,9 +207,9 @@ def train_markov_ensemble(
             finals = population.objective(ensemble)[0]
         for index, seed in enumerate(missing):
             member = history.member(index)
-            _RUNS[(p, q, d, tied, budget, seed, str(device), start)] = MarkovRun(
+            cache[_run_key(p, q, d, tied, budget, seed, device, start)] = MarkovRun(
                 member, member.losses, 0.0, Estimate(float(finals[index]), 0.0))
-    return [_RUNS[(p, q, d, tied, budget, s, str(device), start)] for s in seeds]
+    return [cache[_run_key(p, q, d, tied, budget, s, device, start)] for s in seeds]
 
 
 def _initial_model(d: int, tied: bool, budget: str, seed: int, device: torch.device,
@@ -255,20 +258,21 @@ def _train_markov(
 
 def train_seeds(
     p: float, q: float, d: int, tied: bool, budget: str, seeds: tuple[int, ...],
-    device: torch.device, start: tuple[float, float] | None = None,
+    device: torch.device, cache: MutableMapping, start: tuple[float, float] | None = None,
     progress: ProgressFactory | None = None,
 ) -> list[MarkovRun]:
     """One run per seed: one batched model on exact budgets, one by one when sampled."""
     if BUDGETS[budget].exact and len(seeds) > 1:
-        return train_markov_ensemble(p, q, d, tied, budget, seeds, device, start, progress)
-    return [train_markov(p, q, d, tied, budget, seed, device, start, progress)
+        return train_markov_ensemble(p, q, d, tied, budget, seeds, device, cache, start,
+                                     progress)
+    return [train_markov(p, q, d, tied, budget, seed, device, cache, start, progress)
             for seed in seeds]
 
 
 def _runs(ctx: Context, p: float, q: float, tied: bool,
           start: tuple[float, float] | None = None) -> list[MarkovRun]:
     return train_seeds(p, q, int(ctx.plan.params["d"]), tied, ctx.plan.budget,
-                       ctx.plan.seeds, ctx.device, start, ctx.progress)
+                       ctx.plan.seeds, ctx.device, ctx.cache, start, ctx.progress)
 
 
 def _pq(ctx: Context) -> tuple[float, float]:
@@ -291,7 +295,7 @@ def _worst(values: list[float], predicted: float) -> float:
 
 def _nonfinite(runs: list[MarkovRun], name: str) -> list[Check]:
     return [check for seed, run in enumerate(runs)
-            for check in divergence(run.history, f"{name} (seed {seed})")]
+            for check in divergence(run.history, f"{name}-seed-{seed}", f"{name} (seed {seed})")]
 
 
 def _curves(title: str, label: str, runs: list[MarkovRun], ctx: Context) -> list[Curve]:
@@ -306,8 +310,8 @@ def _curves(title: str, label: str, runs: list[MarkovRun], ctx: Context) -> list
 def _separation(ctx: Context, tolerance: Tolerance) -> Check:
     gap = ctx.prediction.float("unigram_loss") - ctx.prediction.float("entropy_rate")
     return at_least(
-        "H(pi) and entropy rate are distinguishable", "training",
-        SEPARATION_FACTOR * tolerance.atol, gap,
+        "h-pi-and-entropy-rate-are-distinguishable", "H(pi) and entropy rate are distinguishable",
+        "training", SEPARATION_FACTOR * tolerance.atol, gap,
         f"the gap must exceed {SEPARATION_FACTOR:g} loss tolerances, else a training check "
         "cannot tell the two stationary values apart",
     )
@@ -332,7 +336,8 @@ def _prediction_checks(
     for symbol, predicted in (("0", after_0), ("1", after_1)):
         values = [float(run.history.probes[f"after_{symbol}"][step])
                   for run, step in zip(runs, at, strict=True)]
-        checks.append(close(f"mean prediction after x_n = {symbol}", "training", predicted,
+        checks.append(close(f"mean-prediction-after-x-n-{symbol}",
+                            f"mean prediction after x_n = {symbol}", "training", predicted,
                             _worst(values, predicted), tolerance, per_seed=values))
     return checks
 
@@ -389,14 +394,15 @@ def _global_bridge(ctx: Context) -> tuple[list[Check], list[Curve]]:
     loss.backward()
     gradient = float(torch.sqrt(sum((x.grad**2).sum() for x in model.parameters())))
     return [
-        close("population loss at theta_* = entropy rate", "bridge",
-              pred.float("entropy_rate"), loss.item(), BRIDGE_LOSS),
-        at_most("gradient norm at theta_*", "bridge", BRIDGE_GRADIENT_BOUND, gradient,
+        close("population-loss-at-theta-entropy-rate", "population loss at theta_* = entropy rate",
+              "bridge", pred.float("entropy_rate"), loss.item(), BRIDGE_LOSS),
+        at_most("gradient-norm-at-theta", "gradient norm at theta_*", "bridge",
+                BRIDGE_GRADIENT_BOUND, gradient,
                 "float64 round-off of the exact gradient at a stationary point"),
-        close("prediction after x_n = 0 equals p", "bridge", pred.float("next_after_0"),
-              float(probes["after_0"]), BRIDGE_LOSS),
-        close("prediction after x_n = 1 equals 1-q", "bridge", pred.float("next_after_1"),
-              float(probes["after_1"]), BRIDGE_LOSS),
+        close("prediction-after-x-n-0-equals-p", "prediction after x_n = 0 equals p", "bridge",
+              pred.float("next_after_0"), float(probes["after_0"]), BRIDGE_LOSS),
+        close("prediction-after-x-n-1-equals-1-q", "prediction after x_n = 1 equals 1-q", "bridge",
+              pred.float("next_after_1"), float(probes["after_1"]), BRIDGE_LOSS),
     ], []
 
 
@@ -425,19 +431,23 @@ def _unigram_bridge(ctx: Context, tied: bool) -> tuple[list[Check], list[Curve]]
     generic_loss = population.objective(generic)[0].item()
 
     checks = [
-        close("population loss at theta_pi = H(pi)", "bridge", h_pi, loss.item(), BRIDGE_LOSS),
-        close("loss at a generic member of theta_pi (random other weights) = H(pi)", "bridge",
+        close("population-loss-at-theta-pi-h-pi", "population loss at theta_pi = H(pi)", "bridge",
+              h_pi, loss.item(), BRIDGE_LOSS),
+        close("generic-member-of-theta-pi-loss-h-pi",
+              "loss at a generic member of theta_pi (random other weights) = H(pi)", "bridge",
               h_pi, generic_loss, BRIDGE_LOSS),
-        at_most("gradient norm at theta_pi", "bridge", BRIDGE_GRADIENT_BOUND,
-                float(gradient.norm()), "float64 round-off of the exact gradient"),
-        close(f"Hessian spectrum ({len(eigenvalues)} parameters), max |eig - predicted|",
+        at_most("gradient-norm-at-theta-pi", "gradient norm at theta_pi", "bridge",
+                BRIDGE_GRADIENT_BOUND, float(gradient.norm()),
+                "float64 round-off of the exact gradient"),
+        close(f"hessian-spectrum-{len(eigenvalues)}-parameters-max-eig-predicted",
+              f"Hessian spectrum ({len(eigenvalues)} parameters), max |eig - predicted|",
               "bridge", 0.0, spectrum_error, BRIDGE_SPECTRUM,
               min_eigenvalue=float(eigenvalues.min()), max_eigenvalue=float(eigenvalues.max())),
     ]
     smallest = float(eigenvalues.min())
     predicted_min = min(v for v, _ in pred.spectrum_floats("hessian"))
-    checks.append(close("smallest Hessian eigenvalue", "bridge", min(predicted_min, 0.0),
-                        smallest, BRIDGE_SPECTRUM))
+    checks.append(close("smallest-hessian-eigenvalue", "smallest Hessian eigenvalue", "bridge",
+                        min(predicted_min, 0.0), smallest, BRIDGE_SPECTRUM))
     return checks + _perturbation_probe(ctx, loss_fn, theta.detach(), h_pi), []
 
 
@@ -456,6 +466,7 @@ def _perturbation_probe(ctx: Context, loss_fn, theta: torch.Tensor, h_pi: float)
         losses = vmap(loss_fn)(theta + radii * directions)
     lowest = float((losses - h_pi).min())
     return [at_least(
+        f"{PROBE_COUNT}-random-perturbations-norm-{low:g}-{high:g}-min-l-h-pi",
         f"{PROBE_COUNT} random perturbations (norm {low:g}..{high:g}): min L - H(pi)", "bridge",
         -PROBE_SLACK, lowest, "a local minimum: no nearby point is lower, up to float64 round-off",
     )]
@@ -486,12 +497,14 @@ def _plateau_checks(ctx: Context, runs: list[MarkovRun], name: str) -> list[Chec
                         "length": n, "mean_loss": lv}
                        for s, ((a, b, n), lv) in enumerate(zip(plateaus, levels, strict=True))]
     checks = [
-        at_least(f"{name}: steps with loss within tolerance of H(pi)", "training",
+        at_least(f"{name}-steps-with-loss-within-tolerance-of-h-pi",
+                 f"{name}: steps with loss within tolerance of H(pi)", "training",
                  PLATEAU_FRACTION * steps, float(min(lengths)),
                  f"a trap holds the loss for at least {PLATEAU_FRACTION:.0%} of the run "
                  f"(band {tolerance.describe()}: {tolerance.reason})",
                  plateaus=plateau_details, band=tolerance.bound(h_pi)),
-        at_least(f"{name}: plateau loss minus entropy rate", "training",
+        at_least(f"{name}-plateau-loss-minus-entropy-rate",
+                 f"{name}: plateau loss minus entropy rate", "training",
                  SEPARATION_FACTOR * tolerance.atol, min(levels) - rate,
                  f"the plateau sits {SEPARATION_FACTOR:g} tolerances above the entropy rate",
                  per_seed=levels),
@@ -500,6 +513,7 @@ def _plateau_checks(ctx: Context, runs: list[MarkovRun], name: str) -> list[Chec
     ]
     if BUDGETS[ctx.plan.budget].exact:  # minibatch gradients have a noise floor: exact only
         checks.append(at_most(
+            f"{name}-smallest-gradient-norm-on-the-plateau-at-init",
             f"{name}: smallest gradient norm on the plateau / at init", "training",
             PLATEAU_GRADIENT_RATIO, max(gradient_ratios),
             "the plateau holds a near-stationary point, not a slow slope",
@@ -516,10 +530,12 @@ def _converged_checks(ctx: Context, runs: list[MarkovRun], name: str) -> list[Ch
     last = [len(run.history.losses) - 1 for run in runs]
     lengths, threshold = _plateau_lengths(ctx, runs, ctx.prediction.float("unigram_loss"))
     return [
-        close(f"{name}: final population loss = entropy rate", "training", rate,
+        close(f"{name}-final-population-loss-entropy-rate",
+              f"{name}: final population loss = entropy rate", "training", rate,
               _worst(finals, rate), tolerance, per_seed=finals,
               standard_errors=[run.final.standard_error for run in runs]),
-        at_most(f"{name}: steps with loss within tolerance of H(pi)", "training",
+        at_most(f"{name}-steps-with-loss-within-tolerance-of-h-pi",
+                f"{name}: steps with loss within tolerance of H(pi)", "training",
                 threshold - 1, float(max(lengths)),
                 f"escapes without a trap: fewer than {PLATEAU_FRACTION:.0%} of the steps at "
                 "H(pi)", per_seed=lengths),
@@ -536,7 +552,7 @@ def _plateau_lengths(ctx: Context, runs: list[MarkovRun], h_pi: float) -> tuple[
 
 
 def _control_check(
-    ctx: Context, runs: list[MarkovRun], name: str, h_pi: float, trap_predicted: bool
+    ctx: Context, runs: list[MarkovRun], key: str, name: str, h_pi: float, trap_predicted: bool
 ) -> Check:
     """Control: the theorem's prediction about the H(pi) plateau must fail for every seed.
 
@@ -546,10 +562,10 @@ def _control_check(
     """
     lengths, threshold = _plateau_lengths(ctx, runs, h_pi)
     if trap_predicted:  # the theorem says trapped; outside its assumptions it must not be
-        return at_most(name, "control", threshold - 1, float(max(lengths)),
+        return at_most(key, name, "control", threshold - 1, float(max(lengths)),
                        f"no trap: fewer than {PLATEAU_FRACTION:.0%} of the steps at H(pi)",
                        per_seed=lengths)
-    return at_least(name, "control", threshold, float(min(lengths)),
+    return at_least(key, name, "control", threshold, float(min(lengths)),
                     f"a trap: at least {PLATEAU_FRACTION:.0%} of the steps at H(pi)",
                     per_seed=lengths)
 
@@ -564,7 +580,8 @@ def _global_training(ctx: Context) -> tuple[list[Check], list[Curve]]:
     deviations = [float(np.max(np.abs(run.curve - rate))) for run in stable]
     checks = [
         *_nonfinite(stable + escaped, "global minimum"),
-        at_most(f"tied, from theta_* + noise {STABILITY_NOISE:g}: max |loss - entropy rate|",
+        at_most(f"tied-from-theta-noise-{STABILITY_NOISE:g}-max-loss-entropy-rate",
+                f"tied, from theta_* + noise {STABILITY_NOISE:g}: max |loss - entropy rate|",
                 "training", tolerance.bound(rate), max(deviations), tolerance.reason,
                 per_seed=deviations),
         *_converged_checks(ctx, escaped, "untied from the paper's init"),
@@ -589,9 +606,10 @@ def _local_control(ctx: Context) -> tuple[list[Check], list[Curve]]:
     tied_mirror = _runs(ctx, 1 - p, 1 - q, tied=True)
     checks = [
         *_nonfinite(untied + tied_mirror, "control"),
-        _control_check(ctx, untied, "untied: steps with loss within tolerance of H(pi)", h_pi,
+        _control_check(ctx, untied, "untied-steps-at-h-pi",
+                       "untied: steps with loss within tolerance of H(pi)", h_pi,
                        trap_predicted=True),
-        _control_check(ctx, tied_mirror,
+        _control_check(ctx, tied_mirror, "tied-mirrored-steps-at-h-pi",
                        "tied at the mirrored point (1-p, 1-q), where p+q < 1: steps at H(pi)",
                        mirrored.float("unigram_loss"), trap_predicted=True),
     ]
@@ -630,13 +648,14 @@ def _tied_trap_control(ctx: Context) -> tuple[list[Check], list[Curve]]:
         where = "at the mirrored point (1-p, 1-q), where p+q > 1"
     runs = _runs(ctx, p, q, tied=True)
     checks = [*_nonfinite(runs, "control"),
-              _control_check(ctx, runs, f"tied, {where}: steps with loss within tolerance of "
+              _control_check(ctx, runs, "tied-trap-steps-at-h-pi",
+                             f"tied, {where}: steps with loss within tolerance of "
                              "H(pi)", h_pi, trap_predicted=False)]
     return checks, _curves(f"control: tied, {where}", "tied", runs, ctx)
 
 
 def phase_quantities(params: dict, budget: str, seeds: tuple[int, ...],
-                     device: torch.device) -> dict[str, float]:
+                     device: torch.device, cache: MutableMapping) -> dict[str, float]:
     """Where tied and untied training end at ``(p, q)``, for phase diagrams (any p + q).
 
     The position of the final loss between the entropy rate (0) and H(pi) (1), averaged over
@@ -655,7 +674,7 @@ def phase_quantities(params: dict, budget: str, seeds: tuple[int, ...],
     quantities = {}
     for tied in (True, False):
         label = "tied" if tied else "untied"
-        runs = train_seeds(p, q, d, tied, budget, seeds, device)
+        runs = train_seeds(p, q, d, tied, budget, seeds, device, cache)
         final = float(np.mean([run.final.mean for run in runs]))
         quantities[f"{label}: final loss, 0 = entropy rate, 1 = H(pi)"] = (
             (final - rate) / (h_pi - rate) if abs(h_pi - rate) > 1e-12 else math.nan)
@@ -672,23 +691,15 @@ def boundary_overlay(ax, x_name: str, y_name: str) -> None:
         ax.set_xlim(*ax.get_xlim())
 
 
-_FULL_DEFAULTS = {"full": {"d": "8"}}
-_SEEDS = {"fast": 1, "full": 5}
 _SWEEP = {"phase": phase_quantities, "overlay": boundary_overlay}
 
-EXPERIMENTS = {
-    "markov-global-minima": Experiment((_global_bridge, _global_training), _FULL_DEFAULTS,
-                                       _SEEDS, **_SWEEP),
-    "markov-local-minima": Experiment(
-        (lambda ctx: _unigram_bridge(ctx, True), _local_training, _local_control),
-        _FULL_DEFAULTS, _SEEDS, **_SWEEP),
-    "markov-saddle-untied": Experiment(
-        (lambda ctx: _unigram_bridge(ctx, False),
-         _escape_training(False, "saddle (untied): escapes to the entropy rate"),
-         _tied_trap_control),
-        _FULL_DEFAULTS, _SEEDS, **_SWEEP),
-    "markov-tied-saddle": Experiment(
-        (lambda ctx: _unigram_bridge(ctx, True),
-         _escape_training(True, "tied saddle: p+q < 1 escapes"), _tied_trap_control),
-        _FULL_DEFAULTS, _SEEDS, **_SWEEP),
-}
+GLOBAL_MINIMA = Experiment((_global_bridge, _global_training), **_SWEEP)
+LOCAL_MINIMA = Experiment(
+    (lambda ctx: _unigram_bridge(ctx, True), _local_training, _local_control), **_SWEEP)
+SADDLE_UNTIED = Experiment(
+    (lambda ctx: _unigram_bridge(ctx, False),
+     _escape_training(False, "saddle (untied): escapes to the entropy rate"),
+     _tied_trap_control), **_SWEEP)
+TIED_SADDLE = Experiment(
+    (lambda ctx: _unigram_bridge(ctx, True),
+     _escape_training(True, "tied saddle: p+q < 1 escapes"), _tied_trap_control), **_SWEEP)

@@ -27,9 +27,8 @@ from numerics.max_margin import attention_column, feedforward
 from numerics.models.ntp_transformer import NTPTransformer
 from numerics.train import History, TrainConfig, train
 from theorems import ntp
-from verify.experiments import Experiment, divergence
-from verify.harness import Context, Curve
-from verify.tolerance import Check, Tolerance, at_least, at_most, close
+from verify.compare import at_least, at_most, close, divergence
+from verify.records import Check, Context, Curve, Experiment, Tolerance
 
 #: float64 round-off of a loss or gradient of O(1) logits (the model against closed forms).
 BRIDGE = Tolerance(1e-12, "float64 round-off of the model's loss/gradient at the closed form")
@@ -72,8 +71,6 @@ class NTPBudget:
 
 
 BUDGETS = {"fast": NTPBudget(2000, 3000), "full": NTPBudget(20_000, 20_000)}
-_FULL = {"full": {"K": "20", "orders": "random", "L": "3"}}
-_ONE = {"fast": 1, "full": 5}
 
 
 # ----------------------------------------------------------------------------- shared pieces
@@ -172,27 +169,23 @@ class TwoStageRun:
     model: NTPTransformer
 
 
-#: Finished two-stage runs by parameters, budget, device and prediction (deterministic).
-_RUNS: dict[tuple, TwoStageRun] = {}
-
-
 def _two_stage(ctx: Context) -> TwoStageRun:
     """Stage 1 (``T0`` steps) then stage 2 to the floor; shared by the theorems that use the
     same parameters (training is deterministic from zero)."""
     pred = ctx.prediction
     W_ov, W_kq, floor = _matrix(pred.value("W_ov")), _matrix(pred.value("W_kq")), pred.float(
         "floor")
-    key = (tuple(sorted((k, str(v)) for k, v in ctx.plan.params.items())), ctx.plan.budget,
-           str(ctx.device), floor, W_kq.tobytes(), W_ov.tobytes())
-    if key not in _RUNS:
+    key = ("ntp-two-stage", tuple(sorted((k, str(v)) for k, v in ctx.plan.params.items())),
+           ctx.plan.budget, str(ctx.device), floor, W_kq.tobytes(), W_ov.tobytes())
+    if key not in ctx.cache:  # deterministic from zero: the run of this invocation is shared
         resolved = ntp.resolve(ctx.plan.params)
         batch, _ = training_sentences(resolved)
         model = _one_hot_model(resolved.K, ctx.device)
         stage1 = _stage1(ctx, model, batch, W_ov, "stage 1: W_ov")
         stage2 = _ngd(ctx, model, "W_kq", batch, BUDGETS[ctx.plan.budget].attention_steps,
                       float(ctx.plan.params["eta"]), W_kq, floor + STOP_GAP, "stage 2: W_kq")
-        _RUNS[key] = TwoStageRun(stage1, stage2, model)
-    return _RUNS[key]
+        ctx.cache[key] = TwoStageRun(stage1, stage2, model)
+    return ctx.cache[key]
 
 
 def _fit(x: np.ndarray, y: np.ndarray) -> tuple[float, float]:
@@ -235,13 +228,16 @@ def _ffn_bridge(ctx: Context) -> tuple[list[Check], list[Curve]]:
         loss.backward()
         step = -model.W_ov.grad / torch.linalg.norm(model.W_ov.grad)
         checks += [
-            close(f"collocation loss of the model at W_ov = {c:g} W*/||W*|| = L0 law",
+            close(f"collocation-loss-of-the-model-at-w-ov-{c:g}-w-w-l0-law",
+                  f"collocation loss of the model at W_ov = {c:g} W*/||W*|| = L0 law",
                   "bridge", float(law(c / eta0)), loss.item(), BRIDGE),
-            at_most(f"|NGD step direction - W*/||W*|| | at W_ov = {c:g} W*/||W*||", "bridge",
+            at_most(f"ngd-step-direction-w-w-at-w-ov-{c:g}-w-w",
+                    f"|NGD step direction - W*/||W*|| | at W_ov = {c:g} W*/||W*||", "bridge",
                     BRIDGE.atol, torch.abs(step - unit).max().item(), BRIDGE.reason),
         ]
     solved = feedforward(np.eye(K), np.array(resolved.collocation))
-    checks.append(close("cvxpy solution of the feed-forward SVM vs the closed form W_ov* "
+    checks.append(close("cvxpy-feed-forward-svm-vs-closed-form-w-ov",
+                        "cvxpy solution of the feed-forward SVM vs the closed form W_ov* "
                         "(max entry error)", "bridge", 0.0,
                         float(np.abs(solved.solution - W_star).max()), SOLVER))
     return checks, []
@@ -257,10 +253,11 @@ def _ffn_training(ctx: Context) -> tuple[list[Check], list[Curve]]:
 
     model = _one_hot_model(K, ctx.device)
     history = _stage1(ctx, model, batch, W_star, "stage 1 from 0")
-    checks = divergence(history, "stage 1 from 0")
+    checks = divergence(history, "stage-1-from-0", "stage 1 from 0")
     law = _law(ctx)(np.arange(len(history.losses)))
     worst = float(np.max(np.abs(history.losses - law) / law))
-    checks.append(close("from 0: max_t |L0(t) - log(1 + (K-1) exp(-eta0 t/sqrt(K-1)))| / L0",
+    checks.append(close("from-0-l0-follows-the-law",
+                        "from 0: max_t |L0(t) - log(1 + (K-1) exp(-eta0 t/sqrt(K-1)))| / L0",
                         "training", 0.0, worst,
                         Tolerance(LAW_RTOL, "the law is exact; float64 log-sum-exp round-off "
                                   "is ~1e-15 relative"), steps=len(law)))
@@ -284,13 +281,15 @@ def _ffn_training(ctx: Context) -> tuple[list[Check], list[Curve]]:
 def _log_linear(history: History, label: str, bound: float) -> Check:
     n = len(history.losses)
     slope, r2 = _fit(np.arange(n // 2, n), np.log(history.losses[n // 2:]))
-    return at_least(f"{label}: log L0 linear in t over the second half (r^2)", "training",
+    return at_least(f"{label}-log-l0-linear-in-t-over-the-second-half-r-2",
+                    f"{label}: log L0 linear in t over the second half (r^2)", "training",
                     bound, r2, "spec: linear convergence of L0 (fit over the second half)",
                     slope=slope, steps=n)
 
 
 def _ffn_random_init(ctx: Context, batch: Sentences, W_star: np.ndarray, steps: int,
                      eta0: float, seed: int, tag: str) -> tuple[list[Check], list[Curve]]:
+    suffix = f"-seed-{seed}"
     K = W_star.shape[0]
     model = _one_hot_model(K, ctx.device)
     with torch.no_grad():
@@ -298,18 +297,20 @@ def _ffn_random_init(ctx: Context, batch: Sentences, W_star: np.ndarray, steps: 
                                                 device=ctx.device, dtype=torch.float64))
     norm0 = torch.linalg.norm(model.W_ov).item()
     history = _stage1(ctx, model, batch, W_star, f"stage 1, random init{tag}", steps)
-    if failed := divergence(history, f"stage 1 random init{tag}"):
+    if failed := divergence(history, f"stage-1-random-init{tag}", f"stage 1 random init{tag}"):
         return failed, []
     t = len(history.losses) - 1
     perp = history.probes["perp"]
     radius = eta0 * t - norm0
     bound = 0.5 * (norm0 / radius) ** 2 if radius > 0 else 2.0
     return [
-        at_most("random init N(0, 0.1^2): part of W_ov orthogonal to W* never exceeds its "
+        at_most("random-init-orthogonal-part-bounded" + suffix,
+                "random init N(0, 0.1^2): part of W_ov orthogonal to W* never exceeds its "
                 "initial size" + tag, "training", perp[0] + BRIDGE.atol, float(perp.max()),
                 "NGD moves along -grad, whose orthogonal part points back towards the W* ray; "
                 "round-off 1e-12", initial=float(perp[0])),
-        at_most("random init: 1 - corr(W_ov, W*) at the end" + tag, "training", bound,
+        at_most("random-init-1-corr-w-ov-w-at-the-end" + suffix,
+                "random init: 1 - corr(W_ov, W*) at the end" + tag, "training", bound,
                 float(1 - history.probes["corr"][-1]),
                 "1 - cos <= (1/2) tan^2 with ||W_perp|| <= ||W(0)|| and ||W_par|| >= "
                 "eta0 t - ||W(0)||: bound (1/2)(||W(0)||/(eta0 t - ||W(0)||))^2",
@@ -321,6 +322,7 @@ def _ffn_random_init(ctx: Context, batch: Sentences, W_star: np.ndarray, steps: 
 def _ffn_gaussian(ctx: Context, resolved: ntp.Setting, steps: int, seed: int, tag: str
                   ) -> tuple[list[Check], list[Curve]]:
     """Non-orthonormal (Gaussian) embeddings: W* only numerically (cvxpy), training from 0."""
+    suffix = f"-seed-{seed}"
     K = resolved.K
     embeddings = np.random.default_rng(seed).standard_normal((K, K))
     solved = feedforward(embeddings, np.array(resolved.collocation))
@@ -329,15 +331,18 @@ def _ffn_gaussian(ctx: Context, resolved: ntp.Setting, steps: int, seed: int, ta
     batch = _task(resolved).collocation_sentences()
     history = _stage1(ctx, model, batch, solved.solution,
                       f"stage 1, Gaussian embeddings{tag}", steps)
-    if failed := divergence(history, f"stage 1 Gaussian embeddings{tag}"):
+    if failed := divergence(history, f"stage-1-gaussian-embeddings{tag}",
+                            f"stage 1 Gaussian embeddings{tag}"):
         return failed, []
     gap = 1 - history.probes["corr"]
     n = len(gap)
     slope, r2 = _fit(np.log(np.arange(n // 2, n)), np.log(gap[n // 2:]))
     return [
-        at_most("Gaussian embeddings: KKT residual of the cvxpy SVM solution" + tag, "bridge",
+        at_most("gaussian-embeddings-kkt-residual-of-the-cvxpy-svm-solution" + suffix,
+                "Gaussian embeddings: KKT residual of the cvxpy SVM solution" + tag, "bridge",
                 SOLVER.atol, max(residuals.values()), SOLVER.reason, **residuals),
-        at_most("Gaussian embeddings: log-log slope of 1 - corr(W_ov, W*) over the second "
+        at_most("gaussian-embeddings-log-log-slope-of-1-corr" + suffix,
+                "Gaussian embeddings: log-log slope of 1 - corr(W_ov, W*) over the second "
                 "half" + tag, "training", -1.0, slope,
                 "W(t) = eta0 t W*/||W*|| + bounded offset gives 1 - corr = O(t^-2); a slope "
                 "above -1 is slower than any bounded offset allows", r2=r2, steps=n,
@@ -373,16 +378,20 @@ def _attention_bridge(ctx: Context) -> tuple[list[Check], list[Curve]]:
     tokens, lengths, targets, _ = _tensors(batch, ctx.device)
     loss = model.loss(tokens, lengths, targets).item()
     return [
-        close("comparisons in the generated sentences vs the theorem's characterisation "
+        close("generated-comparisons-vs-characterisation",
+              "comparisons in the generated sentences vs the theorem's characterisation "
               "(pairs that differ)", "bridge", 0.0, float((compared != expected).sum()),
               Tolerance(0.0, "set equality"), sentences=len(batch),
               constraints=int(compared.sum())),
-        close("cvxpy per-query QP vs the exact W_kq* (max entry error)", "bridge", 0.0,
+        close("cvxpy-per-query-qp-vs-the-exact-w-kq-max-entry-error",
+              "cvxpy per-query QP vs the exact W_kq* (max entry error)", "bridge", 0.0,
               float(np.abs(numeric - W_star).max()), SOLVER),
-        at_most("KKT residual of the cvxpy solution (feasibility, dual, stationarity, "
+        at_most("kkt-residual-of-the-cvxpy-solution",
+                "KKT residual of the cvxpy solution (feasibility, dual, stationarity, "
                 "slackness)", "bridge", SOLVER.atol, max(residuals.values()), SOLVER.reason,
                 **residuals),
-        close(f"model loss at W_ov = eta0 T0 W_ov*/||W_ov*||, W_kq = {BRIDGE_MARGIN} W_kq* "
+        close(f"model-loss-at-w-kq-{BRIDGE_MARGIN}-w-kq-vs-the-floor-l0-t0",
+              f"model loss at W_ov = eta0 T0 W_ov*/||W_ov*||, W_kq = {BRIDGE_MARGIN} W_kq* "
               "vs the floor L0(T0)", "bridge", pred.float("floor"), loss, BRIDGE),
     ], []
 
@@ -402,7 +411,8 @@ def _stage2_curves(run: TwoStageRun, floor: float) -> list[Curve]:
 
 def _attention_training(ctx: Context) -> tuple[list[Check], list[Curve]]:
     run = _two_stage(ctx)
-    checks = divergence(run.stage1, "stage 1") + divergence(run.stage2, "stage 2")
+    checks = (divergence(run.stage1, "stage-1", "stage 1")
+              + divergence(run.stage2, "stage-2", "stage 2"))
     if checks:
         return checks, []
     W_star = _matrix(ctx.prediction.value("W_kq"))
@@ -415,20 +425,23 @@ def _attention_training(ctx: Context) -> tuple[list[Check], list[Curve]]:
     optimal = (attention * (tokens == greatest[:, None])).sum(-1).min().item()
     steps = len(run.stage2.losses)
     return [
-        at_most("1 - corr(W_kq, W_kq*) at the end of stage 2", "training", CORR_BOUND,
+        at_most("1-corr-w-kq-w-kq-at-the-end-of-stage-2",
+                "1 - corr(W_kq, W_kq*) at the end of stage 2", "training", CORR_BOUND,
                 1 - corr, "spec: direction convergence on the toy (eta = 0.5)", steps=steps,
                 at_step_300=float(1 - run.stage2.probes["corr"][min(300, steps - 1)])),
-        at_least("smallest attention on the optimal token over training sentences",
+        at_least("smallest-attention-on-the-optimal-token",
+                 "smallest attention on the optimal token over training sentences",
                  "training", ATTENTION_BOUND, optimal, "spec: attention on x* -> 1"),
-        at_least("training accuracy (argmax logit = n(x*))", "training", 1.0,
-                 float((logits.argmax(-1) == targets).double().mean()),
+        at_least("training-accuracy-argmax-logit-n-x", "training accuracy (argmax logit = n(x*))",
+                 "training", 1.0, float((logits.argmax(-1) == targets).double().mean()),
                  "attention on x* and W_ov's margin make every prediction correct"),
     ], _stage2_curves(run, ctx.prediction.float("floor"))
 
 
 def _rate_training(ctx: Context) -> tuple[list[Check], list[Curve]]:
     run = _two_stage(ctx)
-    checks = divergence(run.stage1, "stage 1") + divergence(run.stage2, "stage 2")
+    checks = (divergence(run.stage1, "stage-1", "stage 1")
+              + divergence(run.stage2, "stage-2", "stage 2"))
     if checks:
         return checks, []
     floor = ctx.prediction.float("floor")
@@ -440,11 +453,14 @@ def _rate_training(ctx: Context) -> tuple[list[Check], list[Curve]]:
     predicted = ctx.prediction.float("rate")
     theta = float(np.sqrt(2 * (1 - run.stage2.probes["corr"][tail[0]])))
     return [
-        at_most("loss - L_inf at the end of stage 2", "training", FINAL_GAP, float(gap[-1]),
+        at_most("loss-l-inf-at-the-end-of-stage-2", "loss - L_inf at the end of stage 2",
+                "training", FINAL_GAP, float(gap[-1]),
                 "spec: linear convergence reaches 1e-10 (float64)", steps=n),
-        at_least("log(loss - L_inf) linear in t over the middle half (r^2)", "training",
+        at_least("log-loss-l-inf-linear-in-t-over-the-middle-half-r-2",
+                 "log(loss - L_inf) linear in t over the middle half (r^2)", "training",
                  R2_RATE, r2, "spec: linear rate", slope=slope, fitted_rate=float(np.exp(slope))),
-        close("per-step factor of loss - L_inf over the last quarter vs exp(-eta/||W_kq*||)",
+        close("last-quarter-per-step-factor-vs-exp-eta-w-kq",
+              "per-step factor of loss - L_inf over the last quarter vs exp(-eta/||W_kq*||)",
               "training", predicted, float(np.exp(tail_slope)),
               Tolerance(float(predicted * abs(np.log(predicted)) * theta),
                         "the log-slope is -eta x (margin of W/||W||), which differs from "
@@ -461,7 +477,8 @@ def _shift_training(ctx: Context) -> tuple[list[Check], list[Curve]]:
     resolved = ntp.resolve(ctx.plan.params)
     q, a, _, c = resolved.holdout
     run = _two_stage(ctx)
-    checks = divergence(run.stage1, "stage 1") + divergence(run.stage2, "stage 2")
+    checks = (divergence(run.stage1, "stage-1", "stage 1")
+              + divergence(run.stage2, "stage-2", "stage 2"))
     if checks:
         return checks, []
     W_star = ctx.prediction.value("W_kq")
@@ -482,7 +499,8 @@ def _shift_training(ctx: Context) -> tuple[list[Check], list[Curve]]:
     if longer:
         checks.append(_held_out_accuracy(ctx, run.model, concatenate(longer), W_star,
                                          resolved, "longer sentences than in training"))
-    checks.append(close(f"trained s_{q}({a}) - s_{q}({c}), rescaled to ||W_kq*||, vs the SVM "
+    checks.append(close(f"trained-s-{q}-{a}-s-{q}-{c}-rescaled-to-w-kq-vs-the-svm-gap",
+                        f"trained s_{q}({a}) - s_{q}({c}), rescaled to ||W_kq*||, vs the SVM "
                         "gap", "training", ctx.prediction.float("gap"),
                         float((W[a, q] - W[c, q]) * scale),
                         Tolerance(float(np.sqrt(2) * np.linalg.norm(W_star_np) * theta),
@@ -504,15 +522,12 @@ def _held_out_accuracy(ctx: Context, model: NTPTransformer, batch: Sentences,
         logits, _ = model(tokens, lengths)
     predicted = logits.argmax(-1).cpu().numpy()
     accuracy = float((predicted == expected).mean()) if len(expected) else float("nan")
-    return at_least(f"accuracy on {label}", "training", 1.0, accuracy,
+    return at_least(f"accuracy-on-{label}", f"accuracy on {label}", "training", 1.0, accuracy,
                     "spec: 100% where the SVM scores have a unique maximiser",
                     sentences=int(decided.sum()), ties_skipped=int((~decided).sum()))
 
 
-EXPERIMENTS = {
-    "ntp-ffn-max-margin": Experiment((_ffn_bridge, _ffn_training), _FULL, _ONE),
-    "ntp-attention-max-margin": Experiment((_attention_bridge, _attention_training), _FULL,
-                                           _ONE),
-    "ntp-loss-linear-rate": Experiment((_attention_bridge, _rate_training), _FULL, _ONE),
-    "ntp-dataset-shift": Experiment((_attention_bridge, _shift_training), _FULL, _ONE),
-}
+FFN_MAX_MARGIN = Experiment((_ffn_bridge, _ffn_training))
+ATTENTION_MAX_MARGIN = Experiment((_attention_bridge, _attention_training))
+LOSS_LINEAR_RATE = Experiment((_attention_bridge, _rate_training))
+DATASET_SHIFT = Experiment((_attention_bridge, _shift_training))

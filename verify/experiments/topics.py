@@ -30,9 +30,8 @@ from numerics.monte_carlo import MaskedLMBatches
 from numerics.population import topic_population_loss
 from numerics.train import History, TrainConfig, train
 from theorems.topics import population_loss
-from verify.experiments import Experiment, divergence
-from verify.harness import Context, Curve
-from verify.tolerance import Check, Tolerance, apart, at_least, at_most, close
+from verify.compare import apart, at_least, at_most, close, divergence
+from verify.records import Check, Context, Curve, Experiment, Tolerance
 
 #: Bridge: float64 round-off of an exact sum over C(T, tau) sets and V words.
 BRIDGE = Tolerance(1e-12, "float64 round-off of the exact population sum")
@@ -148,9 +147,11 @@ def _value_bridge(ctx: Context) -> tuple[list[Check], list[Curve]]:
     loss = topic_population_loss(model, _population(ctx), lam, model.trainable())
     loss.backward()
     return [
-        close("population loss of the torch model at W* = L(delta*)", "bridge",
+        close("population-loss-of-the-torch-model-at-w-l-delta",
+              "population loss of the torch model at W* = L(delta*)", "bridge",
               pred.float("loss"), loss.item(), BRIDGE),
-        at_most("gradient norm at W*", "bridge", BRIDGE_GRADIENT, model.W_V.grad.norm().item(),
+        at_most("gradient-norm-at-w", "gradient norm at W*", "bridge", BRIDGE_GRADIENT,
+                model.W_V.grad.norm().item(),
                 "float64 round-off of the exact gradient at the minimiser"),
     ], []
 
@@ -188,19 +189,23 @@ def _value_training(ctx: Context) -> tuple[list[Check], list[Curve]]:
     for seed in ctx.plan.seeds:
         model = _value_model(ctx)
         history = _train_population(ctx, model, f"population W^V, seed {seed}", seed)
-        if failed := divergence(history, f"population W^V (seed {seed})"):
+        if failed := divergence(history, f"population-w-v-seed-{seed}",
+                                f"population W^V (seed {seed})"):
             checks += failed
             continue
         same, other, deviation = _block_fit(model.W_V.detach()[: T * v, : T * v].cpu().numpy(),
                                             T, v)
         tag = f" (seed {seed})"
+        suffix = f"-seed-{seed}"
         entry = Tolerance(0.0, "L-BFGS to float64 precision on a strictly convex objective",
                           rtol=ENTRY_RTOL)
         checks += [
-            close("max |W - block projection of W|" + tag, "training", 0.0, deviation,
-                  BLOCK_DEVIATION),
-            close("same-topic entry a" + tag, "training", pred.float("a"), same, entry),
-            close("different-topic entry b" + tag, "training", pred.float("b"), other, entry),
+            close("max-w-block-projection-of-w" + suffix, "max |W - block projection of W|" + tag,
+                  "training", 0.0, deviation, BLOCK_DEVIATION),
+            close("same-topic-entry-a" + suffix, "same-topic entry a" + tag, "training",
+                  pred.float("a"), same, entry),
+            close("different-topic-entry-b" + suffix, "different-topic entry b" + tag, "training",
+                  pred.float("b"), other, entry),
         ]
         curves.append(Curve("value matrix: population objective", f"seed {seed}",
                             history.losses, {"L(delta*)": pred.float("loss")}))
@@ -219,7 +224,7 @@ def _sampled_checks(ctx: Context) -> list[Check]:
                                                    generator=generator(ctx.device, seed),
                                                    device=ctx.device, dtype=model.W_V.dtype))
         history = _train_masked_lm(ctx, model, seed, f"sampled LDA W^V, seed {seed}")
-        if failed := divergence(history, f"sampled W^V (seed {seed})"):
+        if failed := divergence(history, f"sampled-w-v-seed-{seed}", f"sampled W^V (seed {seed})"):
             checks += failed
             continue
         W = model.W_V.detach()[:V, :V].cpu().numpy()
@@ -229,12 +234,15 @@ def _sampled_checks(ctx: Context) -> list[Check]:
         found = KMeans(T, n_init=10, random_state=seed).fit_predict(W.T)
         ari = adjusted_rand_score(np.arange(V) // v, found)
         tag = f" (sampled LDA, seed {seed})"
+        suffix = f"-sampled-seed-{seed}"
         checks += [
-            at_least("same-topic minus different-topic mean of W^V, in standard errors" + tag,
+            at_least("same-minus-different-topic-mean-of-w-v" + suffix,
+                     "same-topic minus different-topic mean of W^V, in standard errors" + tag,
                      "training", SAMPLED_SIGMAS, float((same.mean() - other.mean()) / error),
                      "standard error of the difference of means over the entries",
                      difference=float(same.mean() - other.mean()), standard_error=error),
-            at_least("adjusted Rand index of k-means on the columns of W^V vs the topics" + tag,
+            at_least("adjusted-rand-index-of-w-v-columns" + suffix,
+                     "adjusted Rand index of k-means on the columns of W^V vs the topics" + tag,
                      "training", ARI_BOUND, float(ari), "topics recovered from W^V"),
         ]
     return checks
@@ -249,8 +257,10 @@ def _value_control(ctx: Context) -> tuple[list[Check], list[Curve]]:
         history = _train_population(ctx, model, f"squared loss W^V, seed {seed}", seed,
                                     squared=True)
         _, _, deviation = _block_fit(model.W_V.detach()[: T * v, : T * v].cpu().numpy(), T, v)
-        checks += divergence(history, f"squared loss (seed {seed})") or [
-            apart(f"squared loss, no penalty: max |W - block projection| (seed {seed})",
+        checks += divergence(history, f"squared-loss-seed-{seed}",
+                             f"squared loss (seed {seed})") or [
+            apart(f"squared-loss-no-penalty-max-w-block-projection-seed-{seed}",
+                  f"squared loss, no penalty: max |W - block projection| (seed {seed})",
                   "control", 0.0, deviation, BLOCK_DEVIATION)]
     return checks, []
 
@@ -272,7 +282,8 @@ def _embedding_bridge(ctx: Context) -> tuple[list[Check], list[Curve]]:
     specials = float((model.E.detach()[:, T * v :] ** 2).sum())
     predicted = (population_loss(gram, T, v, tau, 0) + sp.Float(lam) * gram.trace()
                  + lam * specials)
-    return [close("population loss of the torch model = sympy objective at G = E^T E",
+    return [close("population-loss-of-the-torch-model-sympy-objective-at-g-e-t-e",
+                  "population loss of the torch model = sympy objective at G = E^T E",
                   "bridge", float(predicted), loss, BRIDGE)], []
 
 
@@ -306,8 +317,10 @@ def _embedding_training(ctx: Context) -> tuple[list[Check], list[Curve]]:
         polish = train(model, objective, TrainConfig(steps=steps, lr=1.0, optimizer="lbfgs",
                                                      schedule="constant", weight_decay=0.0),
                        _progress(ctx, f"embeddings (L-BFGS), seed {seed}", steps))
-        if failed := (divergence(adam, f"embeddings, Adam (seed {seed})")
-                      + divergence(polish, f"embeddings, L-BFGS (seed {seed})")):
+        if failed := (divergence(adam, f"embeddings-adam-seed-{seed}",
+                                 f"embeddings, Adam (seed {seed})")
+                      + divergence(polish, f"embeddings-l-bfgs-seed-{seed}",
+                                   f"embeddings, L-BFGS (seed {seed})")):
             checks += failed
             continue
         E = model.E.detach()[:, : T * v]
@@ -315,13 +328,17 @@ def _embedding_training(ctx: Context) -> tuple[list[Check], list[Curve]]:
         same, other, deviation = _block_fit(gram, T, v)
         singular = np.linalg.svd(gram, compute_uv=False)
         tag = f" (seed {seed})"
+        suffix = f"-seed-{seed}"
         checks += [
-            at_most("Gram matrix: max |G - block projection| / max |G|" + tag, "training",
+            at_most("gram-matrix-max-g-block-projection-max-g" + suffix,
+                    "Gram matrix: max |G - block projection| / max |G|" + tag, "training",
                     GRAM_DEVIATION, deviation / np.abs(gram).max(),
                     "optimisation error (Adam warm-up, L-BFGS polish)"),
-            at_least("same-topic minus different-topic mean inner product" + tag, "training",
+            at_least("same-topic-minus-different-topic-mean-inner-product" + suffix,
+                     "same-topic minus different-topic mean inner product" + tag, "training",
                      0.0, same - other, "same-topic words share one direction"),
-            at_most(f"largest singular value beyond the T-th (T = {T})" + tag, "training",
+            at_most(f"largest-singular-value-beyond-the-t-th-t-{T}" + suffix,
+                    f"largest singular value beyond the T-th (T = {T})" + tag, "training",
                     RANK_TOLERANCE, float(singular[T:].max(initial=0.0)),
                     "rank G <= T (optimisation error)", singular_values=singular.tolist()),
         ]
@@ -375,10 +392,11 @@ def _attention_bridge(ctx: Context) -> tuple[list[Check], list[Curve]]:
         uniform = TopicTransformer(T * v, device=ctx.device)
         same, other = _topic_attention(ctx, uniform, 0)
     return [
-        close("module logits = b + (a - b) * attention mass on the word's topic", "bridge", 0.0,
+        close("module-logits-b-a-b-attention-mass-on-the-word-s-topic",
+              "module logits = b + (a - b) * attention mass on the word's topic", "bridge", 0.0,
               (logits - formula).abs().max().item(), BRIDGE),
-        close("uniform attention: same/different ratio", "bridge",
-              pred.float("uniform_ratio"), float(same.mean() / other.mean()), BRIDGE),
+        close("uniform-attention-same-different-ratio", "uniform attention: same/different ratio",
+              "bridge", pred.float("uniform_ratio"), float(same.mean() / other.mean()), BRIDGE),
     ], []
 
 
@@ -401,7 +419,7 @@ def _train_attention(ctx: Context, same_entry: float, other_entry: float, contro
     for seed in ctx.plan.seeds:
         model = _frozen_value_model(ctx, same_entry, other_entry, seed, ATTENTION_INIT_STD)
         history = _train_masked_lm(ctx, model, seed, f"attention W^K, W^Q, seed {seed}")
-        if failed := divergence(history, f"attention (seed {seed})"):
+        if failed := divergence(history, f"attention-seed-{seed}", f"attention (seed {seed})"):
             checks += failed
             continue
         same, other = _topic_attention(ctx, model, seed)
@@ -409,16 +427,20 @@ def _train_attention(ctx: Context, same_entry: float, other_entry: float, contro
         error = float(difference.std(ddof=1) / math.sqrt(len(difference)))
         ratio = float(same.mean() / other.mean())
         tag = f" (seed {seed})"
+        suffix = f"-seed-{seed}"
         if control:
-            checks.append(at_most("swapped blocks (a < b): same/different attention ratio" + tag,
+            checks.append(at_most("swapped-blocks-a-b-same-different-attention-ratio" + suffix,
+                                  "swapped blocks (a < b): same/different attention ratio" + tag,
                                   "control", ATTENTION_RATIO * pred.float("uniform_ratio"),
                                   ratio, "the prediction (ratio > 1.1) must fail when a < b"))
             continue
         checks += [
-            at_least("mean same-topic / different-topic attention, content-word queries" + tag,
+            at_least("same-different-topic-attention-ratio" + suffix,
+                     "mean same-topic / different-topic attention, content-word queries" + tag,
                      "training", ATTENTION_RATIO * pred.float("uniform_ratio"), ratio,
                      f"{ATTENTION_RATIO:g} x the uniform-attention ratio (spec)"),
-            at_least("same-topic minus different-topic attention, in standard errors" + tag,
+            at_least("same-minus-different-topic-attention" + suffix,
+                     "same-topic minus different-topic attention, in standard errors" + tag,
                      "training", SAMPLED_SIGMAS, float(difference.mean()) / error,
                      "standard error over evaluation documents (the sampling unit)",
                      difference=float(difference.mean()), standard_error=error),
@@ -446,14 +468,6 @@ def _topic_attention(ctx: Context, model: TopicTransformer, seed: int
     return means["same"][usable].cpu().numpy(), means["other"][usable].cpu().numpy()
 
 
-_ONE = {"fast": 1, "full": 3}
-_FULL = {"full": {"T": "10", "v": "10"}}
-
-EXPERIMENTS = {
-    "topics-value-block-structure": Experiment(
-        (_value_bridge, _value_training, _value_control), _FULL, _ONE),
-    "topics-embedding-block-structure": Experiment(
-        (_embedding_bridge, _embedding_training), _FULL, _ONE),
-    "topics-attention-structure": Experiment(
-        (_attention_bridge, _attention_training, _attention_control), _FULL, _ONE),
-}
+VALUE_BLOCKS = Experiment((_value_bridge, _value_training, _value_control))
+EMBEDDING_BLOCKS = Experiment((_embedding_bridge, _embedding_training))
+ATTENTION_TOPICS = Experiment((_attention_bridge, _attention_training, _attention_control))

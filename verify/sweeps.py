@@ -21,6 +21,7 @@ import json
 import math
 import re
 import socket
+import warnings
 from collections.abc import Callable, Iterable
 from concurrent.futures import FIRST_COMPLETED, Executor, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
@@ -31,8 +32,8 @@ from multiprocessing import get_context
 from pathlib import Path
 from typing import Any
 
-import theorems
-from theorems import TheoremError
+from theorems import Theorem, TheoremError
+from verify import harness, registry
 
 #: Statuses of a finished task; ``failed`` tasks are run again by a re-run of the sweep.
 FINISHED = ("passed", "failed-checks", "outside", "skipped")
@@ -57,7 +58,7 @@ class Axis:
     values: tuple[str, ...]
 
 
-def parse_grid(spec: str, theorem: theorems.Theorem) -> Axis:
+def parse_grid(spec: str, theorem: Theorem) -> Axis:
     """``name=start:stop:num``: ``num`` evenly spaced values from ``start`` to ``stop``.
 
     Values are exact rationals (``0.05:0.95:10`` gives 1/20, 3/20, ..., 19/20).
@@ -139,40 +140,40 @@ def run_task(task: Task) -> dict[str, Any]:
     """
     import torch
 
-    from verify import harness
-    from verify.experiments import experiment_for
-
     torch.set_num_threads(1)
     device = torch.device("cpu")
     params = dict(task.params)
     record: dict[str, Any] = {"key": task.key, "theorem": task.theorem_id, "params": params,
                               "quantities": {}, "checks": {}}
-    theorem = theorems.get(task.theorem_id)
+    reg = registry.default()
+    entry = reg.entry(task.theorem_id)
+    cache: dict[Any, Any] = {}
     try:
-        plan = harness.prepare(task.theorem_id, params, task.budget, task.seeds)
+        plan = harness.prepare(entry, params, task.budget, task.seeds)
     except harness.AssumptionError as exc:
         plan = None
         record.update(status="outside", reason=str(exc))
     except TheoremError as exc:
         record.update(status="skipped", reason=str(exc))
         return record
-    experiment = experiment_for(task.theorem_id)
+    experiment = reg.experiment(task.theorem_id)
     if plan is not None:
-        verdict = harness.run(plan, device)
+        verdict = harness.run(plan, experiment, device, cache=cache)
         record["status"] = "passed" if verdict.passed else "failed-checks"
         record["seconds"] = verdict.seconds
         for check in verdict.checks:
-            record["checks"][check.name] = {"passed": check.passed, "kind": check.kind}
+            record["checks"][check.key] = {"name": check.name, "passed": check.passed,
+                                           "kind": check.kind}
             if check.kind != "obligation" and isinstance(check.measured, int | float):
                 record["quantities"][check.name] = float(check.measured)
         record["quantities"]["checks passed (1 = all)"] = float(verdict.passed)
     if experiment.phase is not None:
-        defaults = experiment.budget_defaults(task.budget)
-        resolved = theorem.resolve_params({**{k: v for k, v in defaults.items()
-                                              if k not in params}, **params})
-        count = task.seeds or experiment.default_seeds(task.budget)
+        defaults = entry.budget_defaults(task.budget)
+        resolved = entry.theorem.resolve_params({**{k: v for k, v in defaults.items()
+                                                    if k not in params}, **params})
+        count = task.seeds or entry.default_seeds(task.budget)
         record["quantities"].update(experiment.phase(resolved, task.budget,
-                                                     tuple(range(count)), device))
+                                                     tuple(range(count)), device, cache))
     return record
 
 
@@ -282,6 +283,137 @@ def run_ray(tasks: list[Task], workers: int, address: str | None, report: Report
             ray.shutdown()
 
 
+# ----------------------------------------------------------------------------- one sweep
+
+
+@dataclass(frozen=True)
+class SweepResult:
+    """What a sweep produced.
+
+    Attributes
+    ----------
+    spec : dict
+        Theorem, grid, fixed parameters, budget, seeds and backend.
+    records : list[dict]
+        One record per grid point, in grid order (see :func:`run_task`).
+    summary : dict
+        Counts by status and the points where the prediction did not hold (:func:`summarise`).
+    directory : pathlib.Path
+        Where the per-point files, ``sweep.csv``, ``sweep.json`` and the heatmaps are.
+    figures : list[pathlib.Path]
+    interrupted : bool
+        True when the sweep was stopped before every point finished (a re-run resumes).
+    """
+
+    spec: dict[str, Any]
+    records: list[dict[str, Any]]
+    summary: dict[str, Any]
+    directory: Path
+    figures: list[Path]
+    interrupted: bool = False
+
+    @property
+    def passed(self) -> bool:
+        """No point where a check failed and no task error."""
+        return (not self.interrupted and not self.summary["failed-checks"]
+                and not self.summary["failed"])
+
+
+def grid_axes(theorem: Theorem, grid: Any) -> list[Axis]:
+    """Axes from ``--grid`` specs (``["p=0.05:0.95:10"]``) or a mapping from a parameter to
+    ``"start:stop:num"`` or to a list of values."""
+    if not isinstance(grid, dict):
+        return [parse_grid(spec, theorem) for spec in grid]
+    axes = []
+    for name, values in grid.items():
+        if isinstance(values, str):
+            axes.append(parse_grid(f"{name}={values}", theorem))
+            continue
+        kinds = {p.name: p for p in theorem.parameters}
+        if name not in kinds:
+            raise SweepError(f"{theorem.id} has no parameter {name!r} "
+                             f"(its parameters: {', '.join(kinds)})")
+        exact = [str(kinds[name].coerce(v)) for v in values]
+        if not exact:
+            raise SweepError(f"grid {name}: no values")
+        axes.append(Axis(name, tuple(exact)))
+    return axes
+
+
+def run_sweep(theorem_id: str, grid: Any, *, budget: str = "fast", seeds: int | None = None,
+              fixed: dict[str, str] | None = None, backend: str = "local",
+              workers: int | None = None, address: str | None = None, out: Any = None,
+              on_start: Callable[[int, int], None] | None = None,
+              on_point: Callable[[], None] | None = None) -> SweepResult:
+    """Validate a sweep, run its unfinished points, write the tables and heatmaps.
+
+    ``on_start(points, already_finished)`` and ``on_point()`` report progress. Ctrl-C keeps
+    every finished point on disk and returns a result marked ``interrupted``.
+
+    Raises
+    ------
+    SweepError
+        Bad grid, seeds, workers or backend options, or an output directory that cannot be
+        created (all before any work starts).
+    """
+    import os
+
+    reg = registry.default()
+    theorem = reg.theorem(theorem_id)
+    fixed = dict(fixed or {})
+    theorem.resolve_params(fixed)  # unknown or malformed fixed parameters: a usage error
+    axes = grid_axes(theorem, grid)
+    if not axes:
+        raise SweepError("a sweep needs at least one --grid axis")
+    if budget not in ("fast", "full"):
+        raise SweepError(f"unknown budget {budget!r}; use fast or full")
+    if seeds is not None and seeds < 1:
+        raise SweepError(f"--seeds must be at least 1 (got {seeds})")
+    workers = workers if workers is not None else os.cpu_count() or 1
+    if workers < 1:
+        raise SweepError(f"--workers must be at least 1 (got {workers})")
+    if backend not in ("local", "ray"):
+        raise SweepError(f"unknown backend {backend!r}; use local or ray")
+    if address and backend != "ray":
+        raise SweepError("--address needs --backend ray")
+    if backend == "ray" and address:
+        check_ray_address(address)
+    reg.experiment(theorem.id)  # a missing experiment is a usage error, before any work
+    tasks = tasks_for(theorem.id, axes, fixed, budget, seeds)
+    directory = Path(out) if out is not None else Path("sweeps") / theorem.id
+    try:
+        store = ResultStore(directory)
+    except OSError as exc:
+        raise SweepError(f"--out {directory}: cannot create the directory "
+                         f"({exc.strerror})") from None
+    records = {task: store.finished(task) for task in tasks}
+    todo = [task for task in tasks if records[task] is None]
+    if on_start is not None:
+        on_start(len(tasks), len(tasks) - len(todo))
+
+    def report(task: Task, record: dict[str, Any]) -> None:
+        store.write(record)
+        records[task] = record
+        if on_point is not None:
+            on_point()
+
+    spec = {"theorem": theorem.id, "grid": [vars(axis) for axis in axes], "fixed": fixed,
+            "budget": budget, "seeds": seeds, "backend": backend}
+    try:
+        if backend == "ray":
+            run_ray(todo, workers, address, report)
+        else:
+            run_local(todo, workers, report)
+    except KeyboardInterrupt:
+        done = [r for r in records.values() if r is not None]
+        return SweepResult(spec, done, summarise(done), directory, [], interrupted=True)
+    ordered = [records[task] for task in tasks]
+    summary = summarise(ordered)
+    write_tables(directory, {**spec, "summary": summary}, ordered)
+    figures = write_heatmaps(directory, spec, ordered, reg.experiment(theorem.id).overlay)
+    return SweepResult(spec, ordered, summary, directory, figures)
+
+
 # ----------------------------------------------------------------------------- results
 
 
@@ -298,7 +430,14 @@ class ResultStore:
         path = self.tasks / f"{task.key}.json"
         if not path.exists():
             return None
-        record = json.loads(path.read_text())
+        try:
+            record = json.loads(path.read_text())
+        except (OSError, ValueError):  # a truncated or corrupt file: compute the point again
+            warnings.warn(f"{path}: unreadable result, the point is computed again",
+                          stacklevel=2)
+            return None
+        if not isinstance(record, dict):
+            return None
         return record if record.get("status") in FINISHED else None
 
     def write(self, record: dict[str, Any]) -> None:
@@ -333,11 +472,8 @@ def write_heatmaps(directory: Path, spec: dict[str, Any], records: list[dict[str
     Points outside the assumptions are marked ``x``; ``overlay(ax, x_name, y_name)`` draws the
     theorem's boundary (e.g. ``p + q = 1``).
     """
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
     import numpy as np
+    from matplotlib.figure import Figure
 
     axes = spec["grid"]
     if len(axes) not in (1, 2):
@@ -346,7 +482,8 @@ def write_heatmaps(directory: Path, spec: dict[str, Any], records: list[dict[str
     by_point = {tuple(r["params"][a["name"]] for a in axes): r for r in records}
     written = []
     for quantity in sorted({name for r in records for name in r["quantities"]}):
-        fig, ax = plt.subplots(figsize=(6.0, 5.2))
+        fig = Figure(figsize=(6.0, 5.2))
+        ax = fig.subplots()
         if len(axes) == 1:
             ys = [by_point.get((v,), {}).get("quantities", {}).get(quantity, math.nan)
                   for v in axes[0]["values"]]
@@ -384,7 +521,6 @@ def write_heatmaps(directory: Path, spec: dict[str, Any], records: list[dict[str
         fig.tight_layout()
         path = directory / f"{_slug(quantity)}.png"
         fig.savefig(path, dpi=110)
-        plt.close(fig)
         written.append(path)
     return written
 

@@ -1,0 +1,127 @@
+"""The numeric side: a torch linear model at w* (bridge), trained by gradient descent (training),
+and trained without the penalty (control: it must miss w*)."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from torch import nn
+
+from numerics.train import TrainConfig, train
+from ridge_theorems import theorem
+from verify.compare import apart, at_most, close, divergence
+from verify.records import Check, Context, Curve, Experiment, Tolerance
+
+#: float64 round-off of sums of a few dozen O(1) terms.
+BRIDGE = Tolerance(1e-12, "float64 round-off of the loss and gradient at the closed form")
+#: Gradient descent with step 1/beta contracts the error by (1 - mu/beta) per step; the run is
+#: long enough that this bound is below 1e-10, so what remains is round-off.
+TRAINED = Tolerance(1e-8, "linear convergence of GD: (1 - mu/beta)^steps ||w*|| < 1e-10")
+#: Steps of gradient descent; a training check confirms that the contraction bound of
+#: :data:`TRAINED` holds for the requested design.
+STEPS = {"fast": 2000, "full": 20000}
+
+
+class LinearModel(nn.Module):
+    """``x -> <w, x>`` with the weight ``w`` (``(d,)``) as its only parameter."""
+
+    def __init__(self, d: int, dtype: torch.dtype, device: torch.device) -> None:
+        super().__init__()
+        self.w = nn.Parameter(torch.zeros(d, dtype=dtype, device=device))
+
+    def forward(self, X: torch.Tensor) -> torch.Tensor:  # (n, d) -> (n,)
+        return X @ self.w
+
+    def matrices(self) -> list[nn.Parameter]:
+        """No weight decay from the optimiser: the penalty is part of the objective."""
+        return []
+
+    def set_point(self, w: np.ndarray) -> None:
+        """Set ``w`` to the theorem's point."""
+        with torch.no_grad():
+            self.w.copy_(torch.as_tensor(w, dtype=self.w.dtype))
+
+
+def _data(ctx: Context) -> tuple[torch.Tensor, torch.Tensor, int, int]:
+    n, d = int(ctx.plan.params["n"]), int(ctx.plan.params["d"])
+    X, y = theorem.design(n, d)
+    as_tensor = lambda m: torch.tensor(np.array(m, dtype=float), dtype=torch.float64,  # noqa: E731
+                                       device=ctx.device)
+    return as_tensor(X), as_tensor(y).reshape(-1), n, d
+
+
+def _objective(X: torch.Tensor, y: torch.Tensor, lam: float):
+    def objective(model: LinearModel):
+        residual = model(X) - y
+        return 0.5 * (residual**2).mean() + 0.5 * lam * (model.w**2).sum(), {}
+    return objective
+
+
+def _w_star(ctx: Context) -> np.ndarray:
+    return np.array(ctx.prediction.value("w_star"), dtype=float).reshape(-1)
+
+
+def _bridge(ctx: Context) -> tuple[list[Check], list[Curve]]:
+    X, y, n, d = _data(ctx)
+    lam = float(ctx.plan.params["lam"])
+    model = LinearModel(d, torch.float64, ctx.device)
+    model.set_point(_w_star(ctx))
+    value, _ = _objective(X, y, lam)(model)
+    (gradient,) = torch.autograd.grad(value, model.w)
+    return [
+        close("loss-at-w-star", "torch loss at w* = closed-form minimum", "bridge",
+              ctx.prediction.float("min_loss"), float(value.detach()), BRIDGE),
+        at_most("gradient-at-w-star", "torch gradient norm at w*", "bridge", BRIDGE.atol,
+                float(gradient.norm()), BRIDGE.reason),
+    ], []
+
+
+def _curvature(ctx: Context, lam: float) -> tuple[float, float]:
+    """Smallest and largest Hessian eigenvalue (mu, beta) of the loss with penalty ``lam``."""
+    X, _, n, d = _data(ctx)
+    hessian = X.T @ X / n + lam * torch.eye(d, dtype=X.dtype, device=X.device)
+    eigenvalues = torch.linalg.eigvalsh(hessian)
+    return float(eigenvalues.min()), float(eigenvalues.max())
+
+
+def _train(ctx: Context, lam: float) -> tuple[LinearModel, object]:
+    X, y, n, d = _data(ctx)
+    _, beta = _curvature(ctx, lam)
+    model = LinearModel(d, torch.float64, ctx.device)
+    history = train(model, _objective(X, y, lam),
+                    TrainConfig(steps=STEPS[ctx.plan.budget], lr=1 / beta, optimizer="sgd",
+                                schedule="constant"))
+    return model, history
+
+
+def _training(ctx: Context) -> tuple[list[Check], list[Curve]]:
+    lam = float(ctx.plan.params["lam"])
+    model, history = _train(ctx, lam)
+    if failed := divergence(history, "gd", "gradient descent"):
+        return failed, []
+    error = float(np.abs(model.w.detach().cpu().numpy() - _w_star(ctx)).max())
+    min_loss = ctx.prediction.float("min_loss")
+    mu, beta = _curvature(ctx, lam)
+    contraction = (1 - mu / beta) ** STEPS[ctx.plan.budget] * float(np.abs(_w_star(ctx)).max())
+    return [
+        at_most("gd-contraction-bound", "GD error bound (1 - mu/beta)^steps max|w*|", "training",
+                TRAINED.atol / 100, contraction,
+                "the run is long enough that the training tolerance covers round-off only"),
+        close("gd-reaches-w-star", "GD from 0: max |w - w*|", "training", 0.0, error, TRAINED),
+        close("gd-final-loss", "GD from 0: final loss = closed-form minimum", "training",
+              min_loss, float(history.losses[-1]), TRAINED),
+    ], [Curve("gradient descent on the ridge loss", "GD, step 1/beta",
+              history.losses - min_loss, {}, "loss minus the minimum", "linear", "log")]
+
+
+def _control(ctx: Context) -> tuple[list[Check], list[Curve]]:
+    """Without the penalty (lambda = 0, outside the assumption lambda > 0) GD converges to the
+    least-squares solution, which is not w*(lambda)."""
+    model, history = _train(ctx, 0.0)
+    error = float(np.abs(model.w.detach().cpu().numpy() - _w_star(ctx)).max())
+    return [*divergence(history, "gd-unpenalised", "GD without penalty"),
+            apart("unpenalised-misses-w-star", "GD on the loss without penalty: max |w - w*|",
+                  "control", 0.0, error, TRAINED)], []
+
+
+GD_OPTIMUM = Experiment((_bridge, _training, _control))

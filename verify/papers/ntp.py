@@ -1,0 +1,62 @@
+"""Next-token prediction on partial orders (Huang, Liang and Yang, 2024): the paper's registration.
+
+One record declares the paper: its citation, its setting for the docs page, and each
+theorem with the experiment that checks it and the experiment's per-budget defaults.
+"""
+
+from pathlib import Path
+
+from theorems import ntp
+from verify.records import Paper, TheoremEntry
+
+_FULL = {"full": {"K": "20", "orders": "random", "L": "3"}}
+_ONE = {"fast": 1, "full": 5}
+
+PAPER = Paper(
+    key="huang2024ntp",
+    title="Non-asymptotic Convergence of Training Transformers for Next-token Prediction",
+    authors=("Ruiquan Huang",
+             "Yingbin Liang",
+             "Jing Yang"),
+    year=2024,
+    arxiv="2409.17335",
+    prefix="ntp",
+    setting=r"""
+{cite:t}`huang2024ntp` analyse a one-layer transformer trained for next-token prediction on
+data with a partial-order structure: a collocation permutation $n$ gives the next token of a
+single token, and for each query $q$ (the last token) a partial order $>_q$ picks the "greatest"
+token $x^*$ of a sentence, whose collocation $n(x^*)$ is the next token. Training in two stages
+with normalized gradient descent first aligns the feed-forward matrix $W_{ov}$ with a hard-margin
+SVM solution, then aligns the attention matrix $W_{kq}$ with the attention SVM of
+{cite:t}`tarzanagh2023svm` and {cite:t}`tarzanagh2023maxmargin`, at a sub-linear rate in
+direction and a linear rate for the loss.
+
+**Our formulation.** One-hot (orthonormal) embeddings, merged matrices, float64. The
+feed-forward SVM has the closed form $W_{ov}^* = \sum_x (e_{n(x)} - \bar e)\,e_x^\top$. The
+attention SVM splits into one least-distance problem per query, which `theorems.ntp` solves
+exactly in rational arithmetic (the reduction to non-negative least squares of
+{cite:t}`lawson1974nnls`) and proves optimal by exact KKT obligations; the numeric side
+cross-checks it with cvxpy {cite:p}`diamond2016cvxpy`. These are the project's formulation of
+the paper's results, checked with a float64 re-implementation.
+""",
+    theorems=(
+        TheoremEntry(ntp.FFN_MAX_MARGIN, "verify.experiments.ntp:FFN_MAX_MARGIN",
+                     _FULL, _ONE),
+        TheoremEntry(ntp.ATTENTION_MAX_MARGIN, "verify.experiments.ntp:ATTENTION_MAX_MARGIN",
+                     _FULL, _ONE),
+        TheoremEntry(ntp.LOSS_LINEAR_RATE, "verify.experiments.ntp:LOSS_LINEAR_RATE",
+                     _FULL, _ONE),
+        TheoremEntry(ntp.DATASET_SHIFT, "verify.experiments.ntp:DATASET_SHIFT",
+                     _FULL, _ONE),
+    ),
+    bibtex=r"""
+@inproceedings{huang2024ntp,
+  author    = {Huang, Ruiquan and Liang, Yingbin and Yang, Jing},
+  title     = {Non-asymptotic Convergence of Training Transformers for Next-token Prediction},
+  booktitle = {Advances in Neural Information Processing Systems (NeurIPS)},
+  year      = {2024},
+  note      = {arXiv:2409.17335}
+}
+""",
+    baselines=Path(__file__).resolve().parent.parent / "baselines",
+)
