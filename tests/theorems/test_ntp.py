@@ -1,5 +1,5 @@
 """Next-token-prediction closed forms, the exact max-margin solver, and the data setting
-(Huang, Liang, Yang, 2024; shared/spec/ntp.md)."""
+(Huang, Liang, Yang, 2024; the project's formulation)."""
 
 from itertools import combinations
 
@@ -8,7 +8,7 @@ import sympy as sp
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from theorems import ntp
+from theorems import least_distance, ntp, ntp_orders
 from verify import registry
 
 NTP_IDS = [i for i in registry.ids() if i.startswith("ntp-")]
@@ -50,7 +50,7 @@ def test_feedforward_closed_form_norm_and_margins(K, shift):
 
 
 def _kkt_holds(K, pairs):
-    column = ntp.max_margin_column(K, frozenset(pairs))
+    column = least_distance.max_margin_column(K, frozenset(pairs))
     s, duals = column.scores, column.duals
     stationarity = [s[i] - sum(lam * ((g == i) - (x == i)) for (g, x), lam in duals.items())
                     for i in range(K)]
@@ -70,7 +70,7 @@ def test_exact_least_distance_solver_satisfies_kkt(K, data):
 
 
 def test_least_distance_without_constraints_is_zero():
-    assert ntp.max_margin_column(4, frozenset()).scores == (0, 0, 0, 0)
+    assert least_distance.max_margin_column(4, frozenset()).scores == (0, 0, 0, 0)
 
 
 def test_comparison_rule_needs_length_three_for_pairs_away_from_the_query():
@@ -91,9 +91,10 @@ def test_obligations_hold_on_random_orders(K, seed, length):
 
 
 def test_random_orders_are_seeded():
-    first = ntp.parse_orders("random", 8, 3)
-    assert first == ntp.parse_orders("random", 8, 3) and first != ntp.parse_orders("random", 8, 4)
-    toy = ntp.parse_orders(ntp.TOY_ORDERS, 6, 0)
+    first = ntp_orders.parse_orders("random", 8, 3)
+    assert first == ntp_orders.parse_orders("random", 8, 3)
+    assert first != ntp_orders.parse_orders("random", 8, 4)
+    toy = ntp_orders.parse_orders(ntp.TOY_ORDERS, 6, 0)
     assert all(len(toy[q]) == 15 for q in (3, 4, 5))  # unlisted queries: total orders
 
 
