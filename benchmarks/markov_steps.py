@@ -3,7 +3,8 @@
 d = 8, N = 1024, batch 16 fresh sequences per step, float32, AdamW with the one-cycle schedule
 (``verify --budget full``). Prints ms per step for sampling alone, and for a whole training
 step (sampling + forward + backward + AdamW), and the speed-up over the reference
-implementation's 85 ms per step on a 2-core CPU (shared/spec/markov.md).
+implementation's 85 ms per step on a 2-core CPU (measured with the public reference code of
+Makkuva et al. at the same configuration).
 
 Usage: python benchmarks/markov_steps.py [--device auto|cpu|cuda] [--steps 200]
 """

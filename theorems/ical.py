@@ -1,7 +1,7 @@
 """In-context autoregressive learning (Sander, Giryes, Suzuki, Blondel, Peyré, ICML 2024).
 
 Paper: *How do Transformers perform In-Context Autoregressive Learning?*, arXiv 2402.05787.
-The statements below are the project's formulation (``shared/spec/ical.md``), re-derived and
+The statements below are the project's formulation, re-derived and
 checked by Monte Carlo and sympy; the paper's full text was not available when they were written.
 
 Data: ``s_{t+1} = W s_t`` without noise, ``W`` commuting and orthogonal. In the common eigenbasis
@@ -213,7 +213,7 @@ def reference_code_closed_form(C: sp.Matrix, p: tuple[sp.Expr, ...]) -> sp.Expr:
 
 
 def orthogonal_closed_form(C: sp.Matrix, p: tuple[sp.Expr, ...]) -> sp.Expr:
-    """Closed-form loss in the conjugate-pair basis (shared/spec/ical.md, t1..t4)."""
+    """Closed-form loss in the conjugate-pair basis (terms t1..t4 of the project's formulation)."""
     d, T = C.shape[0], len(p) - 1
     row = [sum(C[j, k] for k in range(d)) for j in range(d)]
     t1 = sum(r**2 for r in row)

@@ -1,7 +1,7 @@
 """Transformers on binary first-order Markov chains (Makkuva et al., *Attention with Markov*).
 
 Paper: Makkuva, Bondaschi, Girish, Nagle, Jaggi, Kim, Gastpar, arXiv 2402.04161 (ICLR 2025).
-The statements below are the project's formulation (``shared/spec/markov.md``), re-derived and
+The statements below are the project's formulation, re-derived and
 checked numerically; the paper's full text was not available when they were written.
 
 Data: kernel :math:`P = [[1-p, p], [q, 1-q]]`, stationary start :math:`x_1 \\sim \\pi`,

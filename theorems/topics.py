@@ -1,6 +1,6 @@
 """How transformers learn topic structure (Li, Li, Risteski, ICML 2023, arXiv 2303.04245).
 
-The statements below are the project's formulation (``shared/spec/topics.md``): the block
+The statements below are the project's formulation: the block
 structure results were derived for this project and checked numerically; the paper's full text
 was not available when they were written.
 

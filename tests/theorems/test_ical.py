@@ -1,4 +1,4 @@
-"""ICAL closed forms and obligations (Sander et al., 2024; shared/spec/ical.md)."""
+"""ICAL closed forms and obligations (Sander et al., 2024)."""
 
 import pytest
 import sympy as sp

@@ -1,4 +1,4 @@
-"""The Markov closed forms and obligations (Makkuva et al., 2024; shared/spec/markov.md)."""
+"""The Markov closed forms and obligations (Makkuva et al., 2024)."""
 
 import math
 

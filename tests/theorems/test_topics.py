@@ -1,4 +1,4 @@
-"""Topic-structure closed forms and obligations (Li, Li, Risteski, 2023; shared/spec/topics.md)."""
+"""Topic-structure closed forms and obligations (Li, Li, Risteski, 2023)."""
 
 import pytest
 import sympy as sp
