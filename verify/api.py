@@ -43,22 +43,26 @@ def list_theorems(registry: Registry | None = None) -> list[dict[str, str]]:
 
 
 def prepare(theorem_id: str, *, budget: Budget = "fast", seeds: int | None = None,
-            params: Mapping[str, Any] | None = None, registry: Registry | None = None,
-            **kwargs: Any) -> Plan:
+            params: Mapping[str, Any] | None = None, allow_expensive: bool = False,
+            registry: Registry | None = None, **kwargs: Any) -> Plan:
     """Validate a request without running anything (and without importing torch).
 
     Parameters are given as keywords (``p="7/10"``) or in ``params`` (for a name that clashes
     with an argument of this function). Strings are parsed exactly; a float is read through its
     decimal text (``0.7`` is ``7/10``).
 
+    A request whose estimated cost (declared by its paper) exceeds the budget's limit is
+    refused unless ``allow_expensive``.
+
     Raises
     ------
     theorems.TheoremError
         Unknown id (with the closest ids), unknown or malformed parameter, a violated
-        assumption, a bad budget or number of seeds.
+        assumption, a bad budget or number of seeds, a cost beyond the budget's limit.
     """
     entry = _registry(registry).entry(theorem_id)
-    return harness.prepare(entry, {**(params or {}), **kwargs}, budget, seeds)
+    return harness.prepare(entry, {**(params or {}), **kwargs}, budget, seeds,
+                           allow_expensive)
 
 
 def run(plan: Plan, *, device: Any = "auto", progress: ProgressFactory | None = None,
@@ -82,16 +86,16 @@ def run(plan: Plan, *, device: Any = "auto", progress: ProgressFactory | None = 
 
 def check(theorem_id: str, *, budget: Budget = "fast", seeds: int | None = None,
           device: Any = "auto", params: Mapping[str, Any] | None = None,
-          progress: ProgressFactory | None = None, registry: Registry | None = None,
-          **kwargs: Any) -> Verdict:
+          allow_expensive: bool = False, progress: ProgressFactory | None = None,
+          registry: Registry | None = None, **kwargs: Any) -> Verdict:
     """Verify one theorem: :func:`prepare`, then :func:`run`.
 
     Examples
     --------
     ``verify.check("markov-local-minima", p="7/10", q="3/5", seeds=3, device="cpu")``
     """
-    plan = prepare(theorem_id, budget=budget, seeds=seeds, params=params, registry=registry,
-                   **kwargs)
+    plan = prepare(theorem_id, budget=budget, seeds=seeds, params=params,
+                   allow_expensive=allow_expensive, registry=registry, **kwargs)
     return run(plan, device=device, progress=progress, registry=registry)
 
 

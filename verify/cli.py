@@ -6,8 +6,13 @@ Exit codes: 0 every check passed, 1 some check failed, 2 usage error (one line, 
 from __future__ import annotations
 
 import argparse
+import errno
 import os
+import shutil
+import signal
+import stat
 import sys
+import threading
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, NoReturn
@@ -18,6 +23,18 @@ from verify import api, registry
 
 class UsageError(Exception):
     """A mistake in the command line; printed as one line, exit code 2."""
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised where Ctrl-C would be, so that a run stops the same way (exit 143)."""
+
+
+def _terminate(signum: int, frame: object) -> None:
+    raise Terminated()
+
+
+def _exit_code(interrupt: KeyboardInterrupt) -> int:
+    return 143 if isinstance(interrupt, Terminated) else 130
 
 
 class _Parser(argparse.ArgumentParser):
@@ -47,6 +64,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
     parser.add_argument("--seeds", type=int, default=None, metavar="N",
                         help="training seeds 0..N-1 (default: 1 fast, 5 full)")
+    parser.add_argument("--allow-expensive", action="store_true",
+                        help="run even when the estimated cost exceeds the budget's limit")
     parser.add_argument("--json", type=Path, default=None, metavar="PATH",
                         help="write the JSON report here")
     parser.add_argument("--plots", type=Path, default=None, metavar="DIR",
@@ -80,8 +99,25 @@ def _parse_params(items: list[str]) -> dict[str, str]:
 
 
 def _check_json_path(path: Path) -> None:
+    """The report can be written: a writable file path, or a device or pipe with a reader
+    (opened without blocking, so a FIFO nobody reads is an error, not a hang)."""
     if path.is_dir():
         raise UsageError(f"--json {path}: is a directory, expected a file path")
+    if path.exists() and not path.is_file():
+        try:
+            descriptor = os.open(path, os.O_WRONLY | os.O_NONBLOCK)
+            try:
+                if stat.S_ISCHR(os.fstat(descriptor).st_mode):
+                    os.write(descriptor, b"\n")  # a device that refuses data (/dev/full)
+            finally:
+                os.close(descriptor)
+        except OSError as exc:
+            reason = "a pipe nobody reads" if exc.errno == errno.ENXIO else exc.strerror
+            raise UsageError(f"--json {path}: cannot write there ({reason})") from None
+        return
+    free = shutil.disk_usage(path.parent if path.parent.exists() else Path.cwd()).free
+    if free < MIN_FREE_BYTES:
+        raise UsageError(f"--json {path}: the disk is full ({free} bytes free)")
     existed = path.exists()
     try:
         with path.open("a"):
@@ -127,7 +163,8 @@ def _verify(args: argparse.Namespace, console) -> int:
         _check_plots_dir(args.plots)
     reg = registry.default()
     ids = reg.ids() if args.all else [args.theorem]
-    plans = [api.prepare(theorem_id, budget=args.budget, seeds=args.seeds, params=params)
+    plans = [api.prepare(theorem_id, budget=args.budget, seeds=args.seeds, params=params,
+                         allow_expensive=args.allow_expensive)
              for theorem_id in ids]
     for plan in plans:  # a theorem without a usable experiment: exit 2 before any work
         reg.experiment(plan.theorem.id)
@@ -161,14 +198,14 @@ def _verify(args: argparse.Namespace, console) -> int:
                 verdicts.append(verdict)
                 progress.console.print()
                 report.render(verdict, progress.console)
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as interrupt:
         if args.json is not None:
             _write_report(report.report(verdicts, settings, complete=False), args.json)
         done = ", ".join(v.theorem_id for v in verdicts) or "none"
         print(f"verify: interrupted; finished theorems: {done}"
               + (f" (incomplete report in {args.json})" if args.json is not None else ""),
               file=sys.stderr)
-        return 130
+        return _exit_code(interrupt)
     passed = all(v.passed for v in verdicts)
     data = report.report(verdicts, settings)
     if args.check_baseline or args.update_baseline:
@@ -200,7 +237,11 @@ def _write_report(data: dict, path: Path) -> None:
 
 
 class OutputError(Exception):
-    """Writing a result failed after the run (disk full, permission): one line, exit 1."""
+    """Writing a result failed after the run (disk full, permission): one line, exit 2."""
+
+
+#: Free space a report needs before a run starts (reports are a few hundred kB at most).
+MIN_FREE_BYTES = 2**20
 
 
 def _baselines(args: argparse.Namespace, verdicts, console) -> dict:
@@ -291,7 +332,7 @@ def _sweep(argv: Sequence[str], console) -> int:
     if result.interrupted:
         print(f"verify: interrupted: finished points are kept in {result.directory}; run the "
               "same command again to resume", file=sys.stderr)
-        return 130
+        return 143 if result.interrupted == "terminate" else 130
     summary = result.summary
     table = Table(title=f"sweep {args.theorem}: where the prediction held", title_justify="left")
     for column in ("points", "held", "did not hold", "outside assumptions", "skipped",
@@ -314,10 +355,20 @@ def _sweep(argv: Sequence[str], console) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of the ``verify`` console script."""
+    """Entry point of the ``verify`` console script (SIGTERM stops a run like Ctrl-C)."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if threading.current_thread() is not threading.main_thread():
+        return _main(argv)
+    previous = signal.signal(signal.SIGTERM, _terminate)
+    try:
+        return _main(argv)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _main(argv: list[str]) -> int:
     from rich.console import Console
 
-    argv = list(sys.argv[1:] if argv is None else argv)
     console = Console()
     if not console.is_terminal:  # logs and CI: wide enough that the table stays readable
         console = Console(width=150)
@@ -335,10 +386,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     except OutputError as exc:
         print(f"verify: error: {exc}", file=sys.stderr)
-        return 1
-    except KeyboardInterrupt:
+        return 2
+    except KeyboardInterrupt as interrupt:
         print("verify: interrupted", file=sys.stderr)
-        return 130
+        return _exit_code(interrupt)
 
 
 if __name__ == "__main__":

@@ -19,6 +19,7 @@ import sympy as sp
 from theorems.core import Obligation, ParamValue, TheoremError
 from verify.records import (
     BUDGETS,
+    COST_LIMITS,
     Budget,
     Check,
     Context,
@@ -36,11 +37,58 @@ class AssumptionError(TheoremError):
     """Parameters outside a theorem's assumptions."""
 
 
+class CostError(TheoremError):
+    """A request whose estimated cost exceeds its budget's limit."""
+
+
+#: The most seeds a request may train without ``allow_expensive`` (each seed is a full run).
+MAX_SEEDS = {"fast": 64, "full": 256}
+
+
+def _describe_cost(value: float, unit: str) -> str:
+    if unit == "B":
+        return f"{value / 2**30:.3g} GiB"
+    return f"{value:.3g} s" if value < 3600 else f"{value / 3600:.3g} h"
+
+
+def check_cost(entry: TheoremEntry, params: Mapping[str, Any], budget: Budget,
+               seeds: int) -> None:
+    """Refuse a request whose estimated cost exceeds its budget's limit.
+
+    Raises
+    ------
+    CostError
+        Naming the parameters, the estimate, the limit and how to proceed.
+    """
+    theorem_id = entry.theorem.id
+    if seeds > MAX_SEEDS[budget]:
+        raise CostError(f"{theorem_id}: {seeds} seeds are more than the {budget} budget's limit "
+                        f"of {MAX_SEEDS[budget]} training runs; use fewer seeds or "
+                        "--allow-expensive")
+    for cost in entry.costs.get(budget, ()):
+        try:
+            estimate = cost.estimate(params, seeds)
+        except (ArithmeticError, TypeError, ValueError):  # an inadmissible value: the
+            continue  # assumptions name it
+
+        limit = COST_LIMITS[budget][cost.unit]
+        if not estimate <= limit:
+            where = ", ".join(f"{name}={params[name]}" for name in cost.parameters)
+            other = (" or --budget full on a GPU" if budget == "fast"
+                     and estimate <= COST_LIMITS["full"][cost.unit] else "")
+            raise CostError(
+                f"{theorem_id}: {cost.quantity} at {where} would take about "
+                f"{_describe_cost(estimate, cost.unit)}, above the {budget} budget's limit of "
+                f"{_describe_cost(limit, cost.unit)}; use a smaller "
+                f"{' or '.join(cost.parameters)}{other}, or --allow-expensive")
+
+
 def prepare(
     entry: TheoremEntry,
     overrides: Mapping[str, str | ParamValue],
     budget: Budget = "fast",
     seeds: int | None = None,
+    allow_expensive: bool = False,
 ) -> Plan:
     """Validate a request for the theorem of ``entry``.
 
@@ -48,7 +96,9 @@ def prepare(
     ------
     theorems.TheoremError
         Unknown budget, unknown or malformed parameter, a violated assumption
-        (:class:`AssumptionError`, naming the assumption), or a number of seeds below 1.
+        (:class:`AssumptionError`, naming the assumption), a number of seeds below 1, or an
+        estimated cost beyond the budget's limit (:class:`CostError`, unless
+        ``allow_expensive``).
     """
     theorem = entry.theorem
     if budget not in BUDGETS:
@@ -58,10 +108,12 @@ def prepare(
         raise TheoremError(f"seeds must be a whole number of at least 1 (got {seeds!r})")
     defaults = {k: v for k, v in entry.budget_defaults(budget).items() if k not in overrides}
     params = theorem.resolve_params({**defaults, **overrides})
+    count = seeds if seeds is not None else entry.default_seeds(budget)
+    if not allow_expensive:  # first: checking some assumptions (random orders) costs as much
+        check_cost(entry, params, budget, count)
     violations = theorem.assumptions(params)
     if violations:
         raise AssumptionError(f"{theorem.id}: " + "; ".join(violations))
-    count = seeds if seeds is not None else entry.default_seeds(budget)
     return Plan(theorem, params, budget, tuple(range(count)))
 
 

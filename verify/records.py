@@ -196,6 +196,39 @@ class Curve:
 
 
 @dataclass(frozen=True)
+class Cost:
+    """One way the cost of a request grows with its parameters (checked before any work).
+
+    Attributes
+    ----------
+    quantity : str
+        What grows, in words (``symbolic Hessian obligations``, ``topic sets enumerated``).
+    parameters : tuple[str, ...]
+        The parameters that drive it (named in the refusal).
+    estimate : callable
+        ``estimate(params, seeds) -> float``: the predicted cost in ``unit``, from a stated
+        model of its growth calibrated by a measurement (say which in the registration).
+    unit : {"s", "B"}
+        Seconds of one CPU core, or bytes of memory.
+    """
+
+    quantity: str
+    parameters: tuple[str, ...]
+    estimate: Callable[[Mapping[str, Any], int], float]
+    unit: Literal["s", "B"] = "s"
+
+
+#: Per budget, the largest estimated cost a request may have without ``--allow-expensive``:
+#: seconds on a 2-core CPU (fast: what a CI job or a laptop session affords; full: a day, since
+#: the full budget is meant for a GPU, which the CPU-calibrated estimates overstate) and bytes
+#: of memory (what a 2-core 24 GiB CI machine, or one large GPU node, holds).
+COST_LIMITS: Mapping[str, Mapping[str, float]] = {
+    "fast": {"s": 600.0, "B": 8 * 2**30},
+    "full": {"s": 24 * 3600.0, "B": 100 * 2**30},
+}
+
+
+@dataclass(frozen=True)
 class TheoremEntry:
     """One theorem as its paper registers it: the claim and how to run its experiment.
 
@@ -211,12 +244,16 @@ class TheoremEntry:
         paper scale) unless the user sets them.
     seeds : Mapping[str, int]
         Per budget, the number of seeds used when none is asked for.
+    costs : Mapping[str, tuple[Cost, ...]]
+        Per budget, how the cost of a request grows; a request whose estimate exceeds
+        :data:`COST_LIMITS` is refused before any work.
     """
 
     theorem: Theorem
     experiment: str
     defaults: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
     seeds: Mapping[str, int] = field(default_factory=lambda: {"fast": 1, "full": 5})
+    costs: Mapping[str, tuple[Cost, ...]] = field(default_factory=dict)
 
     def budget_defaults(self, budget: str) -> Mapping[str, str]:
         """Parameter defaults of ``budget``."""

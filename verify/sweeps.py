@@ -19,6 +19,7 @@ import csv
 import hashlib
 import json
 import math
+import os
 import re
 import socket
 import warnings
@@ -37,6 +38,8 @@ from verify import harness, registry
 
 #: Statuses of a finished task; ``failed`` tasks are run again by a re-run of the sweep.
 FINISHED = ("passed", "failed-checks", "outside", "skipped")
+#: The most grid points one sweep may have (each point is a full verification).
+MAX_POINTS = 10_000
 
 
 class SweepError(TheoremError):
@@ -87,6 +90,8 @@ def parse_grid(spec: str, theorem: Theorem) -> Axis:
                          "integer") from None
     if num < 1:
         raise SweepError(f"--grid {spec!r}: NUM = {num} gives an empty grid")
+    if num > MAX_POINTS:
+        raise SweepError(f"--grid {spec!r}: NUM = {num} is more than {MAX_POINTS} points")
     values = [start] if num == 1 else [start + (stop - start) * i / (num - 1)
                                        for i in range(num)]
     if kinds[name] == "integer" and any(v.denominator != 1 for v in values):
@@ -177,10 +182,53 @@ def run_task(task: Task) -> dict[str, Any]:
     return record
 
 
-def _init_worker() -> None:
+def _init_worker(parent: int) -> None:
+    """A worker: one torch thread, Ctrl-C left to the parent (which stops the pool), and death
+    with the parent (a parent-death signal on Linux, and a watchdog on the parent's pid)."""
+    import signal
+    import threading
+
     import torch
 
     torch.set_num_threads(1)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    _die_with_parent(parent)
+    threading.Thread(target=_watch_parent, args=(parent,), daemon=True).start()
+
+
+def _die_with_parent(parent: int) -> None:
+    """Ask Linux to kill this process when its parent dies (``PR_SET_PDEATHSIG``)."""
+    import ctypes
+    import signal
+    import sys
+
+    if not sys.platform.startswith("linux"):
+        return
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, signal.SIGKILL)  # 1 = PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        return
+    if os.getppid() != parent:  # the parent died before the request took effect
+        os._exit(1)
+
+
+def _watch_parent(parent: int, interval: float = 1.0) -> None:
+    """Exit when the parent is gone (its pid is no longer our parent's)."""
+    import time
+
+    while os.getppid() == parent:
+        time.sleep(interval)
+    os._exit(1)
+
+
+def stop_workers() -> None:
+    """Terminate this process's pool workers at once (after Ctrl-C or SIGTERM), so that no
+    discarded work goes on and nothing waits for it."""
+    import multiprocessing
+
+    for child in multiprocessing.active_children():
+        child.kill()
 
 
 Report = Callable[[Task, dict[str, Any]], None]
@@ -195,32 +243,42 @@ def _failure(task: Task, error: BaseException) -> dict[str, Any]:
 def _process_pool(workers: int) -> Executor:
     """Fresh interpreters (spawn: no inherited torch state), one torch thread each."""
     return ProcessPoolExecutor(max_workers=workers, mp_context=get_context("spawn"),
-                               initializer=_init_worker)
+                               initializer=_init_worker, initargs=(os.getpid(),))
 
 
 def run_local(tasks: list[Task], workers: int, report: Report,
               runner: Callable[[Task], dict[str, Any]] = run_task,
               pool: Callable[[int], Executor] = _process_pool) -> None:
     """Run ``tasks`` in a local pool; a task that raises (or whose worker dies) is retried
-    once, then reported as failed with its error."""
+    once, then reported as failed with its error.
+
+    On Ctrl-C (or SIGTERM, raised as :class:`KeyboardInterrupt` by the command line) pending
+    tasks are cancelled and the workers killed at once; every result reported before that is
+    kept, and the interrupt is raised again.
+    """
     attempts = dict.fromkeys(tasks, 0)
     pending = list(tasks)
     while pending:
         pool_now = pool(workers)
-        futures = {pool_now.submit(runner, task): task for task in pending}
-        pending = []
-        broken = False
-        while futures:
-            done, _ = wait(futures, return_when=FIRST_COMPLETED)
-            for future in done:
-                task = futures.pop(future)
-                try:
-                    report(task, future.result())
-                except BrokenProcessPool as exc:  # a worker died: retry in a fresh pool
-                    broken = True
-                    _retry(task, exc, attempts, pending, report)
-                except Exception as exc:  # noqa: BLE001  (a task's error is data, not a crash)
-                    _retry(task, exc, attempts, pending, report)
+        try:
+            futures = {pool_now.submit(runner, task): task for task in pending}
+            pending = []
+            broken = False
+            while futures:
+                done, _ = wait(futures, return_when=FIRST_COMPLETED)
+                for future in done:
+                    task = futures.pop(future)
+                    try:
+                        report(task, future.result())
+                    except BrokenProcessPool as exc:  # a worker died: retry in a fresh pool
+                        broken = True
+                        _retry(task, exc, attempts, pending, report)
+                    except Exception as exc:  # noqa: BLE001  (a task's error is data)
+                        _retry(task, exc, attempts, pending, report)
+        except KeyboardInterrupt:
+            stop_workers()
+            pool_now.shutdown(wait=False, cancel_futures=True)
+            raise
         pool_now.shutdown(wait=not broken, cancel_futures=True)
 
 
@@ -301,8 +359,9 @@ class SweepResult:
     directory : pathlib.Path
         Where the per-point files, ``sweep.csv``, ``sweep.json`` and the heatmaps are.
     figures : list[pathlib.Path]
-    interrupted : bool
-        True when the sweep was stopped before every point finished (a re-run resumes).
+    interrupted : str
+        Empty when every point finished; else what stopped the sweep (``"interrupt"`` for
+        Ctrl-C, ``"terminate"`` for SIGTERM). A re-run resumes.
     """
 
     spec: dict[str, Any]
@@ -310,7 +369,7 @@ class SweepResult:
     summary: dict[str, Any]
     directory: Path
     figures: list[Path]
-    interrupted: bool = False
+    interrupted: str = ""
 
     @property
     def passed(self) -> bool:
@@ -365,10 +424,17 @@ def run_sweep(theorem_id: str, grid: Any, *, budget: str = "fast", seeds: int | 
     axes = grid_axes(theorem, grid)
     if not axes:
         raise SweepError("a sweep needs at least one --grid axis")
+    points = math.prod(len(axis.values) for axis in axes)
+    if points > MAX_POINTS:
+        raise SweepError(f"the grid has {points} points, more than the limit of {MAX_POINTS}; "
+                         "use fewer values per axis")
     if budget not in ("fast", "full"):
         raise SweepError(f"unknown budget {budget!r}; use fast or full")
     if seeds is not None and seeds < 1:
         raise SweepError(f"--seeds must be at least 1 (got {seeds})")
+    if seeds is not None and seeds > harness.MAX_SEEDS[budget]:
+        raise SweepError(f"--seeds {seeds} is more than the {budget} budget's limit of "
+                         f"{harness.MAX_SEEDS[budget]} training runs per point")
     workers = workers if workers is not None else os.cpu_count() or 1
     if workers < 1:
         raise SweepError(f"--workers must be at least 1 (got {workers})")
@@ -404,9 +470,10 @@ def run_sweep(theorem_id: str, grid: Any, *, budget: str = "fast", seeds: int | 
             run_ray(todo, workers, address, report)
         else:
             run_local(todo, workers, report)
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as exc:
         done = [r for r in records.values() if r is not None]
-        return SweepResult(spec, done, summarise(done), directory, [], interrupted=True)
+        cause = "terminate" if type(exc).__name__ == "Terminated" else "interrupt"
+        return SweepResult(spec, done, summarise(done), directory, [], interrupted=cause)
     ordered = [records[task] for task in tasks]
     summary = summarise(ordered)
     write_tables(directory, {**spec, "summary": summary}, ordered)

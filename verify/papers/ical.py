@@ -7,9 +7,42 @@ theorem with the experiment that checks it and the experiment's per-budget defau
 from pathlib import Path
 
 from theorems import ical
-from verify.records import Paper, TheoremEntry
+from verify.records import Cost, Paper, TheoremEntry
 
 _ONE = {"fast": 1, "full": 3}
+#: Sequences held at once: the Monte Carlo chunk (four tensors of it) plus the training set.
+_HELD = {"fast": 4 * 20_000 + 2**13, "full": 4 * 20_000 + 2**16}
+#: Seconds per seed of one theorem's fast training at d = 4, T = 8 (measured, 2-core CPU). The
+#: full budget's training is meant for a GPU, whose speed the CPU figure does not predict: it is
+#: bounded by memory only.
+_TRAIN_SECONDS = 25.0
+
+
+def _memory(budget: str) -> Cost:
+    """Complex128 sequences of (T+1) tokens of dimension d, with one intermediate per tensor."""
+    return Cost("the Monte Carlo and training sequences", ("d", "T"),
+                lambda params, seeds: _HELD[budget] * (int(params["T"]) + 1) * int(params["d"])
+                * 16 * 2, "B")
+
+
+#: Adam on linear attention: each step costs about T d^2 per sequence.
+_TRAINING = Cost("training (every seed)", ("d", "T"),
+                 lambda params, seeds: _TRAIN_SECONDS * seeds * int(params["T"]) / 8
+                 * (int(params["d"]) / 4) ** 2)
+
+
+#: The exact closed forms of the diagonal heads: sympy over a d x d coupling and T positional
+#: weights, growing like (d T)^2.3 (measured: 0.5 s at d T = 32, 2.1 s at 72, 23 s at 200 for
+#: the unitary theorem; 0.8 s and 50 s for the trigonometric one).
+def _symbolic(seconds_at_32: float) -> Cost:
+    return Cost("the exact closed forms and obligations", ("d", "T"),
+                lambda params, seeds: seconds_at_32
+                * (int(params["d"]) * int(params["T"]) / 32) ** 2.3)
+
+
+def _costs(*symbolic: Cost) -> dict[str, tuple[Cost, ...]]:
+    return {"fast": (*symbolic, _memory("fast"), _TRAINING),
+            "full": (*symbolic, _memory("full"))}
 
 PAPER = Paper(
     key="sander2024ical",
@@ -43,13 +76,14 @@ exactly and the Monte Carlo bridge rejects that formula.
 """,
     theorems=(
         TheoremEntry(ical.ONE_STEP_GD, "verify.experiments.ical:ONE_STEP_GD",
-                     {"full": {"d": "10", "T": "20"}}, _ONE),
+                     {"full": {"d": "10", "T": "20"}}, _ONE, _costs()),
         TheoremEntry(ical.UNITARY_MINIMA, "verify.experiments.ical:UNITARY_MINIMA",
-                     {"full": {"d": "10", "H": "10", "T": "20"}}, _ONE),
+                     {"full": {"d": "10", "H": "10", "T": "20"}}, _ONE, _costs(_symbolic(0.5))),
         TheoremEntry(ical.ORTHOGONAL_HEADS, "verify.experiments.ical:ORTHOGONAL_HEADS",
-                     {"full": {"d": "10", "T": "20"}}, _ONE),
+                     {"full": {"d": "10", "T": "20"}}, _ONE, _costs()),
         TheoremEntry(ical.PE_TRIGONOMETRIC, "verify.experiments.ical:PE_TRIGONOMETRIC",
-                     {"full": {"d": "10", "H": "8", "T": "20"}}, {"fast": 3, "full": 5}),
+                     {"full": {"d": "10", "H": "8", "T": "20"}}, {"fast": 3, "full": 5},
+                     _costs(_symbolic(0.8))),
     ),
     bibtex=r"""
 @inproceedings{sander2024ical,

@@ -7,10 +7,40 @@ theorem with the experiment that checks it and the experiment's per-budget defau
 from pathlib import Path
 
 from theorems import markov
-from verify.records import Paper, TheoremEntry
+from verify.records import Cost, Paper, TheoremEntry
 
 _FULL = {"full": {"d": "8"}}
 _SEEDS = {"fast": 1, "full": 5}
+
+
+def _symbolic(seconds_at_8: float) -> Cost:
+    """The exact Hessian obligations: sympy on a (d+1)- or (2d+1)-square matrix of logs grows
+    like d^3.5 (measured on a 2-core CPU: untied 8.8 s at d = 8, 71 s at 16, 418 s at 24;
+    tied 2.8 s, 12 s, 52 s)."""
+    return Cost("the exact Hessian obligations", ("d",),
+                lambda params, seeds: seconds_at_8 * (int(params["d"]) / 8) ** 3.5)
+
+
+#: The bridge's full autograd Hessian of the N = 4 model (about 12 d^2 parameters), float64,
+#: with the workspace of forward-over-reverse differentiation (x3).
+_BRIDGE_MEMORY = Cost("the bridge's autograd Hessian", ("d",),
+                      lambda params, seeds: 3 * 8 * (12 * int(params["d"]) ** 2 + 8) ** 2, "B")
+
+
+def _training(seconds: float, width: int) -> Cost:
+    """Training runs of one theorem (training and control, about three runs): ``seconds`` per
+    run at d = ``width`` (measured), growing like d^2 (attention and FFN matrices); the
+    batched seeds of the exact budget cost about a quarter of a run each."""
+    return Cost("training (every seed, training and control runs)", ("d",),
+                lambda params, seeds: 3 * seconds * (int(params["d"]) / width) ** 2
+                * (1 + 0.25 * (seeds - 1)))
+
+
+def _costs(symbolic_at_8: float) -> dict[str, tuple[Cost, ...]]:
+    """Fast: exact loss over 2^8 sequences, 1000 steps, about 3 s per run at d = 4. Full:
+    N = 1024 and 16 sequences per step, about 60 s per run at d = 8 on a 2-core CPU."""
+    return {"fast": (_symbolic(symbolic_at_8), _BRIDGE_MEMORY, _training(3.0, 4)),
+            "full": (_symbolic(symbolic_at_8), _BRIDGE_MEMORY, _training(60.0, 8))}
 
 PAPER = Paper(
     key="makkuva2024markov",
@@ -46,13 +76,13 @@ to the real `nn.Module` (population loss, gradient, full autograd Hessian).
 """,
     theorems=(
         TheoremEntry(markov.GLOBAL_MINIMA, "verify.experiments.markov:GLOBAL_MINIMA",
-                     _FULL, _SEEDS),
+                     _FULL, _SEEDS, _costs(0.1)),
         TheoremEntry(markov.LOCAL_MINIMA, "verify.experiments.markov:LOCAL_MINIMA",
-                     _FULL, _SEEDS),
+                     _FULL, _SEEDS, _costs(2.8)),
         TheoremEntry(markov.SADDLE_UNTIED, "verify.experiments.markov:SADDLE_UNTIED",
-                     _FULL, _SEEDS),
+                     _FULL, _SEEDS, _costs(8.8)),
         TheoremEntry(markov.TIED_SADDLE, "verify.experiments.markov:TIED_SADDLE",
-                     _FULL, _SEEDS),
+                     _FULL, _SEEDS, _costs(2.8)),
     ),
     bibtex=r"""
 @article{makkuva2024markov,

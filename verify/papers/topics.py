@@ -4,13 +4,41 @@ One record declares the paper: its citation, its setting for the docs page, and 
 theorem with the experiment that checks it and the experiment's per-budget defaults.
 """
 
+from math import comb
 from pathlib import Path
 
 from theorems import topics
-from verify.records import Paper, TheoremEntry
+from verify.records import Cost, Paper, TheoremEntry
 
 _FULL = {"full": {"T": "10", "v": "10"}}
 _ONE = {"fast": 1, "full": 3}
+
+
+def _sets(params) -> int:
+    """Topic sets of tau topics out of T: the exact population objective enumerates them."""
+    return comb(int(params["T"]), int(params["tau"]))
+
+
+def _vocabulary(params) -> int:
+    return int(params["T"]) * int(params["v"])
+
+
+#: The population objective holds one soft token per topic set over the vocabulary V = T v
+#: (with logits and softmax, four float64 copies) and V x V matrices with their Adam states.
+_MEMORY = Cost("the exact population objective (every topic set)", ("T", "v", "tau"),
+               lambda params, seeds: 8 * (4 * _sets(params) * (_vocabulary(params) + 2)
+                                          + 4 * 3 * _vocabulary(params) ** 2), "B")
+
+
+def _time(steps: int) -> Cost:
+    """Each of ``steps`` optimiser steps multiplies the C(T, tau) x V soft tokens by V x V
+    matrices (three products, forward and backward), at about 1e9 flop/s on a 2-core CPU."""
+    return Cost("the exact population objective (every topic set)", ("T", "v", "tau"),
+                lambda params, seeds: seeds * steps * 6 * _sets(params)
+                * _vocabulary(params) ** 2 / 1e9)
+
+
+_COSTS = {"fast": (_MEMORY, _time(500)), "full": (_MEMORY, _time(2000))}
 
 PAPER = Paper(
     key="li2023topics",
@@ -36,11 +64,11 @@ equation, which `theorems.topics` solves to 50 digits.
 """,
     theorems=(
         TheoremEntry(topics.VALUE_BLOCKS, "verify.experiments.topics:VALUE_BLOCKS",
-                     _FULL, _ONE),
+                     _FULL, _ONE, _COSTS),
         TheoremEntry(topics.EMBEDDING_BLOCKS, "verify.experiments.topics:EMBEDDING_BLOCKS",
-                     _FULL, _ONE),
+                     _FULL, _ONE, _COSTS),
         TheoremEntry(topics.ATTENTION_TOPICS, "verify.experiments.topics:ATTENTION_TOPICS",
-                     _FULL, _ONE),
+                     _FULL, _ONE, _COSTS),
     ),
     bibtex=r"""
 @inproceedings{li2023topics,

@@ -1,0 +1,196 @@
+"""Hostile input, huge sizes and interruptions: one line and exit 2 in well under 1.5 s, nothing
+lost when a run or a sweep is stopped, no worker outliving its parent."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from verify.cli import main
+
+#: What a usage error may take from the start of a fresh interpreter (the issue's bound).
+USAGE_SECONDS = 1.5
+
+CASES = [
+    (["--theorem", "markov-local-minima", "--param", "p=1/0"], "divides by zero"),
+    (["--theorem", "markov-local-minima", "--param", "p=٠.٧"], "is not a number"),
+    (["--theorem", "markov-local-minima", "--param", "p=nan"], "is not a number"),
+    (["--theorem", "markov-local-minima", "--param", "p=inf"], "is not a number"),
+    (["--theorem", "markov-global-minima", "--param", "p=1e-400"], "exponent"),
+    (["--theorem", "markov-global-minima", "--param", "p=1e400"], "exponent"),
+    (["--theorem", "markov-global-minima", "--param", "p=" + "1" * 500], "digits"),
+    (["--theorem", "markov-local-minima", "--param", "d=10000"], "above the fast budget"),
+    (["--theorem", "markov-local-minima", "--param", "d=١٢"], "is not an integer"),
+    (["--theorem", "ical-one-step-gd", "--param", "d=10000"], "GiB"),
+    (["--theorem", "ical-one-step-gd", "--param", "T=100000000"], "GiB"),
+    (["--theorem", "topics-value-block-structure", "--param", "T=10000"], "GiB"),
+    (["--theorem", "ntp-attention-max-margin", "--param", "K=1000", "--param",
+      "orders=random"], "above the fast budget"),
+    (["--theorem", "markov-local-minima", "--seeds", "1000000000"], "seeds"),
+    (["--theorem", "markov-local-minima", "--budget", "bogus"], "invalid choice"),
+    (["--theorem", "markov-local-minima", "--device", "mps"], "invalid choice"),
+    (["--theorem", "markov-local-minima", "--seeds", "1.5"], "invalid int"),
+    ([], "one of the arguments"),
+    (["--all", "--check-baseline", "--update-baseline"], "not allowed with"),
+    (["sweep", "markov-local-minima"], "--grid"),
+    (["sweep", "markov-local-minima", "--grid", "p=0:1:100000000"], "points"),
+    (["sweep", "markov-local-minima", "--grid", "p=0.1:0.9:5000", "--grid", "q=0.1:0.9:5000"],
+     "points"),
+    (["--theorem", "nope"], "unknown theorem id"),
+    (["--theorem", "markov-local-minima", "--json", "/dev/full"], "No space left"),
+]
+
+
+@pytest.mark.parametrize(("argv", "message"), CASES)
+def test_bad_input_is_one_line_exit_2(capsys, argv, message):
+    start = time.perf_counter()
+    code = main(argv)
+    seconds = time.perf_counter() - start
+    out, err = capsys.readouterr()
+    assert code == 2, (argv, out, err)
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and message in lines[0] and "Traceback" not in err + out
+    assert len(lines[0]) < 400  # never a 400-digit echo of the input
+    assert seconds < USAGE_SECONDS
+
+
+@pytest.mark.parametrize(("argv", "message"), [CASES[0], CASES[7], CASES[12], CASES[22]])
+def test_usage_errors_are_fast_from_a_fresh_interpreter(argv, message):
+    """The whole command, interpreter start and imports included (no torch before
+    validation): the same bound on a loaded 2-core machine."""
+    start = time.perf_counter()
+    done = subprocess.run([sys.executable, "-m", "verify", *argv], capture_output=True,
+                          text=True, timeout=60)
+    seconds = time.perf_counter() - start
+    assert done.returncode == 2 and message in done.stderr
+    assert seconds < USAGE_SECONDS * 2, seconds  # x2: slack for a loaded CI machine
+
+
+def test_a_fifo_nobody_reads_is_refused_not_waited_on(capsys, tmp_path):
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    code = main(["--theorem", "markov-local-minima", "--json", str(fifo)])
+    assert code == 2 and "a pipe nobody reads" in capsys.readouterr().err
+
+
+@given(st.text(max_size=30))
+def test_any_text_as_a_parameter_is_handled(text):
+    """Random text for p: a clear one-line exit 2, or (for a valid number) a plan."""
+    import contextlib
+    import io
+
+    err = io.StringIO()
+    start = time.perf_counter()
+    with contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()):
+        code = main(["--theorem", "markov-local-minima", "--param", f"p={text}",
+                     "--param", "d=0"])  # d=0 is refused too: nothing ever trains here
+    assert time.perf_counter() - start < USAGE_SECONDS
+    assert code == 2 and len(err.getvalue().strip().splitlines()) == 1
+    assert "Traceback" not in err.getvalue()
+
+
+def _start(args: list[str], cwd: Path) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-m", "verify", *args], cwd=cwd,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            start_new_session=True)
+
+
+def _children(pid: int) -> list[int]:
+    out = subprocess.run(["pgrep", "-P", str(pid)], capture_output=True, text=True)
+    return [int(line) for line in out.stdout.split()]
+
+
+def _workers(pid: int) -> list[int]:
+    """The pool's worker processes of ``pid`` (spawned interpreters)."""
+    found = []
+    for child in _children(pid):
+        try:
+            if "spawn_main" in Path(f"/proc/{child}/cmdline").read_text(errors="replace"):
+                found.append(child)
+        except OSError:
+            continue
+    return found
+
+
+def _gone(pids: list[int], seconds: float) -> bool:
+    deadline = time.time() + seconds
+    while time.time() < deadline and any(_alive(p) for p in pids):
+        time.sleep(0.2)
+    return not any(_alive(p) for p in pids)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.split(")")[-1].split()[0] != "Z"
+
+
+@pytest.mark.parametrize(("signum", "code"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+def test_an_interrupted_run_writes_an_incomplete_report(tmp_path, signum, code):
+    """Stop `verify --all` while it trains: exit 130/143, one line, and a valid JSON report
+    marked incomplete that holds what finished."""
+    report = tmp_path / "r.json"
+    process = _start(["--all", "--json", str(report)], tmp_path)
+    time.sleep(12)  # imports, the first obligations, into the first training runs
+    process.send_signal(signum)
+    out, err = process.communicate(timeout=60)
+    assert process.returncode == code, err
+    assert "Traceback" not in err and err.strip().splitlines()[-1].startswith("verify: ")
+    data = json.loads(report.read_text())
+    assert data["complete"] is False and data["passed"] is False
+    assert all(t["checks"] for t in data["theorems"])
+
+
+def _sweep_args(out: Path) -> list[str]:
+    return ["sweep", "ntp-ffn-max-margin", "--grid", "eta0=1/4:1:6", "--workers", "2",
+            "--out", str(out)]
+
+
+def test_a_stopped_sweep_keeps_its_points_kills_its_workers_and_resumes(tmp_path):
+    out = tmp_path / "sweep"
+    process = _start(_sweep_args(out), tmp_path)
+    deadline = time.time() + 120
+    while time.time() < deadline and not list((out / "tasks").glob("*.json")):
+        time.sleep(0.5)
+    workers = _workers(process.pid)
+    assert list((out / "tasks").glob("*.json")), "no point finished in two minutes"
+    assert workers, "no worker process found"
+    process.send_signal(signal.SIGTERM)
+    start = time.time()
+    process.communicate(timeout=30)
+    assert process.returncode == 143 and time.time() - start < 5
+    assert _gone(workers, 5), "a worker outlived the sweep"
+    kept = {p.name for p in (out / "tasks").glob("*.json")}
+    for path in (out / "tasks").glob("*.json"):
+        json.loads(path.read_text())  # atomic writes: never a truncated file
+    first = sorted(kept)[0]
+    (out / "tasks" / first).write_text('{"status": "pass')  # a corrupt point: recomputed
+    again = subprocess.run([sys.executable, "-m", "verify", *_sweep_args(out)], cwd=tmp_path,
+                           capture_output=True, text=True, timeout=600)
+    assert again.returncode == 0, again.stderr
+    assert "unreadable result" in again.stderr
+    records = json.loads((out / "sweep.json").read_text())["points"]
+    assert len(records) == 6 and len({r["key"] for r in records}) == 6
+    assert all(r["status"] == "passed" for r in records)
+
+
+def test_sweep_workers_die_with_a_killed_parent(tmp_path):
+    process = _start(_sweep_args(tmp_path / "sweep"), tmp_path)
+    deadline = time.time() + 60
+    workers: list[int] = []
+    while time.time() < deadline and len(workers) < 2:
+        time.sleep(0.5)
+        workers = _workers(process.pid)
+    assert workers, "the pool never started"
+    process.kill()
+    process.communicate(timeout=30)
+    assert _gone(workers, 10), "workers outlived a SIGKILLed parent"
