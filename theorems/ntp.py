@@ -300,14 +300,28 @@ def _problems(params: Params) -> list[str]:
     return problems
 
 
+def _attention_problems(params: Params) -> list[str]:
+    """:func:`_problems`, and a setting with something for attention to learn: at least one
+    comparison ``x* > x`` in a training sentence (else the attention SVM has no constraint and
+    its direction is undefined)."""
+    problems = _problems(params)
+    if not problems and not any(resolve(params).comparisons()):
+        problems.append("the training sentences contain no comparison x* > x (every query's "
+                        "sentences are decided by one token), so the attention SVM has no "
+                        "constraint; use more tokens K, longer sentences L or other orders")
+    return problems
+
+
 def _parameters(holdout: bool = False) -> tuple[Parameter, ...]:
     parameters = (
         Parameter("K", "integer", 6, "vocabulary size (one-hot embeddings, d = K)"),
         Parameter("collocation", "text", "shift",
-                  "collocation permutation n: 'shift' (x+1 mod K) or K tokens '1,2,...,0'"),
+                  "collocation permutation n: 'shift' (x+1 mod K) or K tokens '1,2,...,0'; the "
+                  "identity '0,1,...' is a valid case (the next token is a copy of x*)"),
         Parameter("orders", "text", TOY_ORDERS,
                   "per-query partial orders 'q: a>b>c, d>e; ...' (unlisted queries: seeded "
-                  "random total orders) or 'random' (seeded random weak orders)"),
+                  "random total orders) or 'random' (seeded random weak orders); the query may "
+                  "appear in its own order, since it is a token of every sentence it ends"),
         Parameter("order_seed", "integer", 0, "seed of the random orders"),
         Parameter("L", "integer", 3, "longest training sentence"),
         Parameter("sentences", "text", "all",
@@ -365,7 +379,7 @@ ATTENTION_MAX_MARGIN = Theorem(
     ),
     parameters=_parameters(),
     assumption_text=_ASSUMPTIONS,
-    assumptions=_problems,
+    assumptions=_attention_problems,
     predict=_attention_predict,
     obligations=_attention_obligations,
 )
@@ -381,7 +395,7 @@ LOSS_LINEAR_RATE = Theorem(
     ),
     parameters=_parameters(),
     assumption_text=_ASSUMPTIONS,
-    assumptions=_problems,
+    assumptions=_attention_problems,
     predict=_attention_predict,
     obligations=_floor_obligations,
 )
@@ -398,7 +412,7 @@ DATASET_SHIFT = Theorem(
     ),
     parameters=_parameters(holdout=True),
     assumption_text=_ASSUMPTIONS + ("hold-out: a >_q b >_q c with b >=_q q and c != q",),
-    assumptions=_problems,
+    assumptions=_attention_problems,
     predict=_shift_predict,
     obligations=_shift_obligations,
 )

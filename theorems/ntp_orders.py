@@ -199,7 +199,11 @@ def parse_orders(text: str, K: int, seed: int) -> tuple[frozenset[Pair], ...]:
     if text == "random":
         return tuple(_closure(K, q, _random_weak_order(K, seed, q)) for q in range(K))
     given: dict[int, list[Pair]] = {}
-    for entry in filter(None, (e.strip() for e in text.split(";"))):
+    entries = [e.strip() for e in text.split(";") if e.strip()]
+    if not entries:
+        raise SettingError(f"orders: {text!r} lists no query; write 'q: a>b>c, ...' or "
+                           "'random'")
+    for entry in entries:
         head, sep, chains = entry.partition(":")
         if not sep:
             raise SettingError(f"orders: {entry!r} should read 'q: a>b>c, ...'")
@@ -210,6 +214,9 @@ def parse_orders(text: str, K: int, seed: int) -> tuple[frozenset[Pair], ...]:
         for chain in filter(None, (c.strip() for c in chains.split(","))):
             tokens = [_parse_int(t.strip(), f"orders (query {q})", K) for t in chain.split(">")]
             relations += list(zip(tokens, tokens[1:], strict=False))
+        if not relations:
+            raise SettingError(f"orders: query {q} is listed without a comparison; give it a "
+                               "chain such as 'a>b' (or leave it out for a random total order)")
         given[q] = relations
     return tuple(_closure(K, q, given[q] if q in given else _random_total_order(K, seed, q))
                  for q in range(K))

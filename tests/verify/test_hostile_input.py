@@ -44,6 +44,11 @@ CASES = [
     (["sweep", "markov-local-minima", "--grid", "p=0.1:0.9:5000", "--grid", "q=0.1:0.9:5000"],
      "points"),
     (["--theorem", "nope"], "unknown theorem id"),
+    (["--theorem", "ntp-attention-max-margin", "--param", "orders= ; "], "lists no query"),
+    (["--theorem", "ntp-attention-max-margin", "--param", "orders=0:"], "without a comparison"),
+    (["--theorem", "ntp-attention-max-margin", "--param", "orders=0: 3>3"], "cycle 3 > 3"),
+    (["--theorem", "ntp-attention-max-margin", "--param", "K=2", "--param", "orders=random"],
+     "no constraint"),
     (["--theorem", "markov-local-minima", "--json", "/dev/full"], "No space left"),
 ]
 
