@@ -35,6 +35,20 @@ def select_device(name: DeviceName = "auto") -> torch.device:
     return torch.device(name)
 
 
+#: Intra-op CPU threads of a single run when none is asked for. One: the runs are many small
+#: kernels (d <= 16) that a second thread does not speed up; ``benchmarks/threads.py`` measured
+#: ``verify --theorem markov-local-minima`` on 2 cores at 15.1 s (1 thread) vs 20.6 s
+#: (2 threads) with the cores nearly idle, and 23.5 s vs 49.3 s with both cores busy. Sweeps
+#: run one single-threaded process per core instead.
+DEFAULT_THREADS = 1
+
+
+def set_threads(count: int | None = None) -> int:
+    """Set torch's intra-op CPU threads (``None``: :data:`DEFAULT_THREADS`); returns it."""
+    torch.set_num_threads(count if count is not None else DEFAULT_THREADS)
+    return torch.get_num_threads()
+
+
 def describe(device: torch.device) -> str:
     """Human-readable device name for reports (GPU model for CUDA)."""
     if device.type == "cuda":

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
+from numerics.data.lda import context_distributions
 from numerics.data.markov import next_one_probability, stationary_one
 
 #: Largest N for which the 2^N sequences are enumerated.
@@ -128,6 +129,23 @@ class MarkovPopulation:
         return self.prefix_loss(logits), probes
 
 
+def topic_distributions(T: int, v: int, tau: int, device: torch.device,
+                        dtype: torch.dtype = torch.float64) -> torch.Tensor:
+    """The population of the topic objectives: ``p_S`` for every ``tau``-subset ``S`` of the
+    ``T`` topics of ``v`` words, shape ``(C(T, tau), T v)``
+    (:func:`numerics.data.lda.context_distributions` as a tensor)."""
+    return torch.tensor(context_distributions(T, v, tau), dtype=dtype, device=device)
+
+
+def _long_document_logits(model: Callable, distributions: torch.Tensor) -> torch.Tensor:
+    """Logits ``(C(T, tau), V)`` of a uniform-attention topic model on the soft tokens ``p_S``
+    (padded with zero mass on ``[MASK]`` and padding)."""
+    n = distributions.shape[0]
+    soft = torch.cat((distributions, distributions.new_zeros(n, 2)), dim=1)  # + [MASK], pad
+    logits, _ = model(soft.unsqueeze(1))  # (n, 1, V)
+    return logits[:, 0]
+
+
 def topic_population_loss(model: Callable, distributions: torch.Tensor, penalty: float,
                           parameters: list[torch.Tensor]) -> torch.Tensor:
     """Exact long-document population objective of a uniform-attention topic model.
@@ -137,8 +155,19 @@ def topic_population_loss(model: Callable, distributions: torch.Tensor, penalty:
     likely). With uniform attention the context enters only through its word distribution,
     so a single soft token ``p_S`` is the infinite-document limit (Li, Li, Risteski, 2023).
     """
-    n, V = distributions.shape
-    soft = torch.cat((distributions, distributions.new_zeros(n, 2)), dim=1)  # + [MASK], pad
-    logits, _ = model(soft.unsqueeze(1))  # (n, 1, V)
-    nll = -(distributions * torch.log_softmax(logits[:, 0], dim=-1)).sum(-1).mean()
+    logits = _long_document_logits(model, distributions)
+    nll = -(distributions * torch.log_softmax(logits, dim=-1)).sum(-1).mean()
     return nll + penalty * sum((p**2).sum() for p in parameters)
+
+
+def topic_population_squared_loss(model: Callable, distributions: torch.Tensor) -> torch.Tensor:
+    """The same population with the squared loss against the one-hot target and no penalty.
+
+    ``E_S E_{w ~ p_S} ||logits(p_S) - e_w||^2``: outside the value-matrix theorem's
+    assumptions (cross-entropy with a penalty; Li, Li, Risteski, 2023), where ``W^V = I`` is
+    optimal and the topic blocks need not appear.
+    """
+    logits = _long_document_logits(model, distributions)
+    error = (logits[:, :, None] - torch.eye(logits.shape[-1], dtype=logits.dtype,
+                                            device=logits.device)) ** 2
+    return (distributions * error.sum(1)).sum(-1).mean()

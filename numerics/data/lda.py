@@ -25,6 +25,11 @@ def topic_of(word: np.ndarray | int, v: int) -> np.ndarray | int:
     return word // v
 
 
+def topic_blocks(T: int, v: int) -> np.ndarray:
+    """``Blk``: ``(T v, T v)`` bool, ``True`` where content words ``i`` and ``j`` share a topic."""
+    return np.kron(np.eye(T), np.ones((v, v))).astype(bool)
+
+
 def context_distributions(T: int, v: int, tau: int) -> np.ndarray:
     """``p_S`` for every ``tau``-subset ``S`` of topics, shape ``(C(T, tau), T v)``."""
     subsets = list(combinations(range(T), tau))

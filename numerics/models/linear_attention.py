@@ -9,7 +9,22 @@ import torch
 from torch import nn
 
 
-class BlockLinearAttention(nn.Module):
+class LinearAttention(nn.Module):
+    """What the linear-attention heads share: real parameters, no weight decay, Gaussian init."""
+
+    def matrices(self) -> list[nn.Parameter]:
+        """Weights subject to weight decay (none: the theorems' losses have no penalty)."""
+        return []
+
+    def reset_parameters(self, generator: torch.Generator, std: float) -> None:
+        """Every parameter i.i.d. ``N(0, std^2)``, drawn in order from one generator."""
+        with torch.no_grad():
+            for parameter in self.parameters():
+                parameter.copy_(std * torch.randn(parameter.shape, generator=generator,
+                                                  device=parameter.device, dtype=parameter.dtype))
+
+
+class BlockLinearAttention(LinearAttention):
     """One linear-attention head (no softmax) on augmented tokens ``e_t = (0, s_t, s_{t-1})``.
 
     The key-query matrix ``M`` (``3d x 3d``) is restricted to its block (3, 2) ``= Q`` (pairing
@@ -26,9 +41,13 @@ class BlockLinearAttention(nn.Module):
         self.V = nn.Parameter(torch.zeros(d, d, dtype=dtype, device=device))
         self.Q = nn.Parameter(torch.zeros(d, d, dtype=dtype, device=device))
 
-    def matrices(self) -> list[nn.Parameter]:
-        """Weights subject to weight decay (none: the theorem's family has no penalty)."""
-        return []
+    def set_scalar_step(self, step: float) -> None:
+        """Set ``V = I``, ``Q = step I``: the head is one gradient step of size ``step`` on
+        ``L_T(W) = 1/2 sum_t ||s_t - W s_{t-1}||^2`` from ``W_0 = 0`` (Sander et al., 2024,
+        augmented-token theorem; the optimum is ``step = eta* = 1 / (T + d - 1)``)."""
+        with torch.no_grad():
+            self.V.copy_(torch.eye(self.d, dtype=self.V.dtype, device=self.V.device))
+            self.Q.copy_(step * torch.eye(self.d, dtype=self.Q.dtype, device=self.Q.device))
 
     def key_query(self) -> torch.Tensor:
         """The full ``3d x 3d`` key-query matrix with the block structure."""
@@ -65,8 +84,27 @@ class BlockLinearAttention(nn.Module):
         output = torch.einsum("bt,btk->bk", scores, tokens @ W.T)  # (B, 3d)
         return output[:, : self.d]
 
+    def squared_errors(self, s: torch.Tensor) -> torch.Tensor:
+        """Per-sequence squared error ``||s_hat_{T+1} - s_{T+1}||^2`` of the last token.
 
-class DiagonalLinearAttention(nn.Module):
+        The mean over sequences estimates the population loss of the augmented-token theorem
+        (Sander et al., 2024).
+
+        Parameters
+        ----------
+        s : torch.Tensor
+            Complex, ``(B, T+2, d)``: the context ``s_0..s_T`` and the target ``s_{T+1}``.
+
+        Returns
+        -------
+        torch.Tensor
+            Real, ``(B,)``.
+        """
+        T = s.shape[1] - 2
+        return (self(s[:, : T + 1]) - s[:, T + 1]).abs().pow(2).sum(-1)
+
+
+class DiagonalLinearAttention(LinearAttention):
     """``H`` heads with diagonal query-key ``diag(a_h)`` and value ``diag(b_h)``, positional
     weights ``P``, query the previous token (Sander et al., non-augmented setting).
 
@@ -85,9 +123,17 @@ class DiagonalLinearAttention(nn.Module):
         self.P = nn.Parameter(torch.zeros(T + 1, T + 1, **kw))  # row t: weights on s_0..s_t
         self.register_buffer("causal", torch.ones(T, T + 1, **kw).tril(1))  # rows t = 1..T
 
-    def matrices(self) -> list[nn.Parameter]:
-        """Weights subject to weight decay (none: the theorem's loss has no penalty)."""
-        return []
+    def reset_parameters(self, generator: torch.Generator, std: float,
+                         balanced: bool = False) -> None:
+        """Every parameter i.i.d. ``N(0, std^2)`` (``A``, ``B``, ``P`` in order, one generator).
+
+        ``balanced`` then sets ``B = A``, so that ``A A^T - B B^T = 0``: the balanced
+        initialisation of the orthogonal-heads theorem (Sander et al., 2024).
+        """
+        super().reset_parameters(generator, std)
+        if balanced:
+            with torch.no_grad():
+                self.B.copy_(self.A)
 
     def coupling(self) -> torch.Tensor:
         """``C = B^T A`` (``d x d``)."""
@@ -105,3 +151,21 @@ class DiagonalLinearAttention(nn.Module):
         scores = torch.einsum("hl,btl,bkl->bhtk", A, s[:, :-1].conj(), s)  # (B, H, T, T+1)
         weights = scores * (self.P[1:] * self.causal).to(s.dtype)
         return torch.einsum("hj,bhtk,bkj->btj", B, weights, s)
+
+    def squared_errors(self, s: torch.Tensor) -> torch.Tensor:
+        """Per-sequence squared error of every row, ``||s_hat_{t+1} - s_{t+1}||^2``.
+
+        The mean over sequences of the last column estimates the per-row population loss
+        ``L(C, p)`` of the non-augmented theorems (Sander et al., 2024).
+
+        Parameters
+        ----------
+        s : torch.Tensor
+            Complex, ``(B, T+2, d)``: ``s_0..s_{T+1}``.
+
+        Returns
+        -------
+        torch.Tensor
+            Real, ``(B, T)``; column ``t-1`` is row ``t`` (the prediction of ``s_{t+1}``).
+        """
+        return (self(s[:, :-1]) - s[:, 2:]).abs().pow(2).sum(-1)

@@ -12,7 +12,9 @@ Configurations used by the theorems:
   (``W^pred = E_{:, :V}^T``);
 * ``uniform_attention=True`` freezes ``W^K = W^Q = 0``: every query sees the mean of its keys.
 
-Which parameters train is set with :meth:`TopicTransformer.train_only`.
+Which parameters train is set with :meth:`TopicTransformer.train_only`; the theorems'
+configurations are the classmethods :meth:`~TopicTransformer.value_model`,
+:meth:`~TopicTransformer.embedding_model` and :meth:`~TopicTransformer.attention_model`.
 """
 
 from __future__ import annotations
@@ -21,6 +23,8 @@ import math
 
 import torch
 from torch import nn
+
+from numerics.data.lda import topic_blocks
 
 
 class TopicTransformer(nn.Module):
@@ -46,6 +50,61 @@ class TopicTransformer(nn.Module):
         self.W_V = nn.Parameter(torch.eye(d, **kw))
         self.W_K = nn.Parameter(torch.zeros(d, d, **kw), requires_grad=not uniform_attention)
         self.W_Q = nn.Parameter(torch.zeros(d, d, **kw), requires_grad=not uniform_attention)
+
+    @classmethod
+    def value_model(cls, V: int, dtype: torch.dtype = torch.float64,
+                    device: torch.device | None = None) -> TopicTransformer:
+        """The value-matrix theorem's model: one-hot embedding, identity decoder, uniform
+        attention; only ``W^V`` trains (Li, Li, Risteski, 2023)."""
+        model = cls(V, dtype=dtype, device=device)
+        model.train_only("W_V")
+        return model
+
+    @classmethod
+    def embedding_model(cls, V: int, dtype: torch.dtype = torch.float64,
+                        device: torch.device | None = None) -> TopicTransformer:
+        """The embedding theorem's model: trained embeddings of dimension ``d = V``, tied
+        decoder ``W^pred = E_{:, :V}^T``, uniform attention; only ``E`` trains (Li, Li,
+        Risteski, 2023)."""
+        model = cls(V, d=V, embedding="trained", decoder="tied", dtype=dtype, device=device)
+        model.train_only("E")
+        return model
+
+    @classmethod
+    def attention_model(cls, V: int, topics: int, same: float, other: float,
+                        dtype: torch.dtype = torch.float64,
+                        device: torch.device | None = None) -> TopicTransformer:
+        """The attention theorem's model: ``W^K``, ``W^Q`` train, ``W^V`` is frozen at
+        ``same Blk + other (J - Blk)`` (:meth:`set_value_blocks`; Li, Li, Risteski, 2023).
+
+        ``W^K = W^Q = 0`` is a saddle (zero gradient): start them with
+        :meth:`reset_parameters`.
+        """
+        model = cls(V, uniform_attention=False, dtype=dtype, device=device)
+        model.train_only("W_K", "W_Q")
+        model.set_value_blocks(topics, same, other)
+        return model
+
+    def set_value_blocks(self, topics: int, same: float, other: float) -> None:
+        """Set ``W^V`` to ``same`` on same-topic word pairs and ``other`` on different-topic
+        pairs of the ``V`` content words (``topics`` topics of ``V / topics`` words), 0 in
+        the rows and columns of ``[MASK]`` and padding: the block form of the value-matrix
+        theorem's minimiser (Li, Li, Risteski, 2023)."""
+        if self.V % topics:
+            raise ValueError(f"V = {self.V} words do not split into {topics} equal topics")
+        blocks = torch.tensor(topic_blocks(topics, self.V // topics), device=self.W_V.device)
+        entries = torch.tensor([other, same], dtype=self.W_V.dtype, device=self.W_V.device)
+        with torch.no_grad():
+            self.W_V.zero_()
+            self.W_V[: self.V, : self.V] = entries[blocks.long()]
+
+    def reset_parameters(self, generator: torch.Generator, std: float) -> None:
+        """Every parameter that trains i.i.d. ``N(0, std^2)``, drawn in parameter order from
+        one generator; the frozen ones keep their values."""
+        with torch.no_grad():
+            for parameter in self.trainable():
+                parameter.copy_(std * torch.randn(parameter.shape, generator=generator,
+                                                  device=parameter.device, dtype=parameter.dtype))
 
     def train_only(self, *names: str) -> None:
         """Make exactly the named parameters trainable (the theorems freeze the rest)."""

@@ -44,3 +44,64 @@ def test_diagonal_heads_at_the_unitary_minimum_predict_exactly(cpu):
     s = sample_rotation_sequences(7, d, T + 2, generator(cpu, 3))
     assert torch.allclose(model(s[:, :-1]), s[:, 2:], atol=1e-12)
     assert torch.equal(model.coupling(), model.B.T @ model.A)
+
+
+def test_reset_parameters_draws_every_parameter_in_order(cpu):
+    """``N(0, std^2)`` for A, B, P in parameter order from one generator: reproducible, and the
+    same draws as the explicit loop."""
+    model = DiagonalLinearAttention(3, 2, 4)
+    model.reset_parameters(generator(cpu, 7), 0.5)
+    gen = generator(cpu, 7)
+    for parameter in (model.A, model.B, model.P):
+        expected = 0.5 * torch.randn(parameter.shape, generator=gen, dtype=torch.float64)
+        assert torch.equal(parameter.detach(), expected)
+    assert torch.equal(model.causal, torch.ones(4, 5, dtype=torch.float64).tril(1))  # a buffer
+
+
+def test_balanced_reset_has_equal_head_grams(cpu):
+    model = DiagonalLinearAttention(4, 4, 3)
+    model.reset_parameters(generator(cpu, 0), 0.1, balanced=True)
+    assert torch.equal(model.A, model.B)
+    assert torch.equal(model.A @ model.A.T - model.B @ model.B.T, torch.zeros(4, 4,
+                                                                            dtype=torch.float64))
+    assert model.A.abs().max() > 0
+
+
+def test_scalar_step_head_is_one_gradient_step(cpu):
+    """V = I, Q = eta I: the output is eta sum_t s_t (s_(t-1)^* s_T), one GD step on L_T."""
+    d, T, eta = 3, 5, 0.2
+    model = BlockLinearAttention(d)
+    model.reset_parameters(generator(cpu, 4), 1.0)
+    model.set_scalar_step(eta)
+    assert torch.equal(model.V @ model.Q, eta * torch.eye(d, dtype=torch.float64))
+    s = sample_rotation_sequences(6, d, T + 1, generator(cpu, 5), random_phase=True)
+    gd = eta * sum(s[:, t] * (s[:, t - 1].conj() * s[:, T]).sum(-1, keepdim=True)
+                   for t in range(1, T + 1))
+    assert torch.allclose(model(s), gd, atol=1e-12)
+
+
+def test_one_step_head_squared_error_at_the_optimal_step(cpu):
+    """Monte Carlo mean of the squared errors at eta* = 1/(T+d-1) vs L* = d(d-1)/(T+d-1),
+    within 5 standard errors computed from the samples."""
+    d, T, n = 2, 3, 20_000
+    model = BlockLinearAttention(d)
+    model.set_scalar_step(1 / (T + d - 1))
+    s = sample_rotation_sequences(n, d, T + 2, generator(cpu, 6), random_phase=True)
+    with torch.no_grad():
+        errors = model.squared_errors(s)
+    assert errors.shape == (n,) and not errors.is_complex()
+    error = errors.std().item() / n**0.5
+    assert abs(errors.mean().item() - d * (d - 1) / (T + d - 1)) <= 5 * error
+
+
+def test_diagonal_squared_errors_vanish_at_the_unitary_minimum(cpu):
+    d, T = 3, 5
+    model = DiagonalLinearAttention(d, d, T)
+    with torch.no_grad():
+        model.A.copy_(2 * torch.eye(d, dtype=torch.float64))
+        model.B.copy_(torch.eye(d, dtype=torch.float64))
+        model.P.copy_(0.5 * torch.eye(T + 1, dtype=torch.float64))
+    s = sample_rotation_sequences(7, d, T + 2, generator(cpu, 3))
+    errors = model.squared_errors(s)
+    assert errors.shape == (7, T)
+    assert errors.abs().max() < 1e-20

@@ -4,8 +4,20 @@ import numpy as np
 import pytest
 import torch
 
-from numerics.data.lda import context_distributions, mask_for_mlm, sample_lda_documents
+from numerics.data.lda import (
+    context_distributions,
+    mask_for_mlm,
+    sample_lda_documents,
+    topic_blocks,
+    topic_of,
+)
+from numerics.device import generator
 from numerics.models.topic_transformer import TopicTransformer
+from numerics.population import (
+    topic_distributions,
+    topic_population_loss,
+    topic_population_squared_loss,
+)
 
 
 def test_lda_documents_have_the_requested_shape_and_words():
@@ -70,3 +82,65 @@ def test_context_distributions_are_the_long_document_limit():
     P = context_distributions(4, 3, 2)
     assert P.shape == (6, 12) and np.allclose(P.sum(1), 1)
     assert set(np.round(P[0] * 6, 12)) == {0.0, 1.0}
+
+
+def test_topic_blocks_mark_same_topic_pairs():
+    words = np.arange(12)
+    blocks = topic_blocks(4, 3)
+    assert blocks.dtype == bool and blocks.shape == (12, 12)
+    assert np.array_equal(blocks, topic_of(words, 3)[:, None] == topic_of(words, 3)[None, :])
+
+
+def test_theorem_models_train_only_their_parameters(cpu):
+    trained = {
+        "value": TopicTransformer.value_model(6, device=cpu),
+        "embedding": TopicTransformer.embedding_model(6, device=cpu),
+        "attention": TopicTransformer.attention_model(6, 2, 1.0, -1.0, device=cpu),
+    }
+    names = {key: [n for n, p in model.named_parameters() if p.requires_grad]
+             for key, model in trained.items()}
+    assert names == {"value": ["W_V"], "embedding": ["E"], "attention": ["W_K", "W_Q"]}
+    assert trained["embedding"].d == 6 and trained["embedding"].decoder == "tied"
+    assert trained["value"].uniform and not trained["attention"].uniform
+
+
+def test_value_blocks_are_same_blk_plus_other_off_blocks(cpu):
+    model = TopicTransformer.value_model(6, device=cpu)
+    model.set_value_blocks(2, 0.75, -0.25)
+    W = model.W_V.detach()
+    expected = np.where(topic_blocks(2, 3), 0.75, -0.25)
+    assert np.array_equal(W[:6, :6].numpy(), expected)
+    assert torch.count_nonzero(W[6:]) == 0 and torch.count_nonzero(W[:, 6:]) == 0
+    with pytest.raises(ValueError, match="equal topics"):
+        model.set_value_blocks(4, 1.0, 0.0)
+
+
+def test_reset_parameters_draws_only_the_trainable_ones(cpu):
+    model = TopicTransformer.attention_model(6, 2, 0.5, 0.1, device=cpu)
+    frozen = model.W_V.detach().clone()
+    model.reset_parameters(generator(cpu, 3), 0.01)
+    gen = generator(cpu, 3)
+    for parameter in (model.W_K, model.W_Q):  # in parameter order, one generator
+        assert torch.equal(parameter.detach(),
+                           0.01 * torch.randn(parameter.shape, generator=gen,
+                                              dtype=torch.float64))
+    assert torch.equal(model.W_V.detach(), frozen)
+    assert torch.equal(model.E.detach(), torch.eye(8, dtype=torch.float64))
+
+
+def test_topic_population_losses_at_known_points(cpu):
+    """Uniform attention reads logits W^V p_S. At W^V = 0 the cross-entropy is log V and the
+    squared loss E||e_w||^2 = 1; at W^V = I the squared loss is E_S(1 - ||p_S||^2) =
+    1 - 1/(tau v) (p_S is uniform on tau v words)."""
+    T, v, tau = 4, 3, 2
+    distributions = topic_distributions(T, v, tau, cpu)
+    assert torch.equal(distributions, torch.tensor(context_distributions(T, v, tau)))
+    model = TopicTransformer.value_model(T * v, device=cpu)
+    assert topic_population_squared_loss(model, distributions).item() == pytest.approx(
+        1 - 1 / (tau * v), rel=1e-14)
+    with torch.no_grad():
+        model.W_V.zero_()
+    assert topic_population_squared_loss(model, distributions).item() == pytest.approx(
+        1.0, rel=1e-14)
+    loss = topic_population_loss(model, distributions, 0.3, model.trainable())
+    assert loss.item() == pytest.approx(np.log(T * v), rel=1e-14)

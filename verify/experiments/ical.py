@@ -12,7 +12,6 @@ H = 10 (unitary) / 8 (orthogonal), longer runs and larger batches.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -23,6 +22,7 @@ import torch
 from numerics.data.orthogonal import sample_rotation_sequences
 from numerics.device import generator
 from numerics.models.linear_attention import BlockLinearAttention, DiagonalLinearAttention
+from numerics.statistics import mean_and_error
 from numerics.train import History, TrainConfig, train
 from theorems import ical as theory
 from verify.compare import apart, at_least, at_most, close, divergence
@@ -95,11 +95,6 @@ def _size(ctx: Context, name: str) -> int:
     return int(ctx.plan.params[name])
 
 
-def _mean_and_error(per_sample: torch.Tensor) -> tuple[float, float]:
-    n = per_sample.shape[0]
-    return per_sample.mean().item(), per_sample.std().item() / math.sqrt(n)
-
-
 def _mc_tolerance(error: float) -> Tolerance:
     return Tolerance(SIGMAS * error + ROUNDOFF,
                      f"{SIGMAS:g} standard errors of the Monte Carlo mean (+ float64 round-off)")
@@ -119,15 +114,7 @@ def _monte_carlo(ctx: Context, errors: Callable[[torch.Tensor], torch.Tensor], s
         for start in range(0, samples, MC_CHUNK):
             s = sample_rotation_sequences(min(MC_CHUNK, samples - start), d, T + 2, gen, **data)
             parts.append(errors(s))
-    return _mean_and_error(torch.cat(parts))
-
-
-def gaussian_init(model: torch.nn.Module, std: float, gen: torch.Generator) -> None:
-    """Every parameter i.i.d. ``N(0, std^2)`` from one generator (independent draws)."""
-    with torch.no_grad():
-        for parameter in model.parameters():
-            parameter.copy_(std * torch.randn(parameter.shape, generator=gen,
-                                              device=parameter.device, dtype=parameter.dtype))
+    return mean_and_error(torch.cat(parts))
 
 
 def _progress(ctx: Context, label: str, steps: int):
@@ -135,12 +122,6 @@ def _progress(ctx: Context, label: str, steps: int):
 
 
 # ----------------------------------------------------------------------------- one GD step
-
-
-def _gd_errors(model: BlockLinearAttention, s: torch.Tensor) -> torch.Tensor:
-    """Per-sequence squared error of the prediction of the last token (complex data)."""
-    T = s.shape[1] - 2
-    return (model(s[:, : T + 1]) - s[:, T + 1]).abs().pow(2).sum(-1)
 
 
 def _gd_bridge(ctx: Context) -> tuple[list[Check], list[Curve]]:
@@ -151,10 +132,8 @@ def _gd_bridge(ctx: Context) -> tuple[list[Check], list[Curve]]:
     checks = []
     for factor in (0.5, 1.0, 2.0):
         step = factor * eta_star
-        with torch.no_grad():
-            model.V.copy_(torch.eye(d, dtype=torch.float64))
-            model.Q.copy_(step * torch.eye(d, dtype=torch.float64))
-        mean, error = _monte_carlo(ctx, lambda s: _gd_errors(model, s), budget.mc_samples, 0,
+        model.set_scalar_step(step)
+        mean, error = _monte_carlo(ctx, model.squared_errors, budget.mc_samples, 0,
                                    random_phase=True)
         predicted = float(theory.scalar_step_loss().subs({theory.d_: d, theory.T_: T,
                                                           theory.eta: step}))
@@ -181,9 +160,9 @@ def _train_gd(ctx: Context, seed: int, random_phase: bool) -> tuple[BlockLinearA
     data = sample_rotation_sequences(budget.train_set, d, T + 2, generator(ctx.device, 10 + seed),
                                      random_phase=random_phase)
     model = BlockLinearAttention(d, device=ctx.device)
-    gaussian_init(model, INIT_STD, generator(ctx.device, seed))
+    model.reset_parameters(generator(ctx.device, seed), INIT_STD)
     label = f"train one-step head, {'random' if random_phase else 'fixed'} s0, seed {seed}"
-    history = train(model, lambda m: (_gd_errors(m, data).mean(), {}),
+    history = train(model, lambda m: (m.squared_errors(data).mean(), {}),
                     TrainConfig(steps=budget.gd_steps, lr=1e-2, weight_decay=0.0),
                     _progress(ctx, label, budget.gd_steps))
     return model, history
@@ -207,8 +186,8 @@ def _gd_training(ctx: Context) -> tuple[list[Check], list[Curve]]:
             checks += failed
             continue
         diagonal, off = _gd_deviation(model, eta_star)
-        mean, error = _monte_carlo(ctx, lambda s, m=model: _gd_errors(m, s), budget.mc_samples,
-                                   999, random_phase=True)
+        mean, error = _monte_carlo(ctx, model.squared_errors, budget.mc_samples, 999,
+                                   random_phase=True)
         tag = f" (seed {seed})"
         suffix = f"-seed-{seed}"
         checks += [
@@ -247,26 +226,18 @@ def _gd_control(ctx: Context) -> tuple[list[Check], list[Curve]]:
 # ----------------------------------------------------------------------------- diagonal heads
 
 
-def _row_errors(model: DiagonalLinearAttention, s: torch.Tensor) -> torch.Tensor:
-    """Per-sequence squared error of every row: ``(batch, T)``."""
-    return (model(s[:, :-1]) - s[:, 2:]).abs().pow(2).sum(-1)
-
-
 def _train_diagonal(ctx: Context, heads: int, seed: int, paired: bool,
                     balanced: bool = False, gradient_descent: bool = False,
                     init_std: float = INIT_STD) -> tuple[DiagonalLinearAttention, History]:
     d, T = _size(ctx, "d"), _size(ctx, "T")
     budget = BUDGETS[ctx.plan.budget]
     model = DiagonalLinearAttention(d, heads, T, device=ctx.device)
-    gaussian_init(model, init_std, generator(ctx.device, seed))
-    with torch.no_grad():
-        if balanced:
-            model.B.copy_(model.A)
+    model.reset_parameters(generator(ctx.device, seed), init_std, balanced=balanced)
     data = generator(ctx.device, 100 + seed)
 
     def objective(m: DiagonalLinearAttention):
         s = sample_rotation_sequences(budget.batch, d, T + 2, data, paired=paired)
-        return _row_errors(m, s).mean(0).sum(), {}
+        return m.squared_errors(s).mean(0).sum(), {}
 
     config = (TrainConfig(steps=budget.steps, lr=2e-3, optimizer="sgd", schedule="constant",
                           weight_decay=0.0) if gradient_descent
@@ -277,7 +248,7 @@ def _train_diagonal(ctx: Context, heads: int, seed: int, paired: bool,
 
 def _last_row_loss(ctx: Context, model: DiagonalLinearAttention, paired: bool
                    ) -> tuple[float, float]:
-    return _monte_carlo(ctx, lambda s: _row_errors(model, s)[:, -1],
+    return _monte_carlo(ctx, lambda s: model.squared_errors(s)[:, -1],
                         BUDGETS[ctx.plan.budget].mc_samples // 10, 777, paired=paired)
 
 
@@ -289,10 +260,10 @@ def _diagonal_bridge(paired: bool):
         heads = _size(ctx, "H") if "H" in ctx.plan.params else d
         budget = BUDGETS[ctx.plan.budget]
         model = DiagonalLinearAttention(d, heads, T, device=ctx.device)
-        gaussian_init(model, 0.5, generator(ctx.device, 5))
+        model.reset_parameters(generator(ctx.device, 5), 0.5)
         with torch.no_grad():
             model.P[T, T - 1] = 2.0  # where the reference code's formula is off (spec: MC check)
-        mean, error = _monte_carlo(ctx, lambda s: _row_errors(model, s)[:, -1],
+        mean, error = _monte_carlo(ctx, lambda s: model.squared_errors(s)[:, -1],
                                    budget.mc_samples, 6, paired=paired)
         C = model.coupling().detach().cpu().numpy()
         p = model.P[T, : T + 1].detach().cpu().numpy()

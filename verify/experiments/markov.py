@@ -30,6 +30,7 @@ from numerics.models.markov_transformer import (
 )
 from numerics.monte_carlo import Estimate, MarkovBatches, estimate_population_loss
 from numerics.population import MarkovPopulation
+from numerics.statistics import longest_plateau, moving_average
 from numerics.train import History, TrainConfig, train
 from verify.compare import at_least, at_most, close, divergence
 from verify.records import Check, Context, Curve, Experiment, ProgressFactory, Stage, Tolerance
@@ -138,23 +139,6 @@ class MarkovRun:
     final: Estimate
 
 
-def _moving_average(values: np.ndarray, window: int) -> tuple[np.ndarray, float]:
-    """Trailing moving average and the standard error of one averaged point.
-
-    The error is estimated from the data: the standard deviation of the step-to-step
-    differences divided by sqrt(2) is the per-step noise (the drift cancels), and the
-    average of ``window`` independent batches divides it by sqrt(window).
-    """
-    if window <= 1:
-        return values, 0.0
-    kernel = np.ones(window) / window
-    smoothed = np.convolve(values, kernel, mode="full")[: len(values)]
-    counts = np.minimum(np.arange(1, len(values) + 1), window)
-    smoothed = smoothed * window / counts
-    noise = float(np.std(np.diff(values)) / math.sqrt(2))
-    return smoothed, noise / math.sqrt(window)
-
-
 def _run_key(p: float, q: float, d: int, tied: bool, budget: str, seed: int,
              device: torch.device, start: tuple[float, float] | None) -> tuple:
     """A run is a deterministic function of this key (seeded init and data), so the cache of
@@ -252,7 +236,7 @@ def _train_markov(
     else:
         final = estimate_population_loss(model, p, q, config.eval_sequences, config.N,
                                          data_gen, config.dtype)
-    curve, curve_error = _moving_average(history.losses, config.smoothing)
+    curve, curve_error = moving_average(history.losses, config.smoothing)
     return MarkovRun(history, curve, curve_error, final)
 
 
@@ -340,24 +324,6 @@ def _prediction_checks(
                             f"mean prediction after x_n = {symbol}", "training", predicted,
                             _worst(values, predicted), tolerance, per_seed=values))
     return checks
-
-
-def _plateau(curve: np.ndarray, target: float, band: float) -> tuple[int, int, int]:
-    """Longest run of steps with ``|curve - target| <= band``: ``(entry, exit, length)``.
-
-    ``exit`` is the first step after the plateau (``len(curve)`` when it lasts to the end).
-    """
-    inside = np.abs(curve - target) <= band
-    best = (0, 0, 0)
-    start = None
-    for step, flag in enumerate(np.append(inside, False)):
-        if flag and start is None:
-            start = step
-        elif not flag and start is not None:
-            if step - start > best[2]:
-                best = (start, step, step - start)
-            start = None
-    return best
 
 
 # ----------------------------------------------------------------------------- bridge
@@ -481,7 +447,7 @@ def _plateau_checks(ctx: Context, runs: list[MarkovRun], name: str) -> list[Chec
     rate = ctx.prediction.float("entropy_rate")
     tolerance = _loss_tolerance(ctx, runs)
     steps = len(runs[0].curve)
-    plateaus = [_plateau(run.curve, h_pi, tolerance.bound(h_pi)) for run in runs]
+    plateaus = [longest_plateau(run.curve, h_pi, tolerance.bound(h_pi)) for run in runs]
     lengths = [length for _, _, length in plateaus]
     levels = [float(np.mean(run.curve[a:b])) if b > a else float(run.final.mean)
               for run, (a, b, _) in zip(runs, plateaus, strict=True)]
@@ -547,7 +513,8 @@ def _converged_checks(ctx: Context, runs: list[MarkovRun], name: str) -> list[Ch
 def _plateau_lengths(ctx: Context, runs: list[MarkovRun], h_pi: float) -> tuple[list[int], int]:
     """Per seed, the longest run of steps within tolerance of ``h_pi``; and the trap threshold."""
     tolerance = _loss_tolerance(ctx, runs)
-    lengths = [_plateau(run.curve, h_pi, tolerance.bound(h_pi))[2] for run in runs]
+    lengths = [longest_plateau(run.curve, h_pi, tolerance.bound(h_pi)).length
+               for run in runs]
     return lengths, math.ceil(PLATEAU_FRACTION * len(runs[0].curve))
 
 
@@ -680,7 +647,7 @@ def phase_quantities(params: dict, budget: str, seeds: tuple[int, ...],
             (final - rate) / (h_pi - rate) if abs(h_pi - rate) > 1e-12 else math.nan)
         band = FAST_LOSS.bound(h_pi) if BUDGETS[budget].exact else 0.0
         quantities[f"{label}: fraction of steps at H(pi)"] = float(np.mean(
-            [_plateau(run.curve, h_pi, band)[2] / len(run.curve) for run in runs]))
+            [longest_plateau(run.curve, h_pi, band).length / len(run.curve) for run in runs]))
     return quantities
 
 

@@ -25,6 +25,7 @@ from numerics.data.partial_order import PartialOrderTask, Sentences, concatenate
 from numerics.device import generator
 from numerics.max_margin import attention_column, feedforward
 from numerics.models.ntp_transformer import NTPTransformer
+from numerics.statistics import linear_fit
 from numerics.train import History, TrainConfig, train
 from theorems import ntp
 from verify.compare import at_least, at_most, close, divergence
@@ -188,13 +189,6 @@ def _two_stage(ctx: Context) -> TwoStageRun:
     return ctx.cache[key]
 
 
-def _fit(x: np.ndarray, y: np.ndarray) -> tuple[float, float]:
-    """Least-squares slope of ``y`` on ``x`` and its coefficient of determination r^2."""
-    slope, intercept = np.polyfit(x, y, 1)
-    residual = y - (slope * x + intercept)
-    return float(slope), float(1 - residual.var() / y.var())
-
-
 def _direction_curves(title: str, label: str, history: History, ylabel: str = "1 - corr"
                       ) -> Curve:
     return Curve(title, label, 1 - history.probes["corr"], {}, ylabel=ylabel, xscale="log",
@@ -280,7 +274,7 @@ def _ffn_training(ctx: Context) -> tuple[list[Check], list[Curve]]:
 
 def _log_linear(history: History, label: str, bound: float) -> Check:
     n = len(history.losses)
-    slope, r2 = _fit(np.arange(n // 2, n), np.log(history.losses[n // 2:]))
+    slope, r2 = linear_fit(np.arange(n // 2, n), np.log(history.losses[n // 2:]))
     return at_least(f"{label}-log-l0-linear-in-t-over-the-second-half-r-2",
                     f"{label}: log L0 linear in t over the second half (r^2)", "training",
                     bound, r2, "spec: linear convergence of L0 (fit over the second half)",
@@ -336,7 +330,7 @@ def _ffn_gaussian(ctx: Context, resolved: ntp.Setting, steps: int, seed: int, ta
         return failed, []
     gap = 1 - history.probes["corr"]
     n = len(gap)
-    slope, r2 = _fit(np.log(np.arange(n // 2, n)), np.log(gap[n // 2:]))
+    slope, r2 = linear_fit(np.log(np.arange(n // 2, n)), np.log(gap[n // 2:]))
     return [
         at_most("gaussian-embeddings-kkt-residual-of-the-cvxpy-svm-solution" + suffix,
                 "Gaussian embeddings: KKT residual of the cvxpy SVM solution" + tag, "bridge",
@@ -447,9 +441,9 @@ def _rate_training(ctx: Context) -> tuple[list[Check], list[Curve]]:
     floor = ctx.prediction.float("floor")
     gap = run.stage2.losses - floor
     n = len(gap)
-    slope, r2 = _fit(np.arange(n // 4, 3 * n // 4), np.log(gap[n // 4: 3 * n // 4]))
+    slope, r2 = linear_fit(np.arange(n // 4, 3 * n // 4), np.log(gap[n // 4: 3 * n // 4]))
     tail = np.arange(3 * n // 4, n)
-    tail_slope, _ = _fit(tail, np.log(gap[tail]))
+    tail_slope, _ = linear_fit(tail, np.log(gap[tail]))
     predicted = ctx.prediction.float("rate")
     theta = float(np.sqrt(2 * (1 - run.stage2.probes["corr"][tail[0]])))
     return [

@@ -23,11 +23,15 @@ import torch.nn.functional as F
 from sklearn.cluster import KMeans
 from sklearn.metrics import adjusted_rand_score
 
-from numerics.data.lda import context_distributions, mask_for_mlm, sample_lda_documents
+from numerics.data.lda import mask_for_mlm, sample_lda_documents, topic_blocks
 from numerics.device import generator
 from numerics.models.topic_transformer import TopicTransformer
 from numerics.monte_carlo import MaskedLMBatches
-from numerics.population import topic_population_loss
+from numerics.population import (
+    topic_distributions,
+    topic_population_loss,
+    topic_population_squared_loss,
+)
 from numerics.train import History, TrainConfig, train
 from theorems.topics import population_loss
 from verify.compare import apart, at_least, at_most, close, divergence
@@ -84,27 +88,16 @@ def _sizes(ctx: Context) -> tuple[int, int, int, float]:
     return int(p["T"]), int(p["v"]), int(p["tau"]), float(p["lam"])
 
 
-def _blocks(T: int, v: int) -> np.ndarray:
-    return np.kron(np.eye(T), np.ones((v, v))).astype(bool)
-
-
 def _block_fit(M: np.ndarray, T: int, v: int) -> tuple[float, float, float]:
     """Same-topic mean, different-topic mean, and max |M - its block projection|."""
-    blocks = _blocks(T, v)
+    blocks = topic_blocks(T, v)
     same, other = M[blocks].mean(), M[~blocks].mean()
     return float(same), float(other), float(np.abs(M - np.where(blocks, same, other)).max())
 
 
 def _population(ctx: Context) -> torch.Tensor:
     T, v, tau, _ = _sizes(ctx)
-    return torch.tensor(context_distributions(T, v, tau), dtype=torch.float64, device=ctx.device)
-
-
-def _value_model(ctx: Context) -> TopicTransformer:
-    T, v, _, _ = _sizes(ctx)
-    model = TopicTransformer(T * v, device=ctx.device)
-    model.train_only("W_V")
-    return model
+    return topic_distributions(T, v, tau, ctx.device)
 
 
 def _masked_documents(ctx: Context, rng: np.random.Generator):
@@ -137,13 +130,8 @@ def _progress(ctx: Context, label: str, steps: int):
 def _value_bridge(ctx: Context) -> tuple[list[Check], list[Curve]]:
     T, v, _, lam = _sizes(ctx)
     pred = ctx.prediction
-    model = _value_model(ctx)
-    blocks = torch.tensor(_blocks(T, v), device=ctx.device)
-    with torch.no_grad():
-        model.W_V.zero_()
-        entries = torch.tensor([pred.float("b"), pred.float("a")], dtype=torch.float64,
-                               device=ctx.device)
-        model.W_V[: T * v, : T * v] = entries[blocks.long()]
+    model = TopicTransformer.value_model(T * v, device=ctx.device)
+    model.set_value_blocks(T, pred.float("a"), pred.float("b"))
     loss = topic_population_loss(model, _population(ctx), lam, model.trainable())
     loss.backward()
     return [
@@ -160,20 +148,11 @@ def _train_population(ctx: Context, model: TopicTransformer, label: str, seed: i
                       squared: bool = False) -> History:
     _, _, _, lam = _sizes(ctx)
     distributions = _population(ctx)
-    gen = generator(ctx.device, seed)
-    with torch.no_grad():
-        for parameter in model.trainable():
-            parameter.copy_(0.1 * torch.randn(parameter.shape, generator=gen,
-                                              device=ctx.device, dtype=parameter.dtype))
+    model.reset_parameters(generator(ctx.device, seed), 0.1)
 
     def objective(m: TopicTransformer):
         if squared:  # squared loss against the one-hot target, no penalty (the control)
-            n = distributions.shape[0]
-            soft = torch.cat((distributions, distributions.new_zeros(n, 2)), dim=1)
-            logits, _ = m(soft.unsqueeze(1))
-            error = (logits[:, 0, :, None] - torch.eye(logits.shape[-1], dtype=logits.dtype,
-                                                        device=logits.device)) ** 2
-            return (distributions * error.sum(1)).sum(-1).mean(), {}
+            return topic_population_squared_loss(m, distributions), {}
         return topic_population_loss(m, distributions, lam, m.trainable()), {}
 
     steps = BUDGETS[ctx.plan.budget].population_steps
@@ -187,7 +166,7 @@ def _value_training(ctx: Context) -> tuple[list[Check], list[Curve]]:
     pred = ctx.prediction
     checks, curves = [], []
     for seed in ctx.plan.seeds:
-        model = _value_model(ctx)
+        model = TopicTransformer.value_model(T * v, device=ctx.device)
         history = _train_population(ctx, model, f"population W^V, seed {seed}", seed)
         if failed := divergence(history, f"population-w-v-seed-{seed}",
                                 f"population W^V (seed {seed})"):
@@ -218,17 +197,14 @@ def _sampled_checks(ctx: Context) -> list[Check]:
     V = T * v
     checks = []
     for seed in ctx.plan.seeds:
-        model = _value_model(ctx)
-        with torch.no_grad():
-            model.W_V.copy_(INIT_STD * torch.randn(model.W_V.shape,
-                                                   generator=generator(ctx.device, seed),
-                                                   device=ctx.device, dtype=model.W_V.dtype))
+        model = TopicTransformer.value_model(V, device=ctx.device)
+        model.reset_parameters(generator(ctx.device, seed), INIT_STD)
         history = _train_masked_lm(ctx, model, seed, f"sampled LDA W^V, seed {seed}")
         if failed := divergence(history, f"sampled-w-v-seed-{seed}", f"sampled W^V (seed {seed})"):
             checks += failed
             continue
         W = model.W_V.detach()[:V, :V].cpu().numpy()
-        blocks = _blocks(T, v)
+        blocks = topic_blocks(T, v)
         same, other = W[blocks], W[~blocks]
         error = math.sqrt(same.var(ddof=1) / same.size + other.var(ddof=1) / other.size)
         found = KMeans(T, n_init=10, random_state=seed).fit_predict(W.T)
@@ -253,7 +229,7 @@ def _value_control(ctx: Context) -> tuple[list[Check], list[Curve]]:
     T, v, _, _ = _sizes(ctx)
     checks = []
     for seed in ctx.plan.seeds:
-        model = _value_model(ctx)
+        model = TopicTransformer.value_model(T * v, device=ctx.device)
         history = _train_population(ctx, model, f"squared loss W^V, seed {seed}", seed,
                                     squared=True)
         _, _, deviation = _block_fit(model.W_V.detach()[: T * v, : T * v].cpu().numpy(), T, v)
@@ -271,10 +247,8 @@ def _value_control(ctx: Context) -> tuple[list[Check], list[Curve]]:
 def _embedding_bridge(ctx: Context) -> tuple[list[Check], list[Curve]]:
     """The torch model with random tied embeddings vs the sympy objective at G = E^T E."""
     T, v, tau, lam = _sizes(ctx)
-    model = _embedding_model(ctx)
-    with torch.no_grad():
-        model.E.copy_(0.5 * torch.randn(model.E.shape, generator=generator(ctx.device, 3),
-                                        device=ctx.device, dtype=model.E.dtype))
+    model = TopicTransformer.embedding_model(T * v, device=ctx.device)
+    model.reset_parameters(generator(ctx.device, 3), 0.5)
     loss = topic_population_loss(model, _population(ctx), lam, model.trainable()).item()
     E = model.E.detach()[:, : T * v].cpu().numpy()
     gram = sp.Matrix((E.T @ E).tolist())
@@ -285,14 +259,6 @@ def _embedding_bridge(ctx: Context) -> tuple[list[Check], list[Curve]]:
     return [close("population-loss-of-the-torch-model-sympy-objective-at-g-e-t-e",
                   "population loss of the torch model = sympy objective at G = E^T E",
                   "bridge", float(predicted), loss, BRIDGE)], []
-
-
-def _embedding_model(ctx: Context) -> TopicTransformer:
-    T, v, _, _ = _sizes(ctx)
-    model = TopicTransformer(T * v, d=T * v, embedding="trained", decoder="tied",
-                             device=ctx.device)
-    model.train_only("E")
-    return model
 
 
 def _embedding_training(ctx: Context) -> tuple[list[Check], list[Curve]]:
@@ -307,11 +273,8 @@ def _embedding_training(ctx: Context) -> tuple[list[Check], list[Curve]]:
 
     checks, curves = [], []
     for seed in ctx.plan.seeds:
-        model = _embedding_model(ctx)
-        with torch.no_grad():
-            model.E.copy_(EMBEDDING_INIT_STD * torch.randn(
-                model.E.shape, generator=generator(ctx.device, seed), device=ctx.device,
-                dtype=model.E.dtype))
+        model = TopicTransformer.embedding_model(T * v, device=ctx.device)
+        model.reset_parameters(generator(ctx.device, seed), EMBEDDING_INIT_STD)
         adam = train(model, objective, TrainConfig(steps=2 * steps, lr=3e-2, weight_decay=0.0),
                      _progress(ctx, f"embeddings (Adam), seed {seed}", 2 * steps))
         polish = train(model, objective, TrainConfig(steps=steps, lr=1.0, optimizer="lbfgs",
@@ -358,20 +321,11 @@ EVAL_DOCUMENTS, EVAL_LENGTH = 200, 100
 
 def _frozen_value_model(ctx: Context, same: float, other: float, seed: int,
                         init_std: float) -> TopicTransformer:
-    """Trainable attention, ``W^V`` frozen at ``same Blk + other (J - Blk)``."""
+    """Trainable attention from ``N(0, init_std^2)`` (the seed's generator), ``W^V`` frozen at
+    ``same Blk + other (J - Blk)``."""
     T, v, _, _ = _sizes(ctx)
-    V = T * v
-    model = TopicTransformer(V, uniform_attention=False, device=ctx.device)
-    model.train_only("W_K", "W_Q")
-    blocks = torch.tensor(_blocks(T, v), device=ctx.device)
-    entries = torch.tensor([other, same], dtype=torch.float64, device=ctx.device)
-    gen = generator(ctx.device, seed)
-    with torch.no_grad():
-        model.W_V.zero_()
-        model.W_V[:V, :V] = entries[blocks.long()]
-        for parameter in (model.W_K, model.W_Q):
-            parameter.copy_(init_std * torch.randn(parameter.shape, generator=gen,
-                                                   device=ctx.device, dtype=parameter.dtype))
+    model = TopicTransformer.attention_model(T * v, T, same, other, device=ctx.device)
+    model.reset_parameters(generator(ctx.device, seed), init_std)
     return model
 
 
