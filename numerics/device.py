@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Literal
 
+import numpy as np
 import torch
 
 DeviceName = Literal["auto", "cpu", "cuda"]
@@ -37,8 +38,8 @@ def select_device(name: DeviceName = "auto") -> torch.device:
 
 #: Intra-op CPU threads of a single run when none is asked for. One: the runs are many small
 #: kernels (d <= 16) that a second thread does not speed up; ``benchmarks/threads.py`` measured
-#: ``verify --theorem markov-local-minima`` on 2 cores at 15.1 s (1 thread) vs 20.6 s
-#: (2 threads) with the cores nearly idle, and 23.5 s vs 49.3 s with both cores busy. Sweeps
+#: ``verify --theorem markov-local-minima`` on 2 cores at 16.7 s (1 thread) vs 19.9 s
+#: (2 threads) with the cores idle, and 23.1 s vs 40.2 s with both cores busy. Sweeps
 #: run one single-threaded process per core instead.
 DEFAULT_THREADS = 1
 
@@ -54,6 +55,27 @@ def describe(device: torch.device) -> str:
     if device.type == "cuda":
         return f"cuda ({torch.cuda.get_device_name(device)})"
     return f"cpu ({torch.get_num_threads()} threads)"
+
+
+def stream_seed(seed: int, purpose: str) -> int:
+    """The seed of the random stream ``purpose`` of run ``seed``: one scheme for every stream.
+
+    ``numpy.random.SeedSequence`` hashes ``(seed, purpose)`` (the purpose's UTF-8 bytes), so
+    two streams of a run (``"init"``, ``"data"``, ``"eval"``) and the same stream of two seeds
+    never coincide, unlike ``seed + 10``-style offsets (seed 10's init is seed 0's data).
+    """
+    entropy = [seed, *purpose.encode()]
+    return int(np.random.SeedSequence(entropy).generate_state(1, np.uint64)[0] >> 1)
+
+
+def stream(device: torch.device, seed: int, purpose: str) -> torch.Generator:
+    """A torch generator on ``device`` for the stream ``purpose`` of run ``seed``."""
+    return generator(device, stream_seed(seed, purpose))
+
+
+def numpy_stream(seed: int, purpose: str) -> np.random.Generator:
+    """A numpy generator for the stream ``purpose`` of run ``seed`` (same scheme)."""
+    return np.random.default_rng(stream_seed(seed, purpose))
 
 
 def generator(device: torch.device, seed: int) -> torch.Generator:

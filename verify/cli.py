@@ -64,6 +64,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
     parser.add_argument("--seeds", type=int, default=None, metavar="N",
                         help="training seeds 0..N-1 (default: 1 fast, 5 full)")
+    parser.add_argument("--threads", type=int, default=None, metavar="N",
+                        help="torch CPU threads of this run (default 1: see the README)")
     parser.add_argument("--allow-expensive", action="store_true",
                         help="run even when the estimated cost exceeds the budget's limit")
     parser.add_argument("--json", type=Path, default=None, metavar="PATH",
@@ -157,6 +159,9 @@ def _verify(args: argparse.Namespace, console) -> int:
     _check_baseline_request(args, params)
     if args.seeds is not None and args.seeds < 1:
         raise UsageError(f"--seeds must be at least 1 (got {args.seeds})")
+    if args.threads is not None and not 1 <= args.threads <= (os.cpu_count() or 1) * 4:
+        raise UsageError(f"--threads must lie in 1..{(os.cpu_count() or 1) * 4} "
+                         f"(got {args.threads})")
     if args.json is not None:
         _check_json_path(args.json)
     if args.plots is not None:
@@ -171,16 +176,18 @@ def _verify(args: argparse.Namespace, console) -> int:
 
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from numerics.device import DeviceUnavailableError, describe
+    from numerics.device import DeviceUnavailableError, describe, set_threads
     from verify import report
 
     try:
         device = api.resolve_device(args.device)
     except DeviceUnavailableError as exc:
         raise UsageError(str(exc)) from None
+    threads = set_threads(args.threads)
     console.print(f"device: {describe(device)}   budget: {args.budget}")
     settings = {"command": ["verify", *sys.argv[1:]], "budget": args.budget,
-                "device": describe(device), "seeds": args.seeds, "params": params}
+                "device": describe(device), "threads": threads, "seeds": args.seeds,
+                "params": params}
     verdicts: list[Any] = []
     cache: dict[Any, Any] = {}
     try:

@@ -20,7 +20,7 @@ import sympy as sp
 import torch
 
 from numerics.data.orthogonal import sample_rotation_sequences
-from numerics.device import generator
+from numerics.device import stream
 from numerics.models.linear_attention import BlockLinearAttention, DiagonalLinearAttention
 from numerics.statistics import mean_and_error
 from numerics.train import History, TrainConfig, train
@@ -108,7 +108,7 @@ def _monte_carlo(ctx: Context, errors: Callable[[torch.Tensor], torch.Tensor], s
     which bounds the memory at paper scale.
     """
     d, T = _size(ctx, "d"), _size(ctx, "T")
-    gen = generator(ctx.device, seed)
+    gen = stream(ctx.device, seed, "monte carlo")
     parts = []
     with torch.no_grad():
         for start in range(0, samples, MC_CHUNK):
@@ -142,7 +142,7 @@ def _gd_bridge(ctx: Context) -> tuple[list[Check], list[Curve]]:
                             "eta^2 T(d-1)]", "bridge", predicted, mean, _mc_tolerance(error),
                             standard_error=error, samples=budget.mc_samples))
     with torch.no_grad():
-        context = sample_rotation_sequences(1000, d, T + 1, generator(ctx.device, 1),
+        context = sample_rotation_sequences(1000, d, T + 1, stream(ctx.device, 0, "realisation"),
                                             random_phase=True)
         gd = step * sum(context[:, t] * (context[:, t - 1].conj() * context[:, T]).sum(-1,
                         keepdim=True) for t in range(1, T + 1))
@@ -157,10 +157,11 @@ def _train_gd(ctx: Context, seed: int, random_phase: bool) -> tuple[BlockLinearA
                                                                       History]:
     d, T = _size(ctx, "d"), _size(ctx, "T")
     budget = BUDGETS[ctx.plan.budget]
-    data = sample_rotation_sequences(budget.train_set, d, T + 2, generator(ctx.device, 10 + seed),
+    data = sample_rotation_sequences(budget.train_set, d, T + 2,
+                                     stream(ctx.device, seed, "train set"),
                                      random_phase=random_phase)
     model = BlockLinearAttention(d, device=ctx.device)
-    model.reset_parameters(generator(ctx.device, seed), INIT_STD)
+    model.reset_parameters(stream(ctx.device, seed, "init"), INIT_STD)
     label = f"train one-step head, {'random' if random_phase else 'fixed'} s0, seed {seed}"
     history = train(model, lambda m: (m.squared_errors(data).mean(), {}),
                     TrainConfig(steps=budget.gd_steps, lr=1e-2, weight_decay=0.0),
@@ -232,8 +233,8 @@ def _train_diagonal(ctx: Context, heads: int, seed: int, paired: bool,
     d, T = _size(ctx, "d"), _size(ctx, "T")
     budget = BUDGETS[ctx.plan.budget]
     model = DiagonalLinearAttention(d, heads, T, device=ctx.device)
-    model.reset_parameters(generator(ctx.device, seed), init_std, balanced=balanced)
-    data = generator(ctx.device, 100 + seed)
+    model.reset_parameters(stream(ctx.device, seed, "init"), init_std, balanced=balanced)
+    data = stream(ctx.device, seed, "batches")
 
     def objective(m: DiagonalLinearAttention):
         s = sample_rotation_sequences(budget.batch, d, T + 2, data, paired=paired)
@@ -260,7 +261,7 @@ def _diagonal_bridge(paired: bool):
         heads = _size(ctx, "H") if "H" in ctx.plan.params else d
         budget = BUDGETS[ctx.plan.budget]
         model = DiagonalLinearAttention(d, heads, T, device=ctx.device)
-        model.reset_parameters(generator(ctx.device, 5), 0.5)
+        model.reset_parameters(stream(ctx.device, 0, "bridge point"), 0.5)
         with torch.no_grad():
             model.P[T, T - 1] = 2.0  # where the reference code's formula is off (spec: MC check)
         mean, error = _monte_carlo(ctx, lambda s: model.squared_errors(s)[:, -1],

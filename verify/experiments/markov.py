@@ -22,7 +22,7 @@ import torch
 from torch.func import functional_call, hessian, vmap
 from torch.nn.attention import SDPBackend, sdpa_kernel
 
-from numerics.device import generator
+from numerics.device import stream
 from numerics.models.markov_transformer import (
     MarkovEnsemble,
     MarkovTransformer,
@@ -201,7 +201,7 @@ def _initial_model(d: int, tied: bool, budget: str, seed: int, device: torch.dev
     """The paper's init (``start=None``) or theta_* plus noise, from the seed's generator."""
     config = BUDGETS[budget]
     model = MarkovTransformer(MarkovTransformerConfig(d, config.N, tied), config.dtype, device)
-    init_gen = generator(device, 2 * seed)
+    init_gen = stream(device, seed, "init")
     if start is None:
         model.reset_parameters(init_gen)
     else:
@@ -221,7 +221,7 @@ def _train_markov(
 ) -> MarkovRun:
     config = BUDGETS[budget]
     model = _initial_model(d, tied, budget, seed, device, start)
-    data_gen = generator(device, 2 * seed + 1)
+    data_gen = stream(device, seed, "data")
     if config.exact:
         population = MarkovPopulation.build(p, q, config.N, device, config.dtype)
         objective = population.objective
@@ -393,7 +393,8 @@ def _unigram_bridge(ctx: Context, tied: bool) -> tuple[list[Check], list[Curve]]
     spectrum_error = float(np.max(np.abs(np.sort(eigenvalues) - expected)))
 
     generic, _ = _bridge_model(ctx, tied)
-    generic.set_unigram_point(pred.float("unigram_bias"), generator(ctx.device, 0))
+    generic.set_unigram_point(pred.float("unigram_bias"),
+                             stream(ctx.device, 0, "generic member"))
     generic_loss = population.objective(generic)[0].item()
 
     checks = [
@@ -421,7 +422,7 @@ def _perturbation_probe(ctx: Context, loss_fn, theta: torch.Tensor, h_pi: float)
     """Local minimum (PSD with zero eigenvalues proves nothing): random perturbations."""
     if ctx.plan.theorem.id != "markov-local-minima":
         return []
-    gen = generator(ctx.device, 1)
+    gen = stream(ctx.device, 0, "perturbation probe")
     directions = torch.randn(PROBE_COUNT, theta.numel(), generator=gen, device=ctx.device,
                              dtype=theta.dtype)
     directions /= directions.norm(dim=1, keepdim=True)

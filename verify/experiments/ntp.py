@@ -22,7 +22,7 @@ import torch
 
 from numerics.data import partial_order
 from numerics.data.partial_order import PartialOrderTask, Sentences, concatenate
-from numerics.device import generator
+from numerics.device import numpy_stream, stream
 from numerics.max_margin import attention_column, feedforward
 from numerics.models.ntp_transformer import NTPTransformer
 from numerics.statistics import linear_fit
@@ -287,7 +287,7 @@ def _ffn_random_init(ctx: Context, batch: Sentences, W_star: np.ndarray, steps: 
     K = W_star.shape[0]
     model = _one_hot_model(K, ctx.device)
     with torch.no_grad():
-        model.W_ov.copy_(INIT_STD * torch.randn(K, K, generator=generator(ctx.device, seed),
+        model.W_ov.copy_(INIT_STD * torch.randn(K, K, generator=stream(ctx.device, seed, "init"),
                                                 device=ctx.device, dtype=torch.float64))
     norm0 = torch.linalg.norm(model.W_ov).item()
     history = _stage1(ctx, model, batch, W_star, f"stage 1, random init{tag}", steps)
@@ -318,7 +318,7 @@ def _ffn_gaussian(ctx: Context, resolved: ntp.Setting, steps: int, seed: int, ta
     """Non-orthonormal (Gaussian) embeddings: W* only numerically (cvxpy), training from 0."""
     suffix = f"-seed-{seed}"
     K = resolved.K
-    embeddings = np.random.default_rng(seed).standard_normal((K, K))
+    embeddings = numpy_stream(seed, "gaussian embeddings").standard_normal((K, K))
     solved = feedforward(embeddings, np.array(resolved.collocation))
     residuals = solved.kkt_residuals()
     model = NTPTransformer(torch.tensor(embeddings, device=ctx.device))

@@ -24,7 +24,7 @@ from sklearn.cluster import KMeans
 from sklearn.metrics import adjusted_rand_score
 
 from numerics.data.lda import mask_for_mlm, sample_lda_documents, topic_blocks
-from numerics.device import generator
+from numerics.device import numpy_stream, stream
 from numerics.models.topic_transformer import TopicTransformer
 from numerics.monte_carlo import MaskedLMBatches
 from numerics.population import (
@@ -112,7 +112,7 @@ def _masked_documents(ctx: Context, rng: np.random.Generator):
 def _train_masked_lm(ctx: Context, model: TopicTransformer, seed: int, label: str) -> History:
     """AdamW (lr 1e-2, no decay, as the reference code) on the seed's masked LDA documents."""
     budget = BUDGETS[ctx.plan.budget]
-    masked = _masked_documents(ctx, np.random.default_rng(seed))
+    masked = _masked_documents(ctx, numpy_stream(seed, "documents"))
     batches = MaskedLMBatches(*(torch.tensor(x, device=ctx.device) for x in
                                 (masked.inputs, masked.keys, masked.labels)), budget.batch)
     return train(model, batches.objective,
@@ -148,7 +148,7 @@ def _train_population(ctx: Context, model: TopicTransformer, label: str, seed: i
                       squared: bool = False) -> History:
     _, _, _, lam = _sizes(ctx)
     distributions = _population(ctx)
-    model.reset_parameters(generator(ctx.device, seed), 0.1)
+    model.reset_parameters(stream(ctx.device, seed, "init"), 0.1)
 
     def objective(m: TopicTransformer):
         if squared:  # squared loss against the one-hot target, no penalty (the control)
@@ -198,7 +198,7 @@ def _sampled_checks(ctx: Context) -> list[Check]:
     checks = []
     for seed in ctx.plan.seeds:
         model = TopicTransformer.value_model(V, device=ctx.device)
-        model.reset_parameters(generator(ctx.device, seed), INIT_STD)
+        model.reset_parameters(stream(ctx.device, seed, "init"), INIT_STD)
         history = _train_masked_lm(ctx, model, seed, f"sampled LDA W^V, seed {seed}")
         if failed := divergence(history, f"sampled-w-v-seed-{seed}", f"sampled W^V (seed {seed})"):
             checks += failed
@@ -248,7 +248,7 @@ def _embedding_bridge(ctx: Context) -> tuple[list[Check], list[Curve]]:
     """The torch model with random tied embeddings vs the sympy objective at G = E^T E."""
     T, v, tau, lam = _sizes(ctx)
     model = TopicTransformer.embedding_model(T * v, device=ctx.device)
-    model.reset_parameters(generator(ctx.device, 3), 0.5)
+    model.reset_parameters(stream(ctx.device, 0, "bridge point"), 0.5)
     loss = topic_population_loss(model, _population(ctx), lam, model.trainable()).item()
     E = model.E.detach()[:, : T * v].cpu().numpy()
     gram = sp.Matrix((E.T @ E).tolist())
@@ -274,7 +274,7 @@ def _embedding_training(ctx: Context) -> tuple[list[Check], list[Curve]]:
     checks, curves = [], []
     for seed in ctx.plan.seeds:
         model = TopicTransformer.embedding_model(T * v, device=ctx.device)
-        model.reset_parameters(generator(ctx.device, seed), EMBEDDING_INIT_STD)
+        model.reset_parameters(stream(ctx.device, seed, "init"), EMBEDDING_INIT_STD)
         adam = train(model, objective, TrainConfig(steps=2 * steps, lr=3e-2, weight_decay=0.0),
                      _progress(ctx, f"embeddings (Adam), seed {seed}", 2 * steps))
         polish = train(model, objective, TrainConfig(steps=steps, lr=1.0, optimizer="lbfgs",
@@ -325,7 +325,7 @@ def _frozen_value_model(ctx: Context, same: float, other: float, seed: int,
     ``same Blk + other (J - Blk)``."""
     T, v, _, _ = _sizes(ctx)
     model = TopicTransformer.attention_model(T * v, T, same, other, device=ctx.device)
-    model.reset_parameters(generator(ctx.device, seed), init_std)
+    model.reset_parameters(stream(ctx.device, seed, "init"), init_std)
     return model
 
 
@@ -336,8 +336,9 @@ def _attention_bridge(ctx: Context) -> tuple[list[Check], list[Curve]]:
     pred = ctx.prediction
     a, b = pred.float("a"), pred.float("b")
     model = _frozen_value_model(ctx, a, b, 0, 1.0)
-    x = torch.tensor(sample_lda_documents(np.random.default_rng(0), 8, T, v, min_length=30,
-                                          max_length=30).tokens, device=ctx.device)
+    x = torch.tensor(sample_lda_documents(numpy_stream(0, "bridge documents"), 8, T, v,
+                                          min_length=30, max_length=30).tokens,
+                     device=ctx.device)
     with torch.no_grad():
         logits, attention = model(x)
         one_hot = F.one_hot(x, T * v).to(attention.dtype)  # (B, N, V)
@@ -408,8 +409,9 @@ def _topic_attention(ctx: Context, model: TopicTransformer, seed: int
     """Per evaluation document (unmasked, every query a content word): mean attention over
     same-topic pairs of different words, and over different-topic pairs."""
     T, v, _, _ = _sizes(ctx)
-    documents = sample_lda_documents(np.random.default_rng(10_000 + seed), EVAL_DOCUMENTS, T, v,
-                                     min_length=EVAL_LENGTH, max_length=EVAL_LENGTH)
+    documents = sample_lda_documents(numpy_stream(seed, "evaluation documents"),
+                                     EVAL_DOCUMENTS, T, v, min_length=EVAL_LENGTH,
+                                     max_length=EVAL_LENGTH)
     x = torch.tensor(documents.tokens, device=ctx.device)
     with torch.no_grad():
         _, attention = model(x)
