@@ -8,6 +8,7 @@ is one step of the proof that sympy checks exactly.
 from __future__ import annotations
 
 import math
+import numbers
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -76,12 +77,21 @@ class Parameter:
         if self.kind == "text":
             return text.strip()
         text = text.strip()
+        if len(text) > 2 * MAX_DIGITS:  # before any regular expression or int() sees it
+            raise ParameterError(f"parameter {self.name}={_clip(text)!r} has more than "
+                                 f"{MAX_DIGITS} digits; give it with fewer digits")
         pattern = _INTEGER if self.kind == "integer" else _RATIONAL
         match = pattern.fullmatch(text)
         if match is None:
             kind = "an integer" if self.kind == "integer" else "a number such as 0.7 or 7/10"
             raise ParameterError(f"parameter {self.name}={_clip(text)!r} is not {kind}")
-        digits = sum(ch.isdigit() for ch in text.split("e")[0].split("E")[0])
+        mantissa, _, rest = text.lower().partition("e")
+        exponent_digits = rest.partition("/")[0]
+        digits = (sum(ch.isdigit() for ch in mantissa)
+                  + sum(ch.isdigit() for ch in rest.partition("/")[2]))
+        if len(exponent_digits.lstrip("+-").lstrip("0")) > 3:
+            raise ParameterError(f"parameter {self.name}={_clip(text)!r} has an exponent beyond "
+                                 f"±{MAX_EXPONENT}; give it with fewer digits")
         exponent = int(match.group("exp") or 0) if self.kind == "rational" else 0
         if digits > MAX_DIGITS or abs(exponent) > MAX_EXPONENT:
             raise ParameterError(
@@ -106,6 +116,10 @@ class Parameter:
             raise ParameterError(f"parameter {self.name}={value!r} is a bool, not a number")
         if self.kind == "text":
             raise ParameterError(f"parameter {self.name} takes text (got {value!r})")
+        if isinstance(value, numbers.Integral):
+            return self.parse(str(int(value)))
+        if isinstance(value, numbers.Real) and not isinstance(value, Fraction | sp.Rational):
+            value = float(value)  # numpy floats and the like: through their decimal text
         if isinstance(value, float):
             if not math.isfinite(value):
                 raise ParameterError(f"parameter {self.name}={value!r} is not a finite number")

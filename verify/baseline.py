@@ -137,6 +137,17 @@ def _tolerance_changed(old: dict[str, Any], new: dict[str, Any]) -> bool:
                                 rel_tol=TOLERANCE_RTOL, abs_tol=0.0) for part in ("atol", "rtol"))
 
 
+def _claim_changed(old: dict[str, Any], new: dict[str, Any]) -> bool:
+    """The check's kind, relation or predicted value changed (a ``~`` check turned into a
+    one-sided bound, a threshold moved): the claim is no longer the recorded one."""
+    if old["kind"] != new["kind"] or old["relation"] != new["relation"]:
+        return True
+    before, after = old["predicted"], new["predicted"]
+    if isinstance(before, int | float) and isinstance(after, int | float):
+        return not math.isclose(before, after, rel_tol=TOLERANCE_RTOL, abs_tol=1e-12)
+    return before != after
+
+
 #: Relative change of a tolerance's size that counts as a change: data-derived tolerances
 #: (standard errors) move by round-off between machines, a loosened one by far more.
 TOLERANCE_RTOL = 1e-3
@@ -184,7 +195,8 @@ def compare(old: dict[str, Any] | None, new: dict[str, Any]) -> list[Difference]
             changed("closed form", name, *shown)
     for key in sorted(old["obligations"].keys() | new["obligations"].keys()):
         before, after = old["obligations"].get(key), new["obligations"].get(key)
-        if (before or {}).get("holds") != (after or {}).get("holds"):
+        if any((before or {}).get(part) != (after or {}).get(part) for part in
+               ("holds", "method")):  # a proof that degrades to a point check is a change
             changed("obligation", key, _holds(before), _holds(after))
     for key in sorted(old["checks"].keys() | new["checks"].keys()):
         before, after = old["checks"].get(key), new["checks"].get(key)
@@ -192,7 +204,7 @@ def compare(old: dict[str, Any] | None, new: dict[str, Any]) -> list[Difference]
             changed("check", key, "absent" if before is None else _describe_check(before),
                     "absent" if after is None else _describe_check(after))
         elif (before["passed"] != after["passed"] or _drifted(before, after)
-              or _tolerance_changed(before, after)):
+              or _tolerance_changed(before, after) or _claim_changed(before, after)):
             changed("check", key, _describe_check(before), _describe_check(after))
     return differences
 

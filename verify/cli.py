@@ -100,23 +100,30 @@ def _parse_params(items: list[str]) -> dict[str, str]:
     return params
 
 
-def _check_json_path(path: Path) -> None:
-    """The report can be written: a writable file path, or a device or pipe with a reader
-    (opened without blocking, so a FIFO nobody reads is an error, not a hang)."""
+def _check_json_path(path: Path) -> int | None:
+    """The report can be written: a writable file path, or a device or pipe with a reader.
+
+    A pipe or device is opened here without blocking (a FIFO nobody reads is an error, not a
+    hang) and the descriptor is returned, to be written at the end: closing it now would send
+    the reader an end of file.
+    """
     if path.is_dir():
         raise UsageError(f"--json {path}: is a directory, expected a file path")
     if path.exists() and not path.is_file():
         try:
             descriptor = os.open(path, os.O_WRONLY | os.O_NONBLOCK)
-            try:
-                if stat.S_ISCHR(os.fstat(descriptor).st_mode):
-                    os.write(descriptor, b"\n")  # a device that refuses data (/dev/full)
-            finally:
-                os.close(descriptor)
         except OSError as exc:
             reason = "a pipe nobody reads" if exc.errno == errno.ENXIO else exc.strerror
             raise UsageError(f"--json {path}: cannot write there ({reason})") from None
-        return
+        os.set_blocking(descriptor, True)
+        if stat.S_ISCHR(os.fstat(descriptor).st_mode):
+            try:
+                os.write(descriptor, b"\n")  # a device that refuses data (/dev/full)
+            except OSError as exc:
+                os.close(descriptor)
+                raise UsageError(f"--json {path}: cannot write there ({exc.strerror})"
+                                 ) from None
+        return descriptor
     free = shutil.disk_usage(path.parent if path.parent.exists() else Path.cwd()).free
     if free < MIN_FREE_BYTES:
         raise UsageError(f"--json {path}: the disk is full ({free} bytes free)")
@@ -128,6 +135,7 @@ def _check_json_path(path: Path) -> None:
         raise UsageError(f"--json {path}: cannot write there ({exc.strerror})") from None
     if not existed:
         path.unlink()
+    return None
 
 
 def _check_plots_dir(path: Path) -> None:
@@ -162,8 +170,7 @@ def _verify(args: argparse.Namespace, console) -> int:
     if args.threads is not None and not 1 <= args.threads <= (os.cpu_count() or 1) * 4:
         raise UsageError(f"--threads must lie in 1..{(os.cpu_count() or 1) * 4} "
                          f"(got {args.threads})")
-    if args.json is not None:
-        _check_json_path(args.json)
+    descriptor = _check_json_path(args.json) if args.json is not None else None
     if args.plots is not None:
         _check_plots_dir(args.plots)
     reg = registry.default()
@@ -174,6 +181,7 @@ def _verify(args: argparse.Namespace, console) -> int:
     for plan in plans:  # a theorem without a usable experiment: exit 2 before any work
         reg.experiment(plan.theorem.id)
 
+    import numpy as np
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
     from numerics.device import DeviceUnavailableError, describe, set_threads
@@ -201,13 +209,18 @@ def _verify(args: argparse.Namespace, console) -> int:
                                                                   loss=f"{loss:.6f}")
 
             for plan in plans:
-                verdict = api.run(plan, device=device, progress=factory, cache=cache)
+                # a non-finite value is reported by the checks themselves (NaN fails every
+                # relation, a diverged run names its step): numpy's floating-point warnings
+                # would only repeat it on the terminal
+                with np.errstate(all="ignore"):
+                    verdict = api.run(plan, device=device, progress=factory, cache=cache)
                 verdicts.append(verdict)
                 progress.console.print()
                 report.render(verdict, progress.console)
     except KeyboardInterrupt as interrupt:
         if args.json is not None:
-            _write_report(report.report(verdicts, settings, complete=False), args.json)
+            _write_report(report.report(verdicts, settings, complete=False), args.json,
+                          descriptor)
         done = ", ".join(v.theorem_id for v in verdicts) or "none"
         print(f"verify: interrupted; finished theorems: {done}"
               + (f" (incomplete report in {args.json})" if args.json is not None else ""),
@@ -219,7 +232,7 @@ def _verify(args: argparse.Namespace, console) -> int:
         data["baseline"] = _baselines(args, verdicts, console)
         passed = passed and not data["baseline"]["differences"]
     if args.json is not None:
-        _write_report(data, args.json)
+        _write_report(data, args.json, descriptor)
         console.print(f"report written to {args.json}")
     if args.plots is not None:
         for verdict in verdicts:
@@ -233,11 +246,16 @@ def _verify(args: argparse.Namespace, console) -> int:
     return 0 if passed else 1
 
 
-def _write_report(data: dict, path: Path) -> None:
+def _write_report(data: dict, path: Path, descriptor: int | None) -> None:
+    """Write the report to ``path`` (atomically), or to the pipe or device opened for it."""
     from verify import report
 
     try:
-        report.write_json(data, path)
+        if descriptor is None:
+            report.write_json(data, path)
+        else:
+            with os.fdopen(descriptor, "w") as handle:
+                handle.write(report.json_text(data))
     except OSError as exc:
         raise OutputError(f"--json {path}: cannot write the report ({exc.strerror or exc})"
                           ) from None

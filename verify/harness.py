@@ -10,6 +10,7 @@ choice (:mod:`verify.api` asks :mod:`verify.registry`).
 from __future__ import annotations
 
 import dataclasses
+import math
 import time
 from collections.abc import Mapping, MutableMapping
 from typing import Any
@@ -52,8 +53,9 @@ def _describe_cost(value: float, unit: str) -> str:
 
 
 def check_cost(entry: TheoremEntry, params: Mapping[str, Any], budget: Budget,
-               seeds: int) -> None:
-    """Refuse a request whose estimated cost exceeds its budget's limit.
+               seeds: int, allow_expensive: bool = False) -> None:
+    """Refuse a request whose estimated cost exceeds its budget's limit (unless
+    ``allow_expensive``; a hundred times the seed limit is refused even then).
 
     Raises
     ------
@@ -61,15 +63,19 @@ def check_cost(entry: TheoremEntry, params: Mapping[str, Any], budget: Budget,
         Naming the parameters, the estimate, the limit and how to proceed.
     """
     theorem_id = entry.theorem.id
-    if seeds > MAX_SEEDS[budget]:
+    if seeds > MAX_SEEDS[budget] * 100 or (seeds > MAX_SEEDS[budget] and not allow_expensive):
         raise CostError(f"{theorem_id}: {seeds} seeds are more than the {budget} budget's limit "
-                        f"of {MAX_SEEDS[budget]} training runs; use fewer seeds or "
-                        "--allow-expensive")
+                        f"of {MAX_SEEDS[budget]} training runs; use fewer seeds or (up to "
+                        f"{MAX_SEEDS[budget] * 100}) --allow-expensive")
+    if allow_expensive:
+        return
     for cost in entry.costs.get(budget, ()):
         try:
-            estimate = cost.estimate(params, seeds)
-        except (ArithmeticError, TypeError, ValueError):  # an inadmissible value: the
-            continue  # assumptions name it
+            estimate = float(cost.estimate(params, seeds))
+        except OverflowError:  # beyond any float: certainly too expensive
+            estimate = math.inf
+        except (ArithmeticError, TypeError, ValueError):  # an inadmissible value (a negative
+            continue  # size): the assumptions name it
 
         limit = COST_LIMITS[budget][cost.unit]
         if not estimate <= limit:
@@ -109,8 +115,8 @@ def prepare(
     defaults = {k: v for k, v in entry.budget_defaults(budget).items() if k not in overrides}
     params = theorem.resolve_params({**defaults, **overrides})
     count = seeds if seeds is not None else entry.default_seeds(budget)
-    if not allow_expensive:  # first: checking some assumptions (random orders) costs as much
-        check_cost(entry, params, budget, count)
+    # first: checking some assumptions (random orders) can cost as much as the run
+    check_cost(entry, params, budget, count, allow_expensive)
     violations = theorem.assumptions(params)
     if violations:
         raise AssumptionError(f"{theorem.id}: " + "; ".join(violations))

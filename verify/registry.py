@@ -19,7 +19,7 @@ from __future__ import annotations
 import difflib
 import importlib
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from functools import cache
 from importlib import metadata
@@ -50,29 +50,50 @@ class Registered:
 
 
 def validate(paper: object) -> list[str]:
-    """What is malformed about a registration (empty when it can be used)."""
+    """What is malformed about a registration (empty when it can be used); never raises."""
+    try:
+        return _problems(paper)
+    except Exception as exc:  # noqa: BLE001  (a malformed record must not stop discovery)
+        return [f"malformed registration ({type(exc).__name__}: {exc})"]
+
+
+def _problems(paper: object) -> list[str]:
     if not isinstance(paper, Paper):
         return [f"expected a verify.records.Paper, got {type(paper).__name__}"]
     problems = []
-    if not paper.theorems:
-        problems.append(f"paper {paper.key!r} registers no theorem")
+    for name in ("key", "title", "prefix", "setting", "bibtex"):
+        if not isinstance(getattr(paper, name), str) or not getattr(paper, name).strip():
+            problems.append(f"paper field {name!r} must be a non-empty string")
+    if not isinstance(paper.year, int):
+        problems.append("paper field 'year' must be an integer")
+    if (not isinstance(paper.authors, tuple) or not paper.authors
+            or not all(isinstance(a, str) and a.strip() for a in paper.authors)):
+        problems.append("paper field 'authors' must be a non-empty tuple of names")
+    if not isinstance(paper.theorems, tuple) or not paper.theorems:
+        return [*problems, f"paper {paper.key!r} must register a non-empty tuple of theorems"]
     for entry in paper.theorems:
         if not isinstance(entry, TheoremEntry) or not isinstance(entry.theorem, Theorem):
             problems.append(f"paper {paper.key!r}: each theorem must be a TheoremEntry "
                             "holding a theorems.Theorem")
             continue
         theorem_id = entry.theorem.id
-        if not _ID.match(theorem_id) or not theorem_id.startswith(f"{paper.prefix}-"):
+        if (not isinstance(theorem_id, str) or not _ID.match(theorem_id)
+                or not theorem_id.startswith(f"{paper.prefix}-")):
             problems.append(f"theorem id {theorem_id!r} is not kebab-case with the paper's "
                             f"prefix {paper.prefix!r}")
-        if not _REFERENCE.match(entry.experiment):
+            continue
+        if not isinstance(entry.experiment, str) or not _REFERENCE.match(entry.experiment):
             problems.append(f"{theorem_id}: experiment {entry.experiment!r} is not "
                             "'module:attribute'")
-        for budget in BUDGETS:
-            seeds = entry.seeds.get(budget)
-            if not isinstance(seeds, int) or seeds < 1:
-                problems.append(f"{theorem_id}: no default number of seeds for budget "
-                                f"{budget!r}")
+        for field_name in ("defaults", "seeds", "costs"):
+            if not isinstance(getattr(entry, field_name), Mapping):
+                problems.append(f"{theorem_id}: {field_name} must be a mapping by budget")
+        if isinstance(entry.seeds, Mapping):
+            for budget in BUDGETS:
+                seeds = entry.seeds.get(budget)
+                if not isinstance(seeds, int) or seeds < 1:
+                    problems.append(f"{theorem_id}: no default number of seeds for budget "
+                                    f"{budget!r}")
     return problems
 
 
@@ -103,6 +124,8 @@ class Registry:
                               f"{self._by_id[taken[0]].distribution}"]
                 elif any(p.key == paper.key for p in self._papers):
                     issues = [f"paper key {paper.key!r} is already registered"]
+                elif any(p.prefix == paper.prefix for p in self._papers):
+                    issues = [f"id prefix {paper.prefix!r} is already a registered paper's"]
             if issues:
                 self.problems.append(f"plugin {distribution}: {'; '.join(issues)}; its papers "
                                      "are left out")

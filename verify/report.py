@@ -105,6 +105,11 @@ def report(verdicts: list[Verdict], settings: dict[str, Any],
     }
 
 
+def json_text(data: dict[str, Any]) -> str:
+    """The report as the text written to a file (pretty-printed)."""
+    return json.dumps(data, indent=2) + "\n"
+
+
 def write_json(data: dict[str, Any], path: Path) -> None:
     """Write ``data`` pretty-printed, atomically (a temporary file beside it, then a rename), so
     that an interrupted or failed write never leaves a truncated file.
@@ -114,7 +119,7 @@ def write_json(data: dict[str, Any], path: Path) -> None:
     OSError
         When the file cannot be written (disk full, permission); ``path`` is then unchanged.
     """
-    text = json.dumps(data, indent=2) + "\n"
+    text = json_text(data)
     if not path.exists() or path.is_file():
         partial = path.with_name(f".{path.name}.{os.getpid()}.tmp")
         try:

@@ -33,7 +33,8 @@ from multiprocessing import get_context
 from pathlib import Path
 from typing import Any
 
-from theorems import Theorem, TheoremError
+from theorems import Parameter, ParameterError, Theorem, TheoremError
+from theorems.core import MAX_DIGITS
 from verify import harness, registry
 
 #: Statuses of a finished task; ``failed`` tasks are run again by a re-run of the sweep.
@@ -83,11 +84,15 @@ def parse_grid(spec: str, theorem: Theorem) -> Axis:
                          f"(its parameters: {', '.join(kinds)})")
     if kinds[name] == "text":
         raise SweepError(f"--grid {spec!r}: {name} is not numeric; sweep it with separate runs")
+    exact = Parameter(name, "rational", 0, "")  # the bounds obey the parameters' number rules
     try:
-        start, stop, num = Fraction(parts[0].strip()), Fraction(parts[1].strip()), int(parts[2])
-    except (ValueError, ZeroDivisionError):
-        raise SweepError(f"--grid {spec!r}: START and STOP must be numbers and NUM an "
-                         "integer") from None
+        start, stop = (Fraction(str(exact.parse(part))) for part in parts[:2])
+        num = int(exact.parse(parts[2]))
+        if Fraction(num) != exact.parse(parts[2]):
+            raise ValueError(parts[2])
+    except (ParameterError, ValueError):
+        raise SweepError(f"--grid {spec[:60]!r}: START and STOP must be numbers (at most "
+                         f"{MAX_DIGITS} digits) and NUM an integer") from None
     if num < 1:
         raise SweepError(f"--grid {spec!r}: NUM = {num} gives an empty grid")
     if num > MAX_POINTS:
@@ -222,13 +227,11 @@ def _watch_parent(parent: int, interval: float = 1.0) -> None:
     os._exit(1)
 
 
-def stop_workers() -> None:
-    """Terminate this process's pool workers at once (after Ctrl-C or SIGTERM), so that no
-    discarded work goes on and nothing waits for it."""
-    import multiprocessing
-
-    for child in multiprocessing.active_children():
-        child.kill()
+def stop_workers(pool: Executor) -> None:
+    """Kill the worker processes of ``pool`` at once (after Ctrl-C or SIGTERM), so that no
+    discarded work goes on and nothing waits for it; other processes are left alone."""
+    for process in list((getattr(pool, "_processes", None) or {}).values()):
+        process.kill()
 
 
 Report = Callable[[Task, dict[str, Any]], None]
@@ -276,7 +279,7 @@ def run_local(tasks: list[Task], workers: int, report: Report,
                     except Exception as exc:  # noqa: BLE001  (a task's error is data)
                         _retry(task, exc, attempts, pending, report)
         except KeyboardInterrupt:
-            stop_workers()
+            stop_workers(pool_now)
             pool_now.shutdown(wait=False, cancel_futures=True)
             raise
         pool_now.shutdown(wait=not broken, cancel_futures=True)
@@ -388,6 +391,8 @@ def grid_axes(theorem: Theorem, grid: Any) -> list[Axis]:
         if isinstance(values, str):
             axes.append(parse_grid(f"{name}={values}", theorem))
             continue
+        if not isinstance(values, list | tuple):
+            values = [values]  # one value: a one-point axis
         kinds = {p.name: p for p in theorem.parameters}
         if name not in kinds:
             raise SweepError(f"{theorem.id} has no parameter {name!r} "

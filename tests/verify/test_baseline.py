@@ -72,10 +72,17 @@ def test_compare_reports_each_kind_of_change():
     renamed = copy.deepcopy(old)
     renamed["checks"]["final loss"]["name"] = "loss after training"  # same key: no change
     assert baseline.compare(old, renamed) == []
+    degraded = copy.deepcopy(old)
+    degraded["obligations"]["grad = 0"]["method"] = "exact at p=1/2"  # no longer symbolic
+    bound = copy.deepcopy(old)
+    bound["checks"]["final loss"]["relation"] = "<="  # a ~ check turned into a bound
+    moved = copy.deepcopy(old)
+    moved["checks"]["final loss"]["predicted"] = 1.1
     old_schema = {k: v for k, v in old.items() if k != "schema_version"}
     assert baseline.compare(old_schema, old)[0].what == "baseline"
     cases = [(drifted, "check"), (flipped, "obligation"), (added, "check"),
-             (rewritten, "closed form"), (loosened, "check")]
+             (rewritten, "closed form"), (loosened, "check"), (degraded, "obligation"),
+             (bound, "check"), (moved, "check")]
     for new, what in cases:
         (difference,) = baseline.compare(old, new)
         assert difference.what == what and difference.old != difference.new

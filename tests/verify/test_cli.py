@@ -106,7 +106,8 @@ def test_local_minima_passes_and_is_discriminating(capsys, tmp_path):
     level = plateau["details"]["plateaus"][0]["mean_loss"]
     assert abs(level - h_pi) <= plateau["details"]["band"] and level - rate > 0.04
     untied = next(c for c in entry["checks"] if c["name"].startswith("untied"))
-    assert untied["kind"] == "control" and untied["passed"] and untied["measured"] == 0
+    assert untied["kind"] == "control" and untied["passed"]
+    assert untied["measured"] <= untied["predicted"]
     assert sorted(p.name for p in plots.iterdir()) == [
         "markov-local-minima-0.png", "markov-local-minima-1.png"]
 

@@ -162,6 +162,19 @@ def test_a_broken_registration_is_left_out_with_one_line_and_the_others_work():
     assert "junk-dist" in problems and "expected a verify.records.Paper" in problems
 
 
+def test_malformed_records_are_reported_not_raised():
+    markov = _builtin("markov")
+    entry = markov.theorems[0]
+    broken = [dataclasses.replace(markov, theorems=None),
+              dataclasses.replace(markov, authors=("",)),
+              dataclasses.replace(markov, theorems=(dataclasses.replace(entry, seeds=5),)),
+              dataclasses.replace(markov, theorems=(dataclasses.replace(entry, experiment=None),)),
+              dataclasses.replace(markov, theorems=entry)]
+    reg = Registry([(f"dist-{i}", paper) for i, paper in enumerate(broken)])
+    assert reg.ids() == [] and len(reg.problems) == len(broken)
+    assert all(f"dist-{i}" in line for i, line in enumerate(reg.problems))
+
+
 def test_a_missing_experiment_is_a_usage_error(capsys, monkeypatch):
     markov = _builtin("markov")
     entry = dataclasses.replace(markov.theorems[0], experiment="no_such_module:EXPERIMENT")
