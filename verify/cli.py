@@ -29,8 +29,12 @@ class Terminated(KeyboardInterrupt):
     """SIGTERM, raised where Ctrl-C would be, so that a run stops the same way (exit 143)."""
 
 
-def _terminate(signum: int, frame: object) -> None:
-    raise Terminated()
+def _interrupt(signum: int, frame: object) -> None:
+    """The first Ctrl-C or SIGTERM stops the run (an exception the run handles); a second one
+    exits at once, whatever the run is doing then."""
+    signal.signal(signal.SIGINT, lambda *_: os._exit(130))
+    signal.signal(signal.SIGTERM, lambda *_: os._exit(143))
+    raise Terminated() if signum == signal.SIGTERM else KeyboardInterrupt()
 
 
 def _exit_code(interrupt: KeyboardInterrupt) -> int:
@@ -380,15 +384,23 @@ def _sweep(argv: Sequence[str], console) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of the ``verify`` console script (SIGTERM stops a run like Ctrl-C)."""
+    """Entry point of the ``verify`` console script.
+
+    SIGTERM stops a run like Ctrl-C (exit 143, 130); a second signal exits at once.
+    """
     argv = list(sys.argv[1:] if argv is None else argv)
     if threading.current_thread() is not threading.main_thread():
         return _main(argv)
-    previous = signal.signal(signal.SIGTERM, _terminate)
+    previous = {signum: signal.signal(signum, _interrupt)
+                for signum in (signal.SIGINT, signal.SIGTERM)}
+    code = None
     try:
-        return _main(argv)
+        code = _main(argv)
+        return code
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        if code not in (130, 143):  # after an interrupt the second-signal handlers stay
+            for signum, handler in previous.items():
+                signal.signal(signum, handler)
 
 
 def _main(argv: list[str]) -> int:

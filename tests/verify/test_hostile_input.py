@@ -175,7 +175,8 @@ def test_a_stopped_sweep_keeps_its_points_kills_its_workers_and_resumes(tmp_path
         process.send_signal(signum)
         time.sleep(0.2)
     _, err = process.communicate(timeout=30)
-    assert process.returncode == code and time.time() - start < 5, err
+    # a second Ctrl-C may end the process by the signal itself: the shell shows that as 130 too
+    assert process.returncode in (code, -signals[-1]) and time.time() - start < 5, err
     assert "Traceback" not in err
     assert _gone(workers, 5), "a worker outlived the sweep"
     kept = {p.name for p in (out / "tasks").glob("*.json")}
