@@ -17,7 +17,7 @@ from typing import Any
 
 import sympy as sp
 
-from theorems.core import Obligation, ParamValue, TheoremError
+from theorems.core import Obligation, ParamValue, Prediction, TheoremError
 from verify.records import (
     BUDGETS,
     COST_LIMITS,
@@ -166,10 +166,9 @@ def seed_summary(check: Check) -> Check:
         "spread": float(max(values) - min(values))})
 
 
-def prediction_record(plan: Plan) -> dict[str, dict[str, Any]]:
-    """Every closed form of the plan's prediction, symbolic and at the point: LaTeX, ``srepr``
-    and float (what the JSON report and the baselines carry)."""
-    prediction = plan.theorem.predict(plan.params)
+def prediction_record(prediction: Prediction) -> dict[str, dict[str, Any]]:
+    """Every closed form of ``prediction``, symbolic and at its point: LaTeX, ``srepr`` and
+    float (what the JSON report and the baselines carry)."""
     records: dict[str, dict[str, Any]] = {}
     for name, expr in prediction.closed_forms.items():
         value = prediction.value(name)
@@ -227,5 +226,5 @@ def run(plan: Plan, experiment: Experiment, device: object,
         checks=tuple(checks),
         curves=tuple(curves),
         seconds=time.perf_counter() - start,
-        prediction=prediction_record(plan),
+        prediction=prediction_record(prediction),
     )

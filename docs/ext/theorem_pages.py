@@ -42,12 +42,14 @@ def _math(latex: str) -> str:
 def prediction_latex(theorem_id: str, registry: Registry | None = None
                      ) -> dict[str, tuple[str, str]]:
     """``name -> (LaTeX of the closed form, LaTeX of its value at the default point)``."""
-    from verify import harness
+    return {name: (r["latex"], r["value_latex"])
+            for name, r in _default_prediction(theorem_id, registry).items()}
 
-    reg = registry or default()
-    entry = reg.entry(theorem_id)
-    plan = harness.prepare(entry, {}, "fast")
-    return {name: (r["latex"], r["value_latex"]) for name, r in prediction_record(plan).items()}
+
+def _default_prediction(theorem_id: str, registry: Registry | None) -> dict[str, dict]:
+    """The prediction's records (:func:`verify.harness.prediction_record`) at the defaults."""
+    theorem = (registry or default()).theorem(theorem_id)
+    return prediction_record(theorem.predict(theorem.resolve_params({})))
 
 
 def _check_rows(record: dict) -> list[str]:
@@ -102,9 +104,9 @@ def theorem_page(theorem_id: str, registry: Registry | None = None) -> str:
         "parameters.",
         "",
     ]
-    prediction = theorem.predict(theorem.resolve_params({}))
-    for name, (symbolic, value) in prediction_latex(theorem_id, reg).items():
-        description = prediction.descriptions.get(name, "")
+    for name, record in _default_prediction(theorem_id, reg).items():
+        symbolic, value, description = record["latex"], record["value_latex"], record[
+            "description"]
         lines += [f"**{_text(name)}**" + (f": {_text(description)}" if description else ""),
                   _math(symbolic)]
         if value != symbolic:
