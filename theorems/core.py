@@ -16,6 +16,7 @@ from fractions import Fraction
 from functools import lru_cache
 from typing import Literal
 
+import mpmath
 import sympy as sp
 
 ParamValue = sp.Rational | int | str
@@ -226,7 +227,19 @@ class Obligation:
     point : Mapping[sympy.Symbol, sympy.Rational]
         An admissible exact point: where ``==`` cannot be simplified in general, and for every
         inequality or definiteness claim (which only hold under the assumptions), the relation
-        is decided there in exact arithmetic.
+        is decided there in exact arithmetic. Only the symbols that occur in the relation are
+        substituted, and only those are named in the method line.
+    uses : tuple[str, ...]
+        The closed forms of the prediction the obligation is built from (so a wrong closed
+        form makes it fail, and the report says which value it tests).
+    sizes : Mapping[str, int]
+        The theorem parameters (sizes) the objects were built at (e.g. ``{"d": 3, "T": 4}``
+        for a moment expansion over concrete matrices); empty when nothing is built at a
+        concrete size. The method line names them; where they differ from the requested
+        parameters the verdict says so in a separate note.
+    scope : str
+        When :attr:`sizes` can differ from the request: why, and what covers the requested
+        size (a general argument, or the cost that prevents it).
     """
 
     name: str
@@ -234,39 +247,57 @@ class Obligation:
     relation: Relation
     point: Mapping[sp.Symbol, sp.Rational]
     rhs: sp.Basic | tuple[tuple[sp.Expr, int], ...] = sp.Integer(0)
+    uses: tuple[str, ...] = ()
+    sizes: Mapping[str, int] = field(default_factory=dict)
+    scope: str = ""
+
+    def free_symbols(self) -> set[sp.Symbol]:
+        """The symbols that occur in the relation (left side and right side)."""
+        sides = [self.lhs, *(v for v, _ in self.rhs)] if self.relation == "spectrum" else [
+            self.lhs, self.rhs]
+        return set().union(*(sp.sympify(side).free_symbols for side in sides))
+
+    def substituted(self) -> dict[sp.Symbol, sp.Rational]:
+        """The part of :attr:`point` that the relation actually uses."""
+        free = self.free_symbols()
+        return {symbol: value for symbol, value in self.point.items() if symbol in free}
+
+    def method(self, symbolic: bool) -> str:
+        """The method line: ``symbolic`` or ``exact at p=1/2``, then ``, built at d=3`` when
+        the objects were built at :attr:`sizes` (what was substituted, nothing else)."""
+        at = self.substituted()
+        if symbolic or not at:
+            text = "symbolic" if symbolic else "exact (a constant)"
+        else:
+            text = "exact at " + ", ".join(f"{s}={v}" for s, v in at.items())
+        if self.sizes:
+            text += ", built at " + ", ".join(f"{k}={v}" for k, v in self.sizes.items())
+        return text
 
     def check(self) -> ObligationResult:
         """Decide the relation exactly (see :class:`ObligationResult`).
 
         A relation sympy cannot decide is reported as not holding, with the reason.
         """
-        where = ("exact at " + ", ".join(f"{s}={v}" for s, v in self.point.items())
-                 if self.point else "symbolic")
         try:
-            return self._decide(where)
+            return self._decide()
         except UndecidedError as exc:
-            return ObligationResult(False, where, f"undecided: {exc}")
+            return ObligationResult(False, self.method(False), f"undecided: {exc}")
 
-    def _decide(self, where: str) -> ObligationResult:
+    def _decide(self) -> ObligationResult:
+        where = self.method(False)
         if self.relation == "==":
             difference = sp.sympify(self.lhs - self.rhs)
+            if (witness := _nonzero_at(difference, self.point)) is not None:
+                return ObligationResult(False, where, witness)
             if _is_zero_symbolic(difference):
-                return ObligationResult(True, "symbolic", "0")
+                return ObligationResult(True, self.method(True), "0")
             at_point = _simplify(difference.subs(self.point))
             return ObligationResult(_is_zero_symbolic(at_point), where, shown(at_point))
         if self.relation == "spectrum":
             return self._check_spectrum(where)
         if self.relation in ("psd", "nsd", "indefinite"):
-            matrix = sp.ImmutableMatrix(self.lhs).subs(self.point).applyfunc(_simplify)
-            eigenvalues = matrix.eigenvals()
-            signs = {_sign(value) for value in eigenvalues}
-            holds = {
-                "psd": signs <= {0, 1},
-                "nsd": signs <= {0, -1},
-                "indefinite": {-1, 1} <= signs,
-            }[self.relation]
-            listed = ", ".join(f"{shown(v)} (x{m})" for v, m in eigenvalues.items())
-            return ObligationResult(holds, where, "eigenvalues " + listed)
+            return self._check_definiteness(where)
         difference = sp.sympify(self.lhs - self.rhs).subs(self.point)
         if difference.free_symbols:  # a constant's sign needs no simplification (and sympy's
             difference = _simplify(difference)  # can build huge integers from logs)
@@ -279,17 +310,54 @@ class Obligation:
         }[self.relation]
         return ObligationResult(holds, where, f"lhs - rhs = {shown(difference)}")
 
+    def _check_definiteness(self, where: str) -> ObligationResult:
+        """Signs of the eigenvalues of a symmetric matrix at the point.
+
+        First at :data:`SIGN_DIGITS` digits: the eigenvalues of a symmetric matrix move by at
+        most the norm of a perturbation, so when every one is far from 0 at that precision
+        its sign is certain. Eigenvalues at (or near) 0 are decided exactly by sympy.
+        """
+        matrix = sp.ImmutableMatrix(self.lhs).subs(self.point)
+        rule = {"psd": lambda signs: signs <= {0, 1}, "nsd": lambda signs: signs <= {0, -1},
+                "indefinite": lambda signs: {-1, 1} <= signs}[self.relation]
+        if not matrix.free_symbols:
+            with mpmath.workdps(SIGN_DIGITS):
+                values = mpmath.eigsy(mpmath.matrix(matrix.evalf(SIGN_DIGITS).tolist()),
+                                      eigvals_only=True)
+                clear = mpmath.mpf(10) ** (10 - SIGN_DIGITS) * max(1, mpmath.mnorm(
+                    mpmath.matrix(matrix.evalf(SIGN_DIGITS).tolist()), 1))
+                if all(abs(v) > clear for v in values):
+                    signs = {1 if v > 0 else -1 for v in values}
+                    listed = ", ".join(mpmath.nstr(v, 6) for v in values)
+                    return ObligationResult(rule(signs), where + f" (eigenvalues at "
+                                            f"{SIGN_DIGITS} digits, all clear of 0)",
+                                            "eigenvalues " + listed)
+        eigenvalues = matrix.applyfunc(_simplify).eigenvals()
+        signs = {_sign(value) for value in eigenvalues}
+        listed = ", ".join(f"{shown(v)} (x{m})" for v, m in eigenvalues.items())
+        return ObligationResult(rule(signs), where, "eigenvalues " + listed)
+
     def _check_spectrum(self, where: str) -> ObligationResult:
         lam = sp.Symbol("lambda")
         matrix = sp.ImmutableMatrix(self.lhs)
         claimed = sp.Mul(*[(lam - value) ** mult for value, mult in self.rhs])
         zeros = matrix.shape[0] - sum(mult for _, mult in self.rhs)
+        if zeros < 0:
+            return ObligationResult(False, where, f"more eigenvalues claimed than the "
+                                    f"{matrix.shape[0]} rows of the matrix")
+        numeric = matrix.subs(self.point)
+        if not numeric.free_symbols:  # a wrong spectrum fails at once, numerically
+            numeric = numeric.evalf(SIGN_DIGITS)
+            gap = sp.Poly(numeric.charpoly(lam).as_expr()
+                          - sp.expand(claimed * lam**zeros).subs(self.point), lam)
+            if (witness := _nonzero_at(sp.Matrix(gap.all_coeffs()), {})) is not None:
+                return ObligationResult(False, where, "characteristic polynomial " + witness)
         difference = matrix.charpoly(lam).as_expr() - claimed * lam**zeros
         listed = ", ".join(f"{v} (x{m})" for v, m in self.rhs)
         if zeros:
             listed += f", 0 (x{zeros})"
         if _is_zero_symbolic(difference):
-            return ObligationResult(True, "symbolic", "eigenvalues " + listed)
+            return ObligationResult(True, self.method(True), "eigenvalues " + listed)
         at_point = sp.expand(_simplify(difference.subs(self.point)))
         return ObligationResult(_is_zero_symbolic(at_point), where, "eigenvalues " + listed)
 
@@ -324,6 +392,30 @@ def _simplify(expr: sp.Basic) -> sp.Basic:
         return sp.simplify(expr)
     except ValueError:
         return expr
+
+
+def _nonzero_at(difference: sp.Basic, point: Mapping[sp.Symbol, sp.Rational]) -> str | None:
+    """A proof that ``difference`` is not zero at ``point``, or None.
+
+    Evaluated at :data:`SIGN_DIGITS` digits (sympy tracks the error of its evaluation), an
+    entry whose magnitude is far above the working precision is certainly nonzero; this
+    decides a wrong identity at once, before any simplification (which can take minutes on
+    the expression a wrong closed form produces).
+    """
+    entries = list(difference) if isinstance(difference, sp.MatrixBase) else [difference]
+    for entry in entries:
+        value = sp.sympify(entry).subs(point)
+        if value.free_symbols:
+            return None
+        try:
+            number = sp.N(value, SIGN_DIGITS)
+        except (TypeError, ValueError):
+            return None
+        if not number.is_number:
+            return None
+        if abs(number) > sp.Float(10) ** (10 - SIGN_DIGITS):
+            return f"nonzero: {sp.N(number, 6)} (evaluated at {SIGN_DIGITS} digits)"
+    return None
 
 
 def _is_zero_symbolic(expr: sp.Basic) -> bool:
@@ -375,8 +467,9 @@ class Theorem:
         Readable violations of the assumptions; empty when the parameters are admissible.
     predict : Callable[[Params], Prediction]
         The closed-form prediction.
-    obligations : Callable[[Params], list[Obligation]]
-        The proof steps sympy checks.
+    obligations : Callable[[Params, Prediction], list[Obligation]]
+        The proof steps sympy checks, built from the prediction's own closed forms (never from
+        re-typed copies), so that a wrong closed form fails an obligation.
     kind : {"theorem", "empirical"}
         ``empirical`` for claims the paper supports by experiment only.
     """
@@ -389,8 +482,12 @@ class Theorem:
     assumption_text: tuple[str, ...]
     assumptions: Callable[[Params], list[str]]
     predict: Callable[[Params], Prediction]
-    obligations: Callable[[Params], list[Obligation]]
+    obligations: Callable[[Params, Prediction], list[Obligation]]
     kind: Literal["theorem", "empirical"] = "theorem"
+
+    def proof(self, params: Params) -> list[Obligation]:
+        """The obligations at ``params``, built from the theorem's own prediction there."""
+        return self.obligations(params, self.predict(params))
 
     def default_params(self) -> dict[str, ParamValue]:
         """The default value of every parameter."""

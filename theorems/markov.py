@@ -100,26 +100,44 @@ def embedding_loss(d: int, tied: bool) -> sp.Expr:
     return reduced_loss(sum(ai * ei for ai, ei in zip(a, e, strict=True)), b)
 
 
-def unigram_point(d: int, tied: bool) -> dict[sp.Symbol, sp.Expr]:
-    """The canonical member of :math:`\\theta_\\pi`: ``a = e = 0``, ``b = ln(p/q)``."""
+def unigram_point(d: int, tied: bool, bias: sp.Expr = unigram_bias) -> dict[sp.Symbol, sp.Expr]:
+    """The canonical member of :math:`\\theta_\\pi`: ``a = e = 0``, ``b = bias``
+    (``ln(p/q)``)."""
     coords = embedding_coordinates(d, tied)
-    return {c: sp.Integer(0) for c in coords[:-1]} | {b: unigram_bias}
+    return {c: sp.Integer(0) for c in coords[:-1]} | {b: bias}
 
 
 @cache
-def gradient_at_unigram_point(d: int, tied: bool) -> sp.ImmutableMatrix:
-    """Gradient of the reduced loss at the canonical unigram point, simplified."""
+def _reduced_derivatives(d: int, tied: bool) -> tuple[sp.ImmutableMatrix, sp.ImmutableMatrix]:
+    """Gradient and Hessian of the reduced loss at ``a = e = 0``, as functions of ``b``."""
     loss, coords = embedding_loss(d, tied), embedding_coordinates(d, tied)
-    at = unigram_point(d, tied)
-    return sp.ImmutableMatrix([sp.simplify(sp.diff(loss, c).subs(at)) for c in coords])
+    at = {c: sp.Integer(0) for c in coords[:-1]}
+    gradient = sp.ImmutableMatrix([sp.simplify(sp.diff(loss, c).subs(at)) for c in coords])
+    hessian = sp.ImmutableMatrix(sp.hessian(loss, coords).subs(at).applyfunc(sp.simplify))
+    return gradient, hessian
+
+
+def _at_bias(matrix: sp.ImmutableMatrix, bias: sp.Expr) -> sp.ImmutableMatrix:
+    """``matrix`` at ``b = bias``, factored where the entries became rational functions of
+    ``p, q`` (they do for ``b = ln(p/q)``; a wrong bias leaves exponentials, which the
+    obligation then decides at its point)."""
+    entries = matrix.subs(b, bias)
+    return sp.ImmutableMatrix(entries.applyfunc(
+        lambda entry: entry if entry.has(sp.exp) else sp.factor(entry)))
 
 
 @cache
-def hessian_at_unigram_point(d: int, tied: bool) -> sp.ImmutableMatrix:
-    """Hessian of the reduced loss at the canonical unigram point, simplified (symbolic in p, q)."""
-    loss, coords = embedding_loss(d, tied), embedding_coordinates(d, tied)
-    hessian = sp.hessian(loss, coords).subs(unigram_point(d, tied))
-    return sp.ImmutableMatrix(hessian.applyfunc(sp.factor))
+def gradient_at_unigram_point(d: int, tied: bool,
+                              bias: sp.Expr = unigram_bias) -> sp.ImmutableMatrix:
+    """Gradient of the reduced loss at the canonical unigram point."""
+    return _at_bias(_reduced_derivatives(d, tied)[0], bias)
+
+
+@cache
+def hessian_at_unigram_point(d: int, tied: bool,
+                             bias: sp.Expr = unigram_bias) -> sp.ImmutableMatrix:
+    """Hessian of the reduced loss at the canonical unigram point (symbolic in p, q)."""
+    return _at_bias(_reduced_derivatives(d, tied)[1], bias)
 
 
 def unigram_spectrum(d: int, tied: bool) -> tuple[tuple[sp.Expr, int], ...]:
@@ -168,22 +186,53 @@ _DATA = (
 )
 
 
-def _unigram_obligations(params: Params, tied: bool) -> list[Obligation]:
-    """Obligations shared by the three unigram-point theorems (stationarity, moment, loss)."""
-    d, point = params["d"], _point(params)
+def _sigmoid(logit: sp.Expr) -> sp.Expr:
+    return 1 / (1 + sp.exp(-logit))
+
+
+#: The conditional entropy :math:`\sum_x \pi_x h(P(1 \mid x))`, from the kernel and the
+#: stationary law (the definition that the closed form ``entropy_rate`` must equal).
+CONDITIONAL_ENTROPY = sum(STATIONARY[x] * binary_entropy(NEXT_IS_ONE[x]) for x in (0, 1))
+
+
+def _definitions(params: Params, forms: dict[str, sp.Expr]) -> list[Obligation]:
+    """The prediction's stationary law, H(pi) and entropy rate against their definitions."""
+    point = _point(params)
     return [
+        Obligation("pi1 is stationary: (1 - pi1) p = pi1 q",
+                   (1 - forms["stationary_one"]) * p - forms["stationary_one"] * q, "==", point,
+                   uses=("stationary_one",)),
+        Obligation("H(pi) is the entropy of the stationary law", forms["unigram_loss"], "==",
+                   point, binary_entropy(pi1), uses=("unigram_loss",)),
+        Obligation("the entropy rate is sum_x pi_x h(P(1|x)) (from the kernel)",
+                   forms["entropy_rate"], "==", point, CONDITIONAL_ENTROPY,
+                   uses=("entropy_rate",)),
+    ]
+
+
+def _unigram_obligations(params: Params, prediction: Prediction,
+                         tied: bool) -> list[Obligation]:
+    """Obligations shared by the three unigram-point theorems (stationarity, moment, loss),
+    built from the prediction's bias, stationary law, H(pi) and spectrum."""
+    d, point = params["d"], _point(params)
+    forms = dict(prediction.closed_forms)
+    bias = forms["unigram_bias"]
+    return [
+        *_definitions(params, forms),
         Obligation(
             "dL/db = sigmoid(b) - pi1 = 0 at b = ln(p/q)",
-            1 / (1 + sp.exp(-unigram_bias)) - pi1,
+            _sigmoid(bias) - forms["stationary_one"],
             "==",
             point,
+            uses=("unigram_bias", "stationary_one"),
         ),
         Obligation(
             "gradient of the reduced loss vanishes at the unigram point (uses E[x_{n+1}] = pi1)",
-            gradient_at_unigram_point(d, tied),
+            gradient_at_unigram_point(d, tied, bias),
             "==",
             point,
             sp.zeros(len(embedding_coordinates(d, tied)), 1),
+            uses=("unigram_bias",),
         ),
         Obligation(
             "E[(pi1 - x_{n+1}) x_n] = kappa (p+q-1)",
@@ -194,19 +243,35 @@ def _unigram_obligations(params: Params, tied: bool) -> list[Obligation]:
         ),
         Obligation(
             "loss at the unigram point equals H(pi)",
-            reduced_loss(0, unigram_bias),
+            reduced_loss(0, bias),
             "==",
             point,
-            unigram_entropy,
+            forms["unigram_loss"],
+            uses=("unigram_bias", "unigram_loss"),
         ),
         Obligation(
             "Hessian spectrum at the canonical member",
-            hessian_at_unigram_point(d, tied),
+            hessian_at_unigram_point(d, tied, bias),
             "spectrum",
             point,
-            unigram_spectrum(d, tied),
+            tuple(prediction.spectra["hessian"]),
+            uses=("unigram_bias", "spectrum hessian"),
         ),
     ]
+
+
+def _trained_loss_obligation(params: Params, prediction: Prediction,
+                             trapped: bool) -> Obligation:
+    """Where training from the paper's init ends: at theta_pi (trapped) or the entropy rate."""
+    forms = prediction.closed_forms
+    if trapped:
+        return Obligation("training stays at theta_pi: trained loss = L(theta_pi)",
+                          forms["trained_loss"], "==", _point(params),
+                          reduced_loss(0, forms["unigram_bias"]),
+                          uses=("trained_loss", "unigram_bias"))
+    return Obligation("training escapes: trained loss = the entropy rate (from the kernel)",
+                      forms["trained_loss"], "==", _point(params), CONDITIONAL_ENTROPY,
+                      uses=("trained_loss",))
 
 
 def _unigram_prediction(params: Params, tied: bool, trained_loss: sp.Expr) -> Prediction:
@@ -262,40 +327,60 @@ def _global_predict(params: Params) -> Prediction:
     )
 
 
-def _global_obligations(params: Params) -> list[Obligation]:
+def _global_obligations(params: Params, prediction: Prediction) -> list[Obligation]:
     point = _point(params)
+    forms = dict(prediction.closed_forms)
     loss = reduced_loss(s, b)
-    at_star = {s: bigram_slope, b: bigram_bias}
-    gap = unigram_entropy - entropy_rate
+    at_star = {s: forms["bigram_slope"], b: forms["bigram_bias"]}
+    gap = forms["unigram_loss"] - forms["entropy_rate"]
     return [
+        *_definitions(params, {**forms, "stationary_one": pi1}),
         Obligation(
-            "L(theta_*) = entropy rate", loss.subs(at_star), "==", point, entropy_rate
+            "L(theta_*) = entropy rate", loss.subs(at_star), "==", point, forms["trained_loss"],
+            uses=("bigram_slope", "bigram_bias", "trained_loss"),
         ),
+        Obligation("the global minimum is the entropy rate", forms["trained_loss"], "==", point,
+                   forms["entropy_rate"], uses=("trained_loss", "entropy_rate")),
         Obligation(
             "reduced gradient (dL/ds, dL/db) = 0 at theta_*",
             sp.ImmutableMatrix([sp.diff(loss, v) for v in (s, b)]).subs(at_star),
             "==",
             point,
             sp.zeros(2, 1),
+            uses=("bigram_slope", "bigram_bias"),
         ),
         Obligation(
             "reduced Hessian in (slope, bias) is PSD at theta_*",
             sp.ImmutableMatrix(sp.hessian(loss, (s, b)).subs(at_star)),
             "psd",
             point,
+            uses=("bigram_slope", "bigram_bias"),
         ),
-        Obligation("H(pi) - entropy rate >= 0", gap, ">=", point),
+        Obligation("f(theta_*) after x_n = 0 is sigmoid(l0) = P(1|0)",
+                   _sigmoid(forms["bigram_bias"]), "==", point, forms["next_after_0"],
+                   uses=("bigram_bias", "next_after_0")),
+        Obligation("f(theta_*) after x_n = 1 is sigmoid(c* + l0) = P(1|1)",
+                   _sigmoid(forms["bigram_slope"] + forms["bigram_bias"]), "==", point,
+                   forms["next_after_1"], uses=("bigram_slope", "bigram_bias", "next_after_1")),
+        Obligation("the predictions after 0 and 1 are the kernel's",
+                   sp.ImmutableMatrix([forms["next_after_0"], forms["next_after_1"]]), "==",
+                   point, sp.ImmutableMatrix([NEXT_IS_ONE[0], NEXT_IS_ONE[1]]),
+                   uses=("next_after_0", "next_after_1")),
+        Obligation("H(pi) - entropy rate >= 0", gap, ">=", point,
+                   uses=("unigram_loss", "entropy_rate")),
         Obligation(
             "H(pi) = entropy rate on p + q = 1 (i.i.d. data)",
             gap.subs(q, 1 - p),
             "==",
             {p: point[p]},
+            uses=("unigram_loss", "entropy_rate"),
         ),
         Obligation(
             "c* (p+q-1) <= 0: for p+q > 1 the slope is negative, so ||e||^2 alone cannot give it",
-            bigram_slope * (p + q - 1),
+            forms["bigram_slope"] * (p + q - 1),
             "<=",
             point,
+            uses=("bigram_slope",),
         ),
     ]
 
@@ -333,18 +418,22 @@ def _local_assumptions(params: Params) -> list[str]:
     return problems
 
 
-def _local_obligations(params: Params) -> list[Obligation]:
+def _local_obligations(params: Params, prediction: Prediction) -> list[Obligation]:
     point = _point(params)
+    forms = prediction.closed_forms
     return [
-        *_unigram_obligations(params, tied=True),
+        *_unigram_obligations(params, prediction, tied=True),
+        _trained_loss_obligation(params, prediction, trapped=True),
         Obligation(
             "Hessian at theta_pi is PSD (needs p+q >= 1)",
-            hessian_at_unigram_point(params["d"], True),
+            hessian_at_unigram_point(params["d"], True, forms["unigram_bias"]),
             "psd",
             point,
+            uses=("unigram_bias",),
         ),
-        Obligation("H(pi) > entropy rate (the minimum is bad)", unigram_entropy - entropy_rate,
-                   ">", point),
+        Obligation("H(pi) > entropy rate (the minimum is bad)",
+                   forms["unigram_loss"] - forms["entropy_rate"], ">", point,
+                   uses=("unigram_loss", "entropy_rate")),
     ]
 
 
@@ -379,20 +468,22 @@ def _untied_assumptions(params: Params) -> list[str]:
     return problems
 
 
-def _untied_obligations(params: Params) -> list[Obligation]:
+def _untied_obligations(params: Params, prediction: Prediction) -> list[Obligation]:
     d, point = params["d"], _point(params)
-    hessian = hessian_at_unigram_point(d, False)
+    hessian = hessian_at_unigram_point(d, False, prediction.closed_forms["unigram_bias"])
     return [
-        *_unigram_obligations(params, tied=False),
+        *_unigram_obligations(params, prediction, tied=False),
+        _trained_loss_obligation(params, prediction, trapped=False),
         Obligation(
             "(a, e) block of the Hessian = kappa (p+q-1) I",
             hessian[:d, d : 2 * d],
             "==",
             point,
             kappa * (p + q - 1) * sp.eye(d),
+            uses=("unigram_bias",),
         ),
         Obligation("Hessian at (theta_pi, a = 0) is indefinite (a saddle)", hessian,
-                   "indefinite", point),
+                   "indefinite", point, uses=("unigram_bias",)),
     ]
 
 
@@ -428,17 +519,21 @@ def _tied_saddle_assumptions(params: Params) -> list[str]:
     return problems
 
 
-def _tied_saddle_obligations(params: Params) -> list[Obligation]:
+def _tied_saddle_obligations(params: Params, prediction: Prediction) -> list[Obligation]:
     point = _point(params)
+    forms = prediction.closed_forms
     return [
-        *_unigram_obligations(params, tied=True),
+        *_unigram_obligations(params, prediction, tied=True),
+        _trained_loss_obligation(params, prediction, trapped=False),
         Obligation(
             "Hessian at theta_pi is indefinite: e-curvature 2 kappa (p+q-1) < 0",
-            hessian_at_unigram_point(params["d"], True),
+            hessian_at_unigram_point(params["d"], True, forms["unigram_bias"]),
             "indefinite",
             point,
+            uses=("unigram_bias",),
         ),
-        Obligation("H(pi) > entropy rate", unigram_entropy - entropy_rate, ">", point),
+        Obligation("H(pi) > entropy rate", forms["unigram_loss"] - forms["entropy_rate"], ">",
+                   point, uses=("unigram_loss", "entropy_rate")),
     ]
 
 

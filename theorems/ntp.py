@@ -72,13 +72,14 @@ def _kkt_obligations(resolved: Setting, W: sp.MatrixBase, label: str) -> list[Ob
     return [
         Obligation(f"{label}: feasibility, every margin W[x*, q] - W[x, q] >= 1 ({count} "
                    "constraints)", sp.Min(*margins) if margins else sp.Integer(1), ">=", {},
-                   sp.Integer(1)),
+                   sp.Integer(1), uses=("W_kq",)),
         Obligation(f"{label}: dual feasibility, every multiplier >= 0",
                    sp.Min(*duals) if duals else sp.Integer(0), ">=", {}),
         Obligation(f"{label}: stationarity, W* = sum lambda (e_x* - e_x) e_q^T",
-                   sp.ImmutableMatrix(stationarity), "==", {}, sp.zeros(*W.shape)),
+                   sp.ImmutableMatrix(stationarity), "==", {}, sp.zeros(*W.shape),
+                   uses=("W_kq",)),
         Obligation(f"{label}: complementary slackness, sum lambda (margin - 1) = 0", slack,
-                   "==", {}),
+                   "==", {}, uses=("W_kq",)),
     ]
 
 
@@ -94,7 +95,8 @@ def _structure_obligations(resolved: Setting, W: sp.MatrixBase) -> list[Obligati
             expected = sp.ImmutableMatrix([rank[x] - sp.Rational(K - 1, 2) for x in range(K)])
             obligations.append(Obligation(
                 f"query {q} (a chain with the query least): scores = rank - (K-1)/2",
-                sp.ImmutableMatrix(W[:, q]) - expected, "==", {}, sp.zeros(K, 1)))
+                sp.ImmutableMatrix(W[:, q]) - expected, "==", {}, sp.zeros(K, 1),
+                uses=("W_kq",)))
         twins = [(a, b) for a in range(K) for b in range(a + 1, K)
                  if _swap(pairs, a, b) == pairs and a != q and b != q]
         if twins and full:
@@ -102,7 +104,7 @@ def _structure_obligations(resolved: Setting, W: sp.MatrixBase) -> list[Obligati
                 f"query {q}: tokens the constraints cannot tell apart get equal scores "
                 f"({', '.join(f'{a}~{b}' for a, b in twins)})",
                 sp.ImmutableMatrix([W[a, q] - W[b, q] for a, b in twins]), "==", {},
-                sp.zeros(len(twins), 1)))
+                sp.zeros(len(twins), 1), uses=("W_kq",)))
     return obligations
 
 
@@ -146,12 +148,51 @@ def _explicit_collocation(resolved: Setting) -> tuple[int, ...]:
     return tuple((x + 1) % FFN_EXPLICIT_K for x in range(FFN_EXPLICIT_K))
 
 
-def _ffn_obligations(params: Params) -> list[Obligation]:
-    resolved = resolve(params)
-    colloc = _explicit_collocation(resolved)
-    K = len(colloc)
-    shown = f"K={K}" + ("" if K == resolved.K else f", the permutation x+1 mod {K}")
-    W = ffn_max_margin(K, colloc)
+#: Why the K x K obligations are built at :data:`FFN_EXPLICIT_K` above it, and what covers K.
+FFN_SCOPE = (f"with one-hot embeddings the problem splits into one column per input token, and "
+             f"relabelling tokens maps every column (any K, any collocation permutation) to the "
+             f"same one: target entry 1 - 1/K, all others -1/K; the column obligations prove "
+             f"feasibility, KKT, the norm, the loss law and the NGD direction for symbolic K, "
+             f"and the margins and KKT of the predicted W_ov* are decided at the requested K; "
+             f"the K x K symbolic loss and gradient (K^2 symbols) are built at "
+             f"K={FFN_EXPLICIT_K}")
+
+
+def _ffn_column_obligations(forms: dict[str, sp.Expr]) -> list[Obligation]:
+    """The feed-forward claims for symbolic K on one column (all columns are alike up to
+    relabelling): target entry ``1 - 1/K``, the others ``-1/K``."""
+    target, other = 1 - 1 / K_, -1 / K_
+    lam = 1 / K_
+    m = c_ / sp.sqrt(K_ - 1)  # the margin of c W*/||W*|| (target minus other entry is 1)
+    gamma = sp.exp(-m) / (1 + (K_ - 1) * sp.exp(-m))
+    softmax_target = 1 / (1 + (K_ - 1) * sp.exp(-m))
+    return [
+        Obligation("column form (symbolic K): the margin of the target over every other "
+                   "output is 1", target - other, "==", {}, sp.Integer(1)),
+        Obligation("column form: KKT with every multiplier 1/K, target = (K-1) lambda, other "
+                   "= -lambda", sp.ImmutableMatrix([target - (K_ - 1) * lam, other + lam]),
+                   "==", {}, sp.zeros(2, 1)),
+        Obligation("||W_ov*||_F^2 = K (target^2 + (K-1) other^2) = K - 1 (symbolic K)",
+                   K_ * (target**2 + (K_ - 1) * other**2), "==", {}, forms["norm2"],
+                   uses=("norm2",)),
+        Obligation("column form: L0(c W*/||W*||) = log(1 + (K-1) exp(-c/sqrt(K-1))) = L0 at "
+                   "t = c/eta0 (symbolic K, c)", sp.log(1 / softmax_target), "==", {},
+                   forms["L0"].subs(t_, c_ / eta0_), uses=("L0",)),
+        Obligation("column form: grad L0 = (softmax - e_n(x))/K = -gamma(c) W* along W* "
+                   "(symbolic K, c): every NGD step from 0 points along W*",
+                   sp.ImmutableMatrix([(softmax_target - 1) / K_ + gamma * target,
+                                       gamma / K_ + gamma * other]), "==", {}, sp.zeros(2, 1)),
+        Obligation("gamma(c) = e^{-m}/(1 + (K-1) e^{-m}) > 0, m = c/sqrt(K-1) (K = k + 2, "
+                   "k >= 0)", gamma.subs(K_, sp.Symbol("k", nonnegative=True) + 2), ">", {}),
+        Obligation("the loss when stage 1 stops is L0 at t = T0", forms["L0(T0)"], "==", {},
+                   forms["L0"].subs(t_, T0_), uses=("L0(T0)", "L0")),
+    ]
+
+
+def _ffn_margin_obligations(resolved: Setting, W: sp.MatrixBase) -> list[Obligation]:
+    """Feasibility with every margin 1 and the KKT certificate of the predicted ``W_ov*`` at
+    the requested K (exact rationals, cheap at any K)."""
+    K, colloc = resolved.K, resolved.collocation
     margins = sp.ImmutableMatrix(K, K, lambda v, x: 0 if v == colloc[x]
                                  else W[colloc[x], x] - W[v, x] - 1)
     kkt = sp.zeros(K, K)
@@ -159,29 +200,42 @@ def _ffn_obligations(params: Params) -> list[Obligation]:
         if v != colloc[x]:
             kkt[colloc[x], x] += sp.Rational(1, K)
             kkt[v, x] -= sp.Rational(1, K)
-    column_norm2 = (1 - 1 / K_) ** 2 + (K_ - 1) / K_**2
+    return [
+        Obligation(f"W_ov* is feasible with every margin equal to 1 (K={K})", margins, "==",
+                   {}, sp.zeros(K, K), uses=("W_ov",)),
+        Obligation(f"KKT: W_ov* = sum lambda (e_n(x) - e_v) e_x^T with every lambda = 1/K > 0 "
+                   f"and every constraint tight (K={K})", sp.ImmutableMatrix(kkt - W), "==",
+                   {}, sp.zeros(K, K), uses=("W_ov",)),
+    ]
+
+
+def _ffn_obligations(params: Params, prediction: Prediction) -> list[Obligation]:
+    resolved = resolve(params)
+    forms = dict(prediction.closed_forms)
+    W_pred = forms["W_ov"]
+    colloc = _explicit_collocation(resolved)
+    K = len(colloc)
+    explicit = K == resolved.K
+    W = W_pred if explicit else ffn_max_margin(K, colloc)
+    built = {} if explicit else {"sizes": {"K": K}, "scope": FFN_SCOPE}
+    uses = ("W_ov",) if explicit else ()
+    shown = f"K={K}" + ("" if explicit else f", the permutation x+1 mod {K}")
     symbols = sp.Matrix(K, K, lambda v, x: sp.Symbol(f"w_{v}_{x}"))
     loss = collocation_loss(symbols, colloc)
     along = {symbols[v, x]: c_ * W[v, x] / sp.sqrt(K - 1) for v in range(K) for x in range(K)}
     gradient = sp.Matrix(K, K, lambda v, x: sp.diff(loss, symbols[v, x])).subs(along)
     m = c_ / sp.sqrt(K - 1)
     gamma = sp.exp(-m) / (1 + (K - 1) * sp.exp(-m))
-    law = collocation_loss_law().subs({K_: K, t_: c_ / eta0_})
+    law = forms["L0"].subs({K_: K, t_: c_ / eta0_})
     return [
-        Obligation(f"W_ov* is feasible with every margin equal to 1 ({shown})", margins, "==",
-                   {}, sp.zeros(K, K)),
-        Obligation(f"KKT: W_ov* = sum lambda (e_n(x) - e_v) e_x^T with every lambda = 1/K > 0 "
-                   f"and every constraint tight ({shown})", sp.ImmutableMatrix(kkt - W), "==",
-                   {}, sp.zeros(K, K)),
-        Obligation("||W_ov*||_F^2 = K (column norm^2 (1-1/K)^2 + (K-1)/K^2) = K - 1 "
-                   "(symbolic K)", K_ * column_norm2, "==", {}, K_ - 1),
+        *_ffn_margin_obligations(resolved, W_pred),
+        *_ffn_column_obligations(forms),
         Obligation(f"L0(c W*/||W*||) = log(1 + (K-1) exp(-c/sqrt(K-1))) for all c >= 0 "
                    f"({shown})", collocation_loss(c_ * W / sp.sqrt(K - 1), colloc), "==", {},
-                   law),
+                   law, uses=(*uses, "L0"), **built),
         Obligation(f"grad L0(c W*/||W*||) = -gamma(c) W*: every NGD step from 0 points along "
                    f"W* ({shown})", sp.ImmutableMatrix(gradient + gamma * W), "==", {},
-                   sp.zeros(K, K)),
-        Obligation("gamma(c) = e^{-m}/(1 + (K-1) e^{-m}) > 0, m = c/sqrt(K-1)", gamma, ">", {}),
+                   sp.zeros(K, K), uses=uses, **built),
     ]
 
 
@@ -228,29 +282,57 @@ def _attention_predict(params: Params) -> Prediction:
     )
 
 
-def _attention_obligations(params: Params) -> list[Obligation]:
-    resolved = resolve(params)
-    W = attention_max_margin(resolved)
-    return _kkt_obligations(resolved, W, "W_kq*") + _structure_obligations(resolved, W)
+def _attention_prediction_obligations(params: Params, resolved: Setting,
+                                      forms: dict[str, sp.Expr]) -> list[Obligation]:
+    """The attention theorems' derived closed forms from the predicted matrices: the norm, the
+    rate from the smallest margin, the floor from the stage-1 law, and stage 1's W_ov*."""
+    W = forms["W_kq"]
+    margins = [W[g, q] - W[x, q] for q, pairs in enumerate(resolved.comparisons())
+               for g, x in pairs]
+    eta = sp.Rational(params["eta"])
+    return [
+        Obligation("||W_kq*||_F^2 is the sum of the squared entries of W_kq*", forms["norm2"],
+                   "==", {}, sum(x**2 for x in W), uses=("norm2", "W_kq")),
+        Obligation("rate = exp(-eta * smallest margin of W_kq* / ||W_kq*||)", forms["rate"], "==",
+                   {}, sp.exp(-eta * sp.Min(*margins) / sp.sqrt(forms["norm2"])),
+                   uses=("rate", "W_kq", "norm2")),
+        Obligation("the floor is the stage-1 collocation loss when W_ov is frozen, L0(T0)",
+                   forms["floor"], "==", _stage_point(params),
+                   collocation_loss_law().subs(t_, T0_), uses=("floor",)),
+        *_ffn_margin_obligations(resolved, forms["W_ov"]),
+    ]
 
 
-def _floor_obligations(params: Params) -> list[Obligation]:
+def _attention_obligations(params: Params, prediction: Prediction) -> list[Obligation]:
     resolved = resolve(params)
+    forms = dict(prediction.closed_forms)
+    W = forms["W_kq"]
+    return (_kkt_obligations(resolved, W, "W_kq*") + _structure_obligations(resolved, W)
+            + _attention_prediction_obligations(params, resolved, forms))
+
+
+def _floor_obligations(params: Params, prediction: Prediction) -> list[Obligation]:
+    resolved = resolve(params)
+    forms = dict(prediction.closed_forms)
     colloc = _explicit_collocation(resolved)
     K = len(colloc)
-    law = collocation_loss_law().subs({K_: K, t_: c_ / eta0_})
+    explicit = K == resolved.K
+    W_ov = forms["W_ov"] if explicit else ffn_max_margin(K, colloc)
+    built = {} if explicit else {"sizes": {"K": K}, "scope": FFN_SCOPE}
+    law = forms["floor"].subs(T0_, c_ / eta0_).subs({K_: K})
     per_token = sp.ImmutableMatrix([loss - law for loss in token_losses(
-        ffn_max_margin(K, colloc) * c_ / sp.sqrt(K - 1), colloc)])
-    W_kq = attention_max_margin(resolved)
-    norm2 = sum(x**2 for x in W_kq)
+        W_ov * c_ / sp.sqrt(K - 1), colloc)])
+    W_kq = forms["W_kq"]
     return [
         Obligation(f"with attention fully on x*, a sentence's loss is the collocation loss of "
                    f"x*, equal for every x at W_ov = c W*/||W*|| (K={K}): the floor is L0(T0)",
-                   per_token, "==", {}, sp.zeros(K, 1)),
+                   per_token, "==", {}, sp.zeros(K, 1),
+                   uses=("floor", "W_ov") if explicit else ("floor",), **built),
         Obligation("smallest margin of W_kq*/||W_kq*|| is 1/||W_kq*|| > 0 (attention on "
                    "non-optimal tokens decays like exp(-||W_kq|| / ||W_kq*||))",
-                   1 / sp.sqrt(norm2), ">", {}),
-    ] + _kkt_obligations(resolved, W_kq, "W_kq*")
+                   1 / sp.sqrt(forms["norm2"]), ">", {}, uses=("norm2",)),
+    ] + _kkt_obligations(resolved, W_kq, "W_kq*") + _attention_prediction_obligations(
+        params, resolved, forms)
 
 
 # ----------------------------------------------------------------------------- dataset shift
@@ -270,17 +352,21 @@ def _shift_predict(params: Params) -> Prediction:
     )
 
 
-def _shift_obligations(params: Params) -> list[Obligation]:
+def _shift_obligations(params: Params, prediction: Prediction) -> list[Obligation]:
     resolved = resolve(params)
     q, a, b, c = resolved.holdout
-    W = attention_max_margin(resolved)
+    forms = dict(prediction.closed_forms)
+    W = forms["W_kq"]
     return [
         Obligation(f"training no longer compares {a} and {c} for query {q}",
                    sp.Integer(int((a, c) in resolved.comparisons()[q])), "==", {}),
         Obligation(f"transitivity: s_{q}({a}) - s_{q}({c}) >= 2 in the SVM solution "
-                   f"(margins {a}>{b} and {b}>{c} are each >= 1)", W[a, q] - W[c, q], ">=",
-                   {}, sp.Integer(2)),
-    ] + _kkt_obligations(resolved, W, "W_kq* without the held-out sentences")
+                   f"(margins {a}>{b} and {b}>{c} are each >= 1)", forms["gap"], ">=",
+                   {}, sp.Integer(2), uses=("gap",)),
+        Obligation(f"the gap is s_{q}({a}) - s_{q}({c}) of W_kq*", forms["gap"], "==", {},
+                   W[a, q] - W[c, q], uses=("gap", "W_kq")),
+    ] + _kkt_obligations(resolved, W, "W_kq* without the held-out sentences") + (
+        _attention_prediction_obligations(params, resolved, forms))
 
 
 # ----------------------------------------------------------------------------- registration

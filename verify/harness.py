@@ -29,6 +29,7 @@ from verify.records import (
     Plan,
     ProgressFactory,
     Relation,
+    Stage,
     TheoremEntry,
     Verdict,
 )
@@ -145,8 +146,26 @@ def obligation_check(obligation: Obligation) -> Check:
         tolerance=None,
         passed=result.holds,
         seconds=time.perf_counter() - start,
-        details={"method": result.method},
+        details={"method": result.method,
+                 **({"built_at": dict(obligation.sizes), "scope": obligation.scope}
+                    if obligation.sizes else {})},
+        uses=obligation.uses,
     )
+
+
+def scope_notes(obligations: list[Obligation], params: Mapping[str, ParamValue]) -> list[str]:
+    """One line per obligation built at sizes other than the requested ones: where it was
+    decided, what was asked, and what covers the rest (the obligation's scope)."""
+    notes = []
+    for obligation in obligations:
+        differs = {name: size for name, size in obligation.sizes.items()
+                   if name in params and str(params[name]) != str(size)}
+        if differs:
+            built = ", ".join(f"{k}={v}" for k, v in differs.items())
+            asked = ", ".join(f"{k}={params[k]}" for k in differs)
+            notes.append(f"obligation '{obligation.name}' was decided at {built}, not at the "
+                         f"requested {asked}: {obligation.scope}")
+    return notes
 
 
 def seed_summary(check: Check) -> Check:
@@ -208,15 +227,13 @@ def run(plan: Plan, experiment: Experiment, device: object,
     """
     start = time.perf_counter()
     prediction = plan.theorem.predict(plan.params)
-    checks = [obligation_check(ob) for ob in plan.theorem.obligations(plan.params)]
+    obligations = plan.theorem.obligations(plan.params, prediction)
+    checks = [obligation_check(ob) for ob in obligations]
     curves: list[Curve] = []
     context = Context(plan, prediction, device, progress, {} if cache is None else cache)
     for stage in experiment.stages:
-        stage_start = time.perf_counter()
-        stage_checks, stage_curves = stage(context)
-        per_check = (time.perf_counter() - stage_start) / max(len(stage_checks), 1)
-        checks += [seed_summary(dataclasses.replace(c, seconds=per_check))
-                   for c in stage_checks]
+        stage_checks, stage_curves = run_stage(stage, context)
+        checks += stage_checks
         curves += stage_curves
     return Verdict(
         theorem_id=plan.theorem.id,
@@ -227,4 +244,14 @@ def run(plan: Plan, experiment: Experiment, device: object,
         curves=tuple(curves),
         seconds=time.perf_counter() - start,
         prediction=prediction_record(prediction),
+        notes=tuple(scope_notes(obligations, plan.params)),
     )
+
+
+def run_stage(stage: Stage, context: Context) -> tuple[list[Check], list[Curve]]:
+    """One stage of an experiment: its checks (timed, with the seed summary) and curves."""
+    stage_start = time.perf_counter()
+    stage_checks, stage_curves = stage(context)
+    per_check = (time.perf_counter() - stage_start) / max(len(stage_checks), 1)
+    return ([seed_summary(dataclasses.replace(c, seconds=per_check)) for c in stage_checks],
+            list(stage_curves))

@@ -24,12 +24,14 @@ if TYPE_CHECKING:  # the records name these types; importing them here would loa
     from theorems.core import ParamValue, Prediction, Theorem
 
 #: Version of the JSON layout of reports and baselines; bumped when a field changes meaning.
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 Budget = Literal["fast", "full"]
 #: The budgets every experiment declares, in the order the docs show them.
 BUDGETS: tuple[Budget, ...] = ("fast", "full")
-CheckKind = Literal["obligation", "bridge", "training", "control"]
+CheckKind = Literal["obligation", "guard", "bridge", "training", "control"]
+#: The kinds in the order reports group them.
+CHECK_KINDS: tuple[CheckKind, ...] = ("obligation", "guard", "bridge", "training", "control")
 #: ``progress_factory(label, total)`` returns ``advance(done, total, last_loss)``.
 ProgressFactory = Callable[[str, int], Callable[[int, int, float], None]]
 
@@ -130,10 +132,12 @@ class Check:
         display name so that rewording a label does not look like a removed check.
     name : str
         What is compared, in words.
-    kind : {"obligation", "bridge", "training", "control"}
-        Obligation: exact sympy proof step. Bridge: the torch model at the theorem's point
-        against the sympy values. Training: where real training ends. Control: the same
-        training outside the assumptions, where the prediction must fail.
+    kind : {"obligation", "guard", "bridge", "training", "control"}
+        Obligation: exact sympy proof step. Guard: a condition on the predicted values (and
+        the tolerances) without which the numeric checks could not discriminate; it measures
+        nothing. Bridge: the torch model at the theorem's point against the sympy values.
+        Training: where real training ends (always a measurement). Control: the same training
+        outside the assumptions, where the prediction must fail.
     predicted : float or str
         The theorem's value (or the claim in words).
     measured : float or str
@@ -150,7 +154,10 @@ class Check:
         the worst seed).
     details : dict
         Further numbers for the JSON report (plateau steps, standard errors, the method of an
-        obligation, the seed summary, ...).
+        obligation, the seed summary, a control's margin, ...).
+    uses : tuple[str, ...]
+        The closed forms of the prediction this check compares with (a wrong value of one of
+        them should make it fail; the mutation tests hold it to that).
     """
 
     key: str
@@ -164,6 +171,7 @@ class Check:
     seconds: float = 0.0
     per_seed: tuple[float, ...] | None = None
     details: dict[str, Any] = field(default_factory=dict)
+    uses: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -400,6 +408,9 @@ class Verdict:
     prediction : dict
         Every closed form of the prediction: symbolic and at the point, exact (LaTeX and
         ``srepr``) and as a float.
+    notes : tuple[str, ...]
+        Lines printed under the table: what the verdict does not cover at the requested
+        parameters (an obligation built at a smaller size, and what covers the rest).
     """
 
     theorem_id: str
@@ -410,6 +421,7 @@ class Verdict:
     curves: tuple[Curve, ...] = field(default=())
     seconds: float = 0.0
     prediction: dict[str, dict[str, Any]] = field(default_factory=dict)
+    notes: tuple[str, ...] = ()
 
     @property
     def passed(self) -> bool:
@@ -449,7 +461,8 @@ class Verdict:
                  "atol": c.tolerance.atol if c.tolerance else None,
                  "rtol": c.tolerance.rtol if c.tolerance else None,
                  "passed": c.passed, "seconds": c.seconds,
-                 "per_seed": list(c.per_seed) if c.per_seed is not None else None}
+                 "per_seed": list(c.per_seed) if c.per_seed is not None else None,
+                 "uses": list(c.uses)}
                 for c in self.checks]
 
     def table(self) -> Any:
@@ -474,7 +487,7 @@ class Verdict:
     def __rich__(self) -> Any:
         from rich.console import Group
 
-        return Group(self.table(), self.summary())
+        return Group(self.table(), *(f"note: {note}" for note in self.notes), self.summary())
 
     def __str__(self) -> str:
         from rich.console import Console
@@ -491,7 +504,9 @@ class Verdict:
             + f"<td style='color:{'green' if state == 'pass' else 'red'}'>{state}</td></tr>"
             for *cells, state in self.rows())
         return (f"<p><b>{html.escape(self.title)}</b></p><table><thead><tr>{head}</tr>"
-                f"</thead><tbody>{body}</tbody></table><p>{html.escape(self.summary())}</p>")
+                f"</thead><tbody>{body}</tbody></table>"
+                + "".join(f"<p>note: {html.escape(note)}</p>" for note in self.notes)
+                + f"<p>{html.escape(self.summary())}</p>")
 
     def figures(self, directory: str | Path | None = None) -> list[Any]:
         """Draw one matplotlib figure per curve title (the global backend is left alone).

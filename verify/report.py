@@ -22,6 +22,8 @@ _PACKAGES = ("transformer-theorems", "torch", "sympy", "numpy", "scipy", "rich",
 def render(verdict: Verdict, console: Console) -> None:
     """Print one theorem's checks as a table, then its verdict line."""
     console.print(verdict.table())
+    for note in verdict.notes:
+        console.print(f"[yellow]note:[/yellow] {note}", highlight=False)
     line = verdict.summary()
     console.print(line.replace("PASS", "[green]PASS[/green]").replace("FAIL", "[red]FAIL[/red]")
                   + "\n")
@@ -75,6 +77,7 @@ def check_record(check: Check) -> dict[str, Any]:
         "predicted": _jsonable(check.predicted), "measured": _jsonable(check.measured),
         "tolerance": tolerance, "passed": check.passed, "seconds": round(check.seconds, 4),
         "per_seed": _jsonable(check.per_seed), "details": _jsonable(check.details),
+        "uses": list(check.uses),
     }
 
 
@@ -84,6 +87,7 @@ def verdict_record(verdict: Verdict) -> dict[str, Any]:
             "seeds": list(verdict.seeds), "passed": verdict.passed,
             "seconds": round(verdict.seconds, 3),
             "prediction": _jsonable(verdict.prediction),
+            "notes": list(verdict.notes),
             "checks": [check_record(c) for c in verdict.checks]}
 
 

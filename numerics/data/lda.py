@@ -6,7 +6,12 @@ models:
 * theory documents: a set of ``tau`` topics drawn uniformly, words uniform over those topics;
   the long-document limit of their context is :func:`context_distributions`;
 * LDA documents (the reference code's experiments): topic proportions ~ Dirichlet(alpha),
-  lengths uniform in ``[min_length, max_length]``.
+  lengths uniform in ``[min_length, max_length]``;
+* topic-free documents (the control, ``sample_lda_documents(..., topic_structure=False)``): the
+  same lengths, every token's topic drawn uniformly and independently, so words are i.i.d.
+  uniform over the whole vocabulary and no two words co-occur more than chance. The unigram
+  distribution is the LDA one (a symmetric Dirichlet mix is uniform on average); only the
+  co-occurrence of same-topic words is gone.
 
 Token ids: content words ``0..V-1``, ``[MASK] = V``, padding ``V+1``. Everything is drawn with a
 seeded ``numpy.random.Generator`` in whole-array operations (no loop over documents or positions).
@@ -58,15 +63,36 @@ class Documents:
 
 def sample_lda_documents(
     rng: np.random.Generator, batch: int, T: int, v: int, alpha: float = 0.1,
-    min_length: int = 100, max_length: int = 150,
+    min_length: int = 100, max_length: int = 150, topic_structure: bool = True,
 ) -> Documents:
-    """LDA documents: ``theta ~ Dir(alpha 1_T)``, each token's topic ~ theta, word uniform."""
+    """LDA documents: ``theta ~ Dir(alpha 1_T)``, each token's topic ~ theta, word uniform.
+
+    Parameters
+    ----------
+    rng : numpy.random.Generator
+    batch, T, v : int
+        Documents, topics, words per topic.
+    alpha : float
+        Dirichlet concentration of the topic proportions.
+    min_length, max_length : int
+        Document lengths are uniform in ``[min_length, max_length]``.
+    topic_structure : bool
+        ``False`` draws each token's topic uniformly and independently of its document (the
+        topic-free control: words i.i.d. uniform over the vocabulary, no co-occurrence signal);
+        the random draws are the same as with ``True``, only ``theta`` is replaced by ``1/T``.
+
+    Returns
+    -------
+    Documents
+    """
     if not alpha > 0:
         raise ValueError(f"the Dirichlet parameter alpha must be > 0 (got {alpha})")
     if not 1 <= min_length <= max_length:
         raise ValueError(f"need 1 <= min_length <= max_length (got {min_length}, {max_length})")
     V = T * v
     theta = rng.dirichlet(np.full(T, alpha), size=batch)  # (B, T)
+    if not topic_structure:
+        theta = np.full_like(theta, 1.0 / T)
     lengths = rng.integers(min_length, max_length + 1, size=batch)
     u = rng.random((batch, max_length))
     topics = (u[:, :, None] > np.cumsum(theta, axis=1)[:, None, :]).sum(-1)

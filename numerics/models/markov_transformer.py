@@ -160,6 +160,26 @@ class MarkovTransformer(nn.Module):
             self.b.fill_(bias)
 
 
+def reference_logits(model: MarkovTransformer, x: torch.Tensor) -> torch.Tensor:
+    """The paper's model written out term by term (no fused kernel), for the bridge that checks
+    :meth:`MarkovTransformer.forward` against its definition.
+
+    ``u_n = x_n e + p_n``; causal single-head attention
+    ``y_n = u_n + W_O sum_{i <= n} att_{n,i} W_V u_i`` with
+    ``att_{n,.} = softmax_i(<W_Q u_n, W_K u_i> / sqrt(d))``; ``z_n = y_n + W_2 ReLU(W_1 y_n)``;
+    logit ``<a, z_n> + b`` (Makkuva et al., 2024, Section 2).
+    """
+    n = x.shape[-1]
+    u = x.unsqueeze(-1).to(model.e.dtype) * model.e + model.pos[:n]  # (B, n, d)
+    scores = torch.einsum("bnm,bim->bni", u @ model.W_Q.T, u @ model.W_K.T)
+    scores = scores / math.sqrt(model.config.d)
+    future = torch.ones(n, n, dtype=torch.bool, device=x.device).triu(1)  # i > n
+    weights = torch.softmax(scores.masked_fill(future, -math.inf), dim=-1)
+    y = u + torch.einsum("bni,bim->bnm", weights, u @ model.W_V.T) @ model.W_O.T
+    z = y + torch.clamp(y @ model.W_1.T, min=0) @ model.W_2.T
+    return z @ model.head + model.b
+
+
 class MarkovEnsemble(nn.Module):
     """``S`` members of one :class:`MarkovTransformer` architecture as one batched model.
 

@@ -10,7 +10,9 @@ Configurations used by the theorems:
 * ``embedding="one_hot"`` (``E = I``, frozen) or ``"trained"`` (``E`` is ``d x (V+2)``);
 * ``decoder="identity"`` (``W^pred`` reads the first ``V`` coordinates) or ``"tied"``
   (``W^pred = E_{:, :V}^T``);
-* ``uniform_attention=True`` freezes ``W^K = W^Q = 0``: every query sees the mean of its keys.
+* ``uniform_attention=True`` freezes ``W^K = W^Q = 0``: every query sees the mean of its keys;
+* :meth:`TopicTransformer.copy_attention_model`: attention only on copies of the query's own
+  word (a control that has no topic structure at all).
 
 Which parameters train is set with :meth:`TopicTransformer.train_only`; the theorems'
 configurations are the classmethods :meth:`~TopicTransformer.value_model`,
@@ -84,6 +86,28 @@ class TopicTransformer(nn.Module):
         model.train_only("W_K", "W_Q")
         model.set_value_blocks(topics, same, other)
         return model
+
+    @classmethod
+    def copy_attention_model(cls, V: int, strength: float, dtype: torch.dtype = torch.float64,
+                             device: torch.device | None = None) -> TopicTransformer:
+        """Frozen attention that only looks at copies of the query's own word: the score of
+        key ``j`` for query ``i`` is ``strength`` if ``x_j = x_i`` and 0 otherwise
+        (``W^K = I``, ``W^Q = strength sqrt(d) I``); ``W^V = I``. Renormalised over the keys
+        that are not copies, its attention is uniform: it carries no topic structure."""
+        model = cls(V, uniform_attention=False, dtype=dtype, device=device)
+        with torch.no_grad():
+            model.W_K.copy_(torch.eye(model.d, dtype=dtype, device=device))
+            model.W_Q.copy_(strength * math.sqrt(model.d)
+                            * torch.eye(model.d, dtype=dtype, device=device))
+        model.train_only()
+        return model
+
+    def set_value_matrix(self, W: torch.Tensor) -> None:
+        """Set ``W^V`` to ``W`` (``d x d``), e.g. the value matrix a stage-1 run learned."""
+        if W.shape != self.W_V.shape:
+            raise ValueError(f"W^V is {tuple(self.W_V.shape)}, got {tuple(W.shape)}")
+        with torch.no_grad():
+            self.W_V.copy_(W)
 
     def set_value_blocks(self, topics: int, same: float, other: float) -> None:
         """Set ``W^V`` to ``same`` on same-topic word pairs and ``other`` on different-topic

@@ -71,5 +71,5 @@ def test_every_registered_theorem_is_admissible_and_proved_at_its_defaults(theor
     theorem = registry.theorem(theorem_id)
     params = theorem.resolve_params({})
     assert theorem.assumptions(params) == []
-    results = [ob.check() for ob in theorem.obligations(params)]
+    results = [ob.check() for ob in theorem.proof(params)]
     assert results and all(r.holds for r in results), [r for r in results if not r.holds]

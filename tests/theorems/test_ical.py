@@ -28,7 +28,7 @@ def test_obligations_hold_on_admissible_sizes(d, heads, T):
         params = theorem.resolve_params(overrides)
         if theorem.assumptions(params):
             continue
-        assert all(ob.check().holds for ob in theorem.obligations(params)), (theorem_id, params)
+        assert all(ob.check().holds for ob in theorem.proof(params)), (theorem_id, params)
 
 
 def test_moment_lemma_bookkeeping():

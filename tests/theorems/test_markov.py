@@ -48,18 +48,18 @@ def test_obligations_hold_on_the_admissible_set(pv, qv, d):
         theorem = registry.theorem(tid)
         params = theorem.resolve_params({"p": pv, "q": qv, "d": d})
         assert theorem.assumptions(params) == []
-        assert all(ob.check().holds for ob in theorem.obligations(params)), (tid, pv, qv)
+        assert all(ob.check().holds for ob in theorem.proof(params)), (tid, pv, qv)
 
 
 def test_definiteness_obligations_fail_outside_the_assumptions():
     """The PSD claim of the local minimum is false at p+q < 1: the checker must say so."""
     local = registry.theorem("markov-local-minima")
     params = local.resolve_params({"p": "1/5", "q": "3/10"})
-    psd = [ob for ob in local.obligations(params) if ob.relation == "psd"]
+    psd = [ob for ob in local.proof(params) if ob.relation == "psd"]
     assert psd and not psd[0].check().holds
     saddle = registry.theorem("markov-tied-saddle")
     params = saddle.resolve_params({"p": "1/2", "q": "4/5"})
-    indefinite = [ob for ob in saddle.obligations(params) if ob.relation == "indefinite"]
+    indefinite = [ob for ob in saddle.proof(params) if ob.relation == "indefinite"]
     assert indefinite and not indefinite[0].check().holds
 
 

@@ -87,7 +87,7 @@ def test_obligations_hold_on_random_orders(K, seed, length):
     for theorem_id in ("ntp-attention-max-margin", "ntp-loss-linear-rate"):
         theorem = registry.theorem(theorem_id)
         assert theorem.assumptions(params) == []
-        assert all(ob.check().holds for ob in theorem.obligations(params)), (theorem_id, params)
+        assert all(ob.check().holds for ob in theorem.proof(params)), (theorem_id, params)
 
 
 def test_random_orders_are_seeded():

@@ -28,7 +28,7 @@ def test_obligations_hold_on_admissible_parameters(T, v, tau_fraction, lam):
         theorem = registry.theorem(theorem_id)
         params = theorem.resolve_params({"T": T, "v": v, "tau": tau, "lam": lam})
         assert theorem.assumptions(params) == []
-        assert all(ob.check().holds for ob in theorem.obligations(params)), (theorem_id, params)
+        assert all(ob.check().holds for ob in theorem.proof(params)), (theorem_id, params)
 
 
 def test_root_is_unique_and_block_entries_are_ordered():

@@ -92,7 +92,7 @@ def test_local_minima_passes_and_is_discriminating(capsys, tmp_path):
     assert report["passed"] is True
     (entry,) = report["theorems"]
     kinds = {c["kind"] for c in entry["checks"] if c["passed"]}
-    assert kinds == {"obligation", "bridge", "training", "control"}
+    assert kinds == {"obligation", "guard", "bridge", "training", "control"}
     assert all(c["passed"] for c in entry["checks"])
     assert report["settings"]["budget"] == "fast" and entry["seeds"] == [0]
     assert report["environment"]["packages"]["torch"] == torch.__version__.split("+")[0] or \

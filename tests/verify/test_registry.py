@@ -260,3 +260,18 @@ def test_the_example_plugin_has_its_own_baseline(ridge, cpu):
     assert paper.baselines == EXAMPLE / "ridge_theorems" / "baselines"
     record = baseline.snapshot(api.check("ridge-gd-optimum", device=cpu, registry=reg))
     assert baseline.compare(baseline.load("ridge-gd-optimum", paper.baselines), record) == []
+
+
+def test_every_closed_form_is_compared_with_a_measurement():
+    """Each closed form of each registered theorem's prediction is named by at least one bridge
+    or training check of its committed baseline (the mutation suite shows the naming is real:
+    a wrong value there fails the check)."""
+    from verify import baseline
+
+    for theorem_id in registry.ids():
+        directory = registry.default().paper_of(theorem_id).baselines
+        stored = baseline.load(theorem_id, directory)
+        measured = {name for record in stored["checks"].values()
+                    if record["kind"] in ("bridge", "training") for name in record["uses"]}
+        missing = set(stored["closed_forms"]) - measured
+        assert not missing, f"{theorem_id}: closed forms no measurement checks: {missing}"

@@ -27,6 +27,7 @@ from numerics.models.markov_transformer import (
     MarkovEnsemble,
     MarkovTransformer,
     MarkovTransformerConfig,
+    reference_logits,
 )
 from numerics.monte_carlo import Estimate, MarkovBatches, estimate_population_loss
 from numerics.population import MarkovPopulation
@@ -295,21 +296,34 @@ def _separation(ctx: Context, tolerance: Tolerance) -> Check:
     gap = ctx.prediction.float("unigram_loss") - ctx.prediction.float("entropy_rate")
     return at_least(
         "h-pi-and-entropy-rate-are-distinguishable", "H(pi) and entropy rate are distinguishable",
-        "training", SEPARATION_FACTOR * tolerance.atol, gap,
+        "guard", SEPARATION_FACTOR * tolerance.atol, gap,
         f"the gap must exceed {SEPARATION_FACTOR:g} loss tolerances, else a training check "
         "cannot tell the two stationary values apart",
+        uses=("unigram_loss", "entropy_rate"),
     )
 
 
+def _stationary_one(ctx: Context) -> float:
+    """pi1 from the prediction where the theorem publishes it (the unigram theorems); the
+    global-minimum theorem does not, and there it only sizes a tolerance."""
+    if "stationary_one" in ctx.prediction.closed_forms:
+        return ctx.prediction.float("stationary_one")
+    p, q = _pq(ctx)
+    return p / (p + q)
+
+
 def _prediction_checks(
-    runs: list[MarkovRun], ctx: Context, after_0: float, after_1: float, at: list[int]
+    runs: list[MarkovRun], ctx: Context, after_0: float, after_1: float, at: list[int],
+    uses: tuple[tuple[str, ...], tuple[str, ...]] = ((), ()),
 ) -> list[Check]:
     """Model predictions after x_n = 0 and x_n = 1 (probes at steps ``at``, one per seed).
 
     The trap is probed at the middle of its plateau, away from the entry and exit transients.
+    ``uses`` names the closed forms behind ``after_0`` and ``after_1`` (none where they are the
+    kernel's parameters).
     """
     p, q = _pq(ctx)
-    pi1 = p / (p + q)
+    pi1 = _stationary_one(ctx)
     scale = min(abs(p - pi1), abs(1 - q - pi1))
     tolerance = Tolerance(
         PREDICTION_FRACTION * scale,
@@ -317,12 +331,12 @@ def _prediction_checks(
         "predictions",
     )
     checks = []
-    for symbol, predicted in (("0", after_0), ("1", after_1)):
+    for symbol, predicted, names in (("0", after_0, uses[0]), ("1", after_1, uses[1])):
         values = [float(run.history.probes[f"after_{symbol}"][step])
                   for run, step in zip(runs, at, strict=True)]
         checks.append(close(f"mean-prediction-after-x-n-{symbol}",
                             f"mean prediction after x_n = {symbol}", "training", predicted,
-                            _worst(values, predicted), tolerance, per_seed=values))
+                            _worst(values, predicted), tolerance, per_seed=values, uses=names))
     return checks
 
 
@@ -352,6 +366,38 @@ def _flat_loss(model: MarkovTransformer, population: MarkovPopulation):
     return loss, theta
 
 
+#: Bridge: the module against the paper's equations written out, both in float64 on the same
+#: random weights and sequences (different summation orders): round-off only.
+ARCHITECTURE = Tolerance(1e-10, "float64 round-off between the fused attention kernel and the "
+                         "term-by-term equations")
+
+
+def _architecture_bridge(ctx: Context) -> tuple[list[Check], list[Curve]]:
+    """The torch model is the paper's model: its logits equal the written-out equations (causal
+    mask, 1/sqrt(d) scale, residual FFN) at random weights, and a logit never depends on later
+    tokens (flipping them changes nothing)."""
+    d = int(ctx.plan.params["d"])
+    gen = stream(ctx.device, 0, "architecture bridge")
+    model = MarkovTransformer(MarkovTransformerConfig(d, BRIDGE_N * 2, True), torch.float64,
+                              ctx.device)
+    model.reset_parameters(gen, std=1.0)  # O(1) weights: every term of the model matters
+    x = torch.randint(0, 2, (64, BRIDGE_N * 2), generator=gen, device=ctx.device)
+    with torch.no_grad():
+        logits = model(x)
+        reference = reference_logits(model, x)
+        cut = BRIDGE_N
+        flipped = torch.cat([x[:, :cut], 1 - x[:, cut:]], dim=1)
+        leak = (model(flipped)[:, :cut] - logits[:, :cut]).abs().max()
+    return [
+        close("module-logits-paper-s-equations-max-difference",
+              "module logits = the paper's equations (random weights), max |difference|",
+              "bridge", 0.0, float((logits - reference).abs().max()), ARCHITECTURE),
+        close("logits-before-n-after-flipping-the-tokens-after-n-max-change",
+              "causality: logits up to n after flipping the tokens after n, max |change|",
+              "bridge", 0.0, float(leak), ARCHITECTURE),
+    ], []
+
+
 def _global_bridge(ctx: Context) -> tuple[list[Check], list[Curve]]:
     model, population = _bridge_model(ctx, tied=True)
     pred = ctx.prediction
@@ -359,16 +405,20 @@ def _global_bridge(ctx: Context) -> tuple[list[Check], list[Curve]]:
     loss, probes = population.objective(model)
     loss.backward()
     gradient = float(torch.sqrt(sum((x.grad**2).sum() for x in model.parameters())))
+    theta_star = ("bigram_slope", "bigram_bias")
     return [
         close("population-loss-at-theta-entropy-rate", "population loss at theta_* = entropy rate",
-              "bridge", pred.float("entropy_rate"), loss.item(), BRIDGE_LOSS),
+              "bridge", pred.float("entropy_rate"), loss.item(), BRIDGE_LOSS,
+              uses=(*theta_star, "entropy_rate")),
         at_most("gradient-norm-at-theta", "gradient norm at theta_*", "bridge",
                 BRIDGE_GRADIENT_BOUND, gradient,
-                "float64 round-off of the exact gradient at a stationary point"),
+                "float64 round-off of the exact gradient at a stationary point", uses=theta_star),
         close("prediction-after-x-n-0-equals-p", "prediction after x_n = 0 equals p", "bridge",
-              pred.float("next_after_0"), float(probes["after_0"]), BRIDGE_LOSS),
+              pred.float("next_after_0"), float(probes["after_0"]), BRIDGE_LOSS,
+              uses=(*theta_star, "next_after_0")),
         close("prediction-after-x-n-1-equals-1-q", "prediction after x_n = 1 equals 1-q", "bridge",
-              pred.float("next_after_1"), float(probes["after_1"]), BRIDGE_LOSS),
+              pred.float("next_after_1"), float(probes["after_1"]), BRIDGE_LOSS,
+              uses=(*theta_star, "next_after_1")),
     ], []
 
 
@@ -396,25 +446,43 @@ def _unigram_bridge(ctx: Context, tied: bool) -> tuple[list[Check], list[Curve]]
     generic.set_unigram_point(pred.float("unigram_bias"),
                              stream(ctx.device, 0, "generic member"))
     generic_loss = population.objective(generic)[0].item()
+    canonical, _ = _bridge_model(ctx, tied)
+    canonical.set_unigram_point(pred.float("unigram_bias"))
+    with torch.no_grad():
+        _, probes = population.objective(canonical)
+        # the kernel's own predictor P(1 | x_n) on the enumerated population: its loss is the
+        # conditional entropy of the numeric data, the sympy entropy rate
+        kernel_loss = population.prefix_loss(torch.logit(population.prefix_next_one)).item()
+    pi1 = pred.float("stationary_one")
 
+    theta_pi = ("unigram_bias",)
+    spectrum = ("unigram_bias", "spectrum hessian")
     checks = [
         close("population-loss-at-theta-pi-h-pi", "population loss at theta_pi = H(pi)", "bridge",
-              h_pi, loss.item(), BRIDGE_LOSS),
+              h_pi, loss.item(), BRIDGE_LOSS, uses=(*theta_pi, "unigram_loss")),
         close("generic-member-of-theta-pi-loss-h-pi",
               "loss at a generic member of theta_pi (random other weights) = H(pi)", "bridge",
-              h_pi, generic_loss, BRIDGE_LOSS),
+              h_pi, generic_loss, BRIDGE_LOSS, uses=(*theta_pi, "unigram_loss")),
         at_most("gradient-norm-at-theta-pi", "gradient norm at theta_pi", "bridge",
                 BRIDGE_GRADIENT_BOUND, float(gradient.norm()),
-                "float64 round-off of the exact gradient"),
+                "float64 round-off of the exact gradient", uses=theta_pi),
         close(f"hessian-spectrum-{len(eigenvalues)}-parameters-max-eig-predicted",
               f"Hessian spectrum ({len(eigenvalues)} parameters), max |eig - predicted|",
-              "bridge", 0.0, spectrum_error, BRIDGE_SPECTRUM,
+              "bridge", 0.0, spectrum_error, BRIDGE_SPECTRUM, uses=spectrum,
               min_eigenvalue=float(eigenvalues.min()), max_eigenvalue=float(eigenvalues.max())),
+        *(close(f"prediction-after-x-n-{symbol}-at-theta-pi-equals-pi1",
+                f"prediction after x_n = {symbol} at theta_pi equals pi1", "bridge",
+                pi1, float(probes[f"after_{symbol}"]), BRIDGE_LOSS,
+                uses=(*theta_pi, "stationary_one"))
+          for symbol in ("0", "1")),
+        close("kernel-predictor-loss-entropy-rate",
+              "loss of the kernel's predictor P(1 | x_n) = entropy rate", "bridge",
+              pred.float("entropy_rate"), kernel_loss, BRIDGE_LOSS, uses=("entropy_rate",)),
     ]
     smallest = float(eigenvalues.min())
     predicted_min = min(v for v, _ in pred.spectrum_floats("hessian"))
     checks.append(close("smallest-hessian-eigenvalue", "smallest Hessian eigenvalue", "bridge",
-                        min(predicted_min, 0.0), smallest, BRIDGE_SPECTRUM))
+                        min(predicted_min, 0.0), smallest, BRIDGE_SPECTRUM, uses=spectrum))
     return checks + _perturbation_probe(ctx, loss_fn, theta.detach(), h_pi), []
 
 
@@ -436,6 +504,7 @@ def _perturbation_probe(ctx: Context, loss_fn, theta: torch.Tensor, h_pi: float)
         f"{PROBE_COUNT}-random-perturbations-norm-{low:g}-{high:g}-min-l-h-pi",
         f"{PROBE_COUNT} random perturbations (norm {low:g}..{high:g}): min L - H(pi)", "bridge",
         -PROBE_SLACK, lowest, "a local minimum: no nearby point is lower, up to float64 round-off",
+        uses=("unigram_bias", "unigram_loss"),
     )]
 
 
@@ -443,8 +512,12 @@ def _perturbation_probe(ctx: Context, loss_fn, theta: torch.Tensor, h_pi: float)
 
 
 def _plateau_checks(ctx: Context, runs: list[MarkovRun], name: str) -> list[Check]:
-    """The tied trap: the loss sits at H(pi) for a long window, clearly above the entropy rate."""
-    h_pi = ctx.prediction.float("unigram_loss")
+    """The tied trap: the loss sits at H(pi) for a long window, clearly above the entropy rate.
+
+    Where the trap holds the loss is the theorem's ``trained_loss`` (= L(theta_pi) = H(pi), an
+    obligation); the band is centred there.
+    """
+    h_pi = ctx.prediction.float("trained_loss")
     rate = ctx.prediction.float("entropy_rate")
     tolerance = _loss_tolerance(ctx, runs)
     steps = len(runs[0].curve)
@@ -469,13 +542,14 @@ def _plateau_checks(ctx: Context, runs: list[MarkovRun], name: str) -> list[Chec
                  PLATEAU_FRACTION * steps, float(min(lengths)),
                  f"a trap holds the loss for at least {PLATEAU_FRACTION:.0%} of the run "
                  f"(band {tolerance.describe()}: {tolerance.reason})",
-                 plateaus=plateau_details, band=tolerance.bound(h_pi)),
+                 uses=("trained_loss",), plateaus=plateau_details, band=tolerance.bound(h_pi)),
         at_least(f"{name}-plateau-loss-minus-entropy-rate",
                  f"{name}: plateau loss minus entropy rate", "training",
                  SEPARATION_FACTOR * tolerance.atol, min(levels) - rate,
                  f"the plateau sits {SEPARATION_FACTOR:g} tolerances above the entropy rate",
-                 per_seed=levels),
-        *_prediction_checks(runs, ctx, pi1, pi1, middle),
+                 per_seed=levels, uses=("trained_loss", "entropy_rate")),
+        *_prediction_checks(runs, ctx, pi1, pi1, middle,
+                            (("stationary_one",), ("stationary_one",))),
         _separation(ctx, tolerance),
     ]
     if BUDGETS[ctx.plan.budget].exact:  # minibatch gradients have a noise floor: exact only
@@ -484,29 +558,41 @@ def _plateau_checks(ctx: Context, runs: list[MarkovRun], name: str) -> list[Chec
             f"{name}: smallest gradient norm on the plateau / at init", "training",
             PLATEAU_GRADIENT_RATIO, max(gradient_ratios),
             "the plateau holds a near-stationary point, not a slow slope",
-            per_seed=gradient_ratios))
+            per_seed=gradient_ratios, uses=("trained_loss",)))
     return checks
 
 
 def _converged_checks(ctx: Context, runs: list[MarkovRun], name: str) -> list[Check]:
-    """Training escapes the unigram point and ends at the entropy rate with the kernel's law."""
-    rate = ctx.prediction.float("entropy_rate")
+    """Training escapes the unigram point and ends at the entropy rate with the kernel's law.
+
+    Where it ends is the theorem's ``trained_loss`` (= the entropy rate, an obligation). The
+    kernel's law after x_n = 0 / 1 is ``next_after_0`` / ``next_after_1`` where the theorem
+    publishes them (global minimum), else the kernel parameters p and 1-q themselves.
+    """
+    pred = ctx.prediction
+    rate = pred.float("trained_loss")
     tolerance = _loss_tolerance(ctx, runs)
     finals = [run.final.mean for run in runs]
     p, q = _pq(ctx)
     last = [len(run.history.losses) - 1 for run in runs]
-    lengths, threshold = _plateau_lengths(ctx, runs, ctx.prediction.float("unigram_loss"))
+    lengths, threshold = _plateau_lengths(ctx, runs, pred.float("unigram_loss"))
+    if "next_after_0" in pred.closed_forms:
+        law = (pred.float("next_after_0"), pred.float("next_after_1"))
+        law_uses: tuple[tuple[str, ...], tuple[str, ...]] = (("next_after_0",),
+                                                              ("next_after_1",))
+    else:
+        law, law_uses = (p, 1 - q), ((), ())
     return [
         close(f"{name}-final-population-loss-entropy-rate",
               f"{name}: final population loss = entropy rate", "training", rate,
-              _worst(finals, rate), tolerance, per_seed=finals,
+              _worst(finals, rate), tolerance, per_seed=finals, uses=("trained_loss",),
               standard_errors=[run.final.standard_error for run in runs]),
         at_most(f"{name}-steps-with-loss-within-tolerance-of-h-pi",
                 f"{name}: steps with loss within tolerance of H(pi)", "training",
                 threshold - 1, float(max(lengths)),
                 f"escapes without a trap: fewer than {PLATEAU_FRACTION:.0%} of the steps at "
-                "H(pi)", per_seed=lengths),
-        *_prediction_checks(runs, ctx, p, 1 - q, last),
+                "H(pi)", per_seed=lengths, uses=("unigram_loss",)),
+        *_prediction_checks(runs, ctx, *law, last, law_uses),
         _separation(ctx, tolerance),
     ]
 
@@ -532,15 +618,15 @@ def _control_check(
     if trap_predicted:  # the theorem says trapped; outside its assumptions it must not be
         return at_most(key, name, "control", threshold - 1, float(max(lengths)),
                        f"no trap: fewer than {PLATEAU_FRACTION:.0%} of the steps at H(pi)",
-                       per_seed=lengths)
+                       per_seed=lengths, uses=("unigram_loss",))
     return at_least(key, name, "control", threshold, float(min(lengths)),
                     f"a trap: at least {PLATEAU_FRACTION:.0%} of the steps at H(pi)",
-                    per_seed=lengths)
+                    per_seed=lengths, uses=("unigram_loss",))
 
 
 def _global_training(ctx: Context) -> tuple[list[Check], list[Curve]]:
     p, q = _pq(ctx)
-    rate = ctx.prediction.float("entropy_rate")
+    rate = ctx.prediction.float("trained_loss")
     theta_star = (ctx.prediction.float("bigram_slope"), ctx.prediction.float("bigram_bias"))
     stable = _runs(ctx, p, q, tied=True, start=theta_star)
     escaped = _runs(ctx, p, q, tied=False)
@@ -551,7 +637,7 @@ def _global_training(ctx: Context) -> tuple[list[Check], list[Curve]]:
         at_most(f"tied-from-theta-noise-{STABILITY_NOISE:g}-max-loss-entropy-rate",
                 f"tied, from theta_* + noise {STABILITY_NOISE:g}: max |loss - entropy rate|",
                 "training", tolerance.bound(rate), max(deviations), tolerance.reason,
-                per_seed=deviations),
+                per_seed=deviations, uses=("bigram_slope", "bigram_bias", "trained_loss")),
         *_converged_checks(ctx, escaped, "untied from the paper's init"),
     ]
     curves = (_curves("global minimum: tied from theta_* + noise", "tied", stable, ctx)
@@ -661,13 +747,14 @@ def boundary_overlay(ax, x_name: str, y_name: str) -> None:
 
 _SWEEP = {"phase": phase_quantities, "overlay": boundary_overlay}
 
-GLOBAL_MINIMA = Experiment((_global_bridge, _global_training), **_SWEEP)
+GLOBAL_MINIMA = Experiment((_architecture_bridge, _global_bridge, _global_training), **_SWEEP)
 LOCAL_MINIMA = Experiment(
-    (lambda ctx: _unigram_bridge(ctx, True), _local_training, _local_control), **_SWEEP)
+    (_architecture_bridge, lambda ctx: _unigram_bridge(ctx, True), _local_training,
+     _local_control), **_SWEEP)
 SADDLE_UNTIED = Experiment(
-    (lambda ctx: _unigram_bridge(ctx, False),
+    (_architecture_bridge, lambda ctx: _unigram_bridge(ctx, False),
      _escape_training(False, "saddle (untied): escapes to the entropy rate"),
      _tied_trap_control), **_SWEEP)
 TIED_SADDLE = Experiment(
-    (lambda ctx: _unigram_bridge(ctx, True),
+    (_architecture_bridge, lambda ctx: _unigram_bridge(ctx, True),
      _escape_training(True, "tied saddle: p+q < 1 escapes"), _tied_trap_control), **_SWEEP)

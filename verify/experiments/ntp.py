@@ -52,6 +52,41 @@ STAGE1_STOP = 1e-11
 #: ~exp(-60) ~ 1e-26, far below round-off, and the loss must equal the floor.
 BRIDGE_MARGIN = 60
 INIT_STD = 0.1
+#: The stage-1 loss from zero after T0 steps against the law's value L0(T0): the law is exact,
+#: so only float64 log-sum-exp round-off (~1e-15 relative) separates them.
+LAW_VALUE = Tolerance(0.0, "the law is exact; float64 log-sum-exp round-off is ~1e-15 relative",
+                      rtol=LAW_RTOL)
+
+
+def _norm2_tolerance(solution: np.ndarray) -> Tolerance:
+    """``||S||_F^2`` of a solver matrix ``S`` against the exact ``||W*||_F^2``.
+
+    With ``E = S - W*``, ``max |E| <= SOLVER.atol`` (the solver checks hold it to that) gives
+    ``||E||_F <= n SOLVER.atol`` for ``n^2`` entries and
+    ``| ||S||^2 - ||W*||^2 | <= ||E|| (||S|| + ||W*||) <= ||E|| (2 ||S|| + ||E||)``.
+    """
+    error = np.sqrt(solution.size) * SOLVER.atol
+    return Tolerance(float(error * (2 * np.linalg.norm(solution) + error)),
+                     "interior-point solver accuracy (entries to 1e-6) propagated to ||S||_F^2")
+
+
+def _rate_from_solution(solution: np.ndarray, margins: list[float], eta: float
+                        ) -> tuple[float, Tolerance]:
+    """``exp(-eta m)`` with ``m`` the smallest margin of ``S / ||S||_F`` (the rate the theorem
+    predicts from ``W*``), and its tolerance from the solver accuracy.
+
+    Each margin is a difference of two entries, so it moves by at most ``2 SOLVER.atol``;
+    ``||S||`` moves by at most ``||E||_F <= n SOLVER.atol``. Hence ``|m - 1/||W*||| <= b`` with
+    ``b = 2 SOLVER.atol / ||S|| + ||E|| / (||S|| (||S|| - ||E||))`` (the smallest margin of
+    ``W*`` is 1), and ``|exp(-eta a) - exp(-eta c)| <= eta |a - c| exp(-eta min(a, c))``.
+    """
+    norm = float(np.linalg.norm(solution))
+    error = np.sqrt(solution.size) * SOLVER.atol
+    m = min(margins) / norm
+    b = 2 * SOLVER.atol / norm + error / (norm * (norm - error))
+    return float(np.exp(-eta * m)), Tolerance(
+        float(eta * b * np.exp(-eta * (m - b))),
+        "interior-point solver accuracy (entries to 1e-6) propagated to exp(-eta m)")
 
 
 @dataclass(frozen=True)
@@ -224,16 +259,23 @@ def _ffn_bridge(ctx: Context) -> tuple[list[Check], list[Curve]]:
         checks += [
             close(f"collocation-loss-of-the-model-at-w-ov-{c:g}-w-w-l0-law",
                   f"collocation loss of the model at W_ov = {c:g} W*/||W*|| = L0 law",
-                  "bridge", float(law(c / eta0)), loss.item(), BRIDGE),
+                  "bridge", float(law(c / eta0)), loss.item(), BRIDGE, uses=("W_ov", "L0")),
             at_most(f"ngd-step-direction-w-w-at-w-ov-{c:g}-w-w",
                     f"|NGD step direction - W*/||W*|| | at W_ov = {c:g} W*/||W*||", "bridge",
-                    BRIDGE.atol, torch.abs(step - unit).max().item(), BRIDGE.reason),
+                    BRIDGE.atol, torch.abs(step - unit).max().item(), BRIDGE.reason,
+                    uses=("W_ov",)),
         ]
     solved = feedforward(np.eye(K), np.array(resolved.collocation))
-    checks.append(close("cvxpy-feed-forward-svm-vs-closed-form-w-ov",
-                        "cvxpy solution of the feed-forward SVM vs the closed form W_ov* "
-                        "(max entry error)", "bridge", 0.0,
-                        float(np.abs(solved.solution - W_star).max()), SOLVER))
+    checks += [
+        close("cvxpy-feed-forward-svm-vs-closed-form-w-ov",
+              "cvxpy solution of the feed-forward SVM vs the closed form W_ov* "
+              "(max entry error)", "bridge", 0.0,
+              float(np.abs(solved.solution - W_star).max()), SOLVER, uses=("W_ov",)),
+        close("cvxpy-feed-forward-svm-squared-norm",
+              "||W||_F^2 of the cvxpy feed-forward SVM solution vs ||W_ov*||_F^2", "bridge",
+              ctx.prediction.float("norm2"), float(np.sum(solved.solution**2)),
+              _norm2_tolerance(solved.solution), uses=("norm2",)),
+    ]
     return checks, []
 
 
@@ -254,7 +296,15 @@ def _ffn_training(ctx: Context) -> tuple[list[Check], list[Curve]]:
                         "from 0: max_t |L0(t) - log(1 + (K-1) exp(-eta0 t/sqrt(K-1)))| / L0",
                         "training", 0.0, worst,
                         Tolerance(LAW_RTOL, "the law is exact; float64 log-sum-exp round-off "
-                                  "is ~1e-15 relative"), steps=len(law)))
+                                  "is ~1e-15 relative"), uses=("L0",), steps=len(law)))
+    if history.nonfinite_step is None:  # the loss where stage 1 stops, after T0 steps
+        tokens, lengths, targets, _ = _tensors(batch, ctx.device)
+        with torch.no_grad():
+            stopped = model.loss(tokens, lengths, targets).item()
+        checks.append(close("from-0-loss-after-t0-steps-l0-t0",
+                            "from 0: collocation loss after T0 steps = L0(T0)", "training",
+                            ctx.prediction.float("L0(T0)"), stopped, LAW_VALUE,
+                            uses=("L0(T0)",), steps=len(history.losses)))
     curves = [
         Curve("stage 1: collocation loss L0(t)", "NGD from 0", history.losses, {},
               ylabel="L0 (nats)", xscale="linear", yscale="log"),
@@ -302,13 +352,13 @@ def _ffn_random_init(ctx: Context, batch: Sentences, W_star: np.ndarray, steps: 
                 "random init N(0, 0.1^2): part of W_ov orthogonal to W* never exceeds its "
                 "initial size" + tag, "training", perp[0] + BRIDGE.atol, float(perp.max()),
                 "NGD moves along -grad, whose orthogonal part points back towards the W* ray; "
-                "round-off 1e-12", initial=float(perp[0])),
+                "round-off 1e-12", uses=("W_ov",), initial=float(perp[0])),
         at_most("random-init-1-corr-w-ov-w-at-the-end" + suffix,
                 "random init: 1 - corr(W_ov, W*) at the end" + tag, "training", bound,
                 float(1 - history.probes["corr"][-1]),
                 "1 - cos <= (1/2) tan^2 with ||W_perp|| <= ||W(0)|| and ||W_par|| >= "
                 "eta0 t - ||W(0)||: bound (1/2)(||W(0)||/(eta0 t - ||W(0)||))^2",
-                W0_norm=norm0, steps=t, start=float(1 - history.probes["corr"][0])),
+                uses=("W_ov",), W0_norm=norm0, steps=t, start=float(1 - history.probes["corr"][0])),
         _log_linear(history, "random init" + tag, R2_COLLOCATION),
     ], [_direction_curves("stage 1: 1 - corr(W_ov, W_ov*)", "random init" + tag, history)]
 
@@ -371,6 +421,9 @@ def _attention_bridge(ctx: Context) -> tuple[list[Check], list[Curve]]:
         model.W_kq.copy_(BRIDGE_MARGIN * torch.tensor(W_star, device=ctx.device))
     tokens, lengths, targets, _ = _tensors(batch, ctx.device)
     loss = model.loss(tokens, lengths, targets).item()
+    margins = [float(numeric[g, q] - numeric[x, q])
+               for q, pairs in enumerate(resolved.comparisons()) for g, x in pairs]
+    rate, rate_tolerance = _rate_from_solution(numeric, margins, float(p["eta"]))
     return [
         close("generated-comparisons-vs-characterisation",
               "comparisons in the generated sentences vs the theorem's characterisation "
@@ -379,14 +432,22 @@ def _attention_bridge(ctx: Context) -> tuple[list[Check], list[Curve]]:
               constraints=int(compared.sum())),
         close("cvxpy-per-query-qp-vs-the-exact-w-kq-max-entry-error",
               "cvxpy per-query QP vs the exact W_kq* (max entry error)", "bridge", 0.0,
-              float(np.abs(numeric - W_star).max()), SOLVER),
+              float(np.abs(numeric - W_star).max()), SOLVER, uses=("W_kq",)),
+        close("cvxpy-per-query-qp-squared-norm",
+              "||W||_F^2 of the cvxpy per-query QP solution vs ||W_kq*||_F^2", "bridge",
+              pred.float("norm2"), float(np.sum(numeric**2)), _norm2_tolerance(numeric),
+              uses=("norm2",)),
+        close("cvxpy-per-query-qp-rate",
+              "exp(-eta x smallest margin of W/||W||_F) of the cvxpy solution vs the rate",
+              "bridge", pred.float("rate"), rate, rate_tolerance, uses=("rate",)),
         at_most("kkt-residual-of-the-cvxpy-solution",
                 "KKT residual of the cvxpy solution (feasibility, dual, stationarity, "
                 "slackness)", "bridge", SOLVER.atol, max(residuals.values()), SOLVER.reason,
                 **residuals),
         close(f"model-loss-at-w-kq-{BRIDGE_MARGIN}-w-kq-vs-the-floor-l0-t0",
               f"model loss at W_ov = eta0 T0 W_ov*/||W_ov*||, W_kq = {BRIDGE_MARGIN} W_kq* "
-              "vs the floor L0(T0)", "bridge", pred.float("floor"), loss, BRIDGE),
+              "vs the floor L0(T0)", "bridge", pred.float("floor"), loss, BRIDGE,
+              uses=("W_ov", "W_kq", "floor")),
     ], []
 
 
@@ -421,7 +482,8 @@ def _attention_training(ctx: Context) -> tuple[list[Check], list[Curve]]:
     return [
         at_most("1-corr-w-kq-w-kq-at-the-end-of-stage-2",
                 "1 - corr(W_kq, W_kq*) at the end of stage 2", "training", CORR_BOUND,
-                1 - corr, "spec: direction convergence on the toy (eta = 0.5)", steps=steps,
+                1 - corr, "spec: direction convergence on the toy (eta = 0.5)", uses=("W_kq",),
+                steps=steps,
                 at_step_300=float(1 - run.stage2.probes["corr"][min(300, steps - 1)])),
         at_least("smallest-attention-on-the-optimal-token",
                  "smallest attention on the optimal token over training sentences",
@@ -449,10 +511,11 @@ def _rate_training(ctx: Context) -> tuple[list[Check], list[Curve]]:
     return [
         at_most("loss-l-inf-at-the-end-of-stage-2", "loss - L_inf at the end of stage 2",
                 "training", FINAL_GAP, float(gap[-1]),
-                "spec: linear convergence reaches 1e-10 (float64)", steps=n),
+                "spec: linear convergence reaches 1e-10 (float64)", uses=("floor",), steps=n),
         at_least("log-loss-l-inf-linear-in-t-over-the-middle-half-r-2",
                  "log(loss - L_inf) linear in t over the middle half (r^2)", "training",
-                 R2_RATE, r2, "spec: linear rate", slope=slope, fitted_rate=float(np.exp(slope))),
+                 R2_RATE, r2, "spec: linear rate", uses=("floor",), slope=slope,
+                 fitted_rate=float(np.exp(slope))),
         close("last-quarter-per-step-factor-vs-exp-eta-w-kq",
               "per-step factor of loss - L_inf over the last quarter vs exp(-eta/||W_kq*||)",
               "training", predicted, float(np.exp(tail_slope)),
@@ -460,7 +523,7 @@ def _rate_training(ctx: Context) -> tuple[list[Check], list[Curve]]:
                         "the log-slope is -eta x (margin of W/||W||), which differs from "
                         "-eta/||W*|| by a relative amount of order the direction error theta = "
                         "sqrt(2(1 - corr)) at the start of the fit"),
-              theta=theta, fit_from_step=int(tail[0])),
+              uses=("rate", "floor"), theta=theta, fit_from_step=int(tail[0])),
     ], _stage2_curves(run, floor)
 
 
@@ -500,7 +563,7 @@ def _shift_training(ctx: Context) -> tuple[list[Check], list[Curve]]:
                         Tolerance(float(np.sqrt(2) * np.linalg.norm(W_star_np) * theta),
                                   "|(u_a - u_c) - (v_a - v_c)| <= sqrt(2) ||u - v|| and "
                                   "||u - v|| = ||W*|| theta for the rescaled matrices"),
-                        theta=theta))
+                        uses=("gap", "W_kq"), theta=theta))
     return checks, _stage2_curves(run, ctx.prediction.float("floor"))
 
 
@@ -517,7 +580,7 @@ def _held_out_accuracy(ctx: Context, model: NTPTransformer, batch: Sentences,
     predicted = logits.argmax(-1).cpu().numpy()
     accuracy = float((predicted == expected).mean()) if len(expected) else float("nan")
     return at_least(f"accuracy-on-{label}", f"accuracy on {label}", "training", 1.0, accuracy,
-                    "spec: 100% where the SVM scores have a unique maximiser",
+                    "spec: 100% where the SVM scores have a unique maximiser", uses=("W_kq",),
                     sentences=int(decided.sum()), ties_skipped=int((~decided).sum()))
 
 

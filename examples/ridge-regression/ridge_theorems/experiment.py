@@ -70,9 +70,10 @@ def _bridge(ctx: Context) -> tuple[list[Check], list[Curve]]:
     (gradient,) = torch.autograd.grad(value, model.w)
     return [
         close("loss-at-w-star", "torch loss at w* = closed-form minimum", "bridge",
-              ctx.prediction.float("min_loss"), float(value.detach()), BRIDGE),
+              ctx.prediction.float("min_loss"), float(value.detach()), BRIDGE,
+              uses=("w_star", "min_loss")),
         at_most("gradient-at-w-star", "torch gradient norm at w*", "bridge", BRIDGE.atol,
-                float(gradient.norm()), BRIDGE.reason),
+                float(gradient.norm()), BRIDGE.reason, uses=("w_star",)),
     ], []
 
 
@@ -106,10 +107,12 @@ def _training(ctx: Context) -> tuple[list[Check], list[Curve]]:
     return [
         at_most("gd-contraction-bound", "GD error bound (1 - mu/beta)^steps max|w*|", "training",
                 TRAINED.atol / 100, contraction,
-                "the run is long enough that the training tolerance covers round-off only"),
-        close("gd-reaches-w-star", "GD from 0: max |w - w*|", "training", 0.0, error, TRAINED),
+                "the run is long enough that the training tolerance covers round-off only",
+                uses=("w_star",)),
+        close("gd-reaches-w-star", "GD from 0: max |w - w*|", "training", 0.0, error, TRAINED,
+              uses=("w_star",)),
         close("gd-final-loss", "GD from 0: final loss = closed-form minimum", "training",
-              min_loss, float(history.losses[-1]), TRAINED),
+              min_loss, float(history.losses[-1]), TRAINED, uses=("min_loss",)),
     ], [Curve("gradient descent on the ridge loss", "GD, step 1/beta",
               history.losses - min_loss, {}, "loss minus the minimum", "linear", "log")]
 
@@ -121,7 +124,7 @@ def _control(ctx: Context) -> tuple[list[Check], list[Curve]]:
     error = float(np.abs(model.w.detach().cpu().numpy() - _w_star(ctx)).max())
     return [*divergence(history, "gd-unpenalised", "GD without penalty"),
             apart("unpenalised-misses-w-star", "GD on the loss without penalty: max |w - w*|",
-                  "control", 0.0, error, TRAINED)], []
+                  "control", 0.0, error, TRAINED, uses=("w_star",))], []
 
 
 GD_OPTIMUM = Experiment((_bridge, _training, _control))

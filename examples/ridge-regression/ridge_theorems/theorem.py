@@ -77,16 +77,18 @@ def _predict(params: Params) -> Prediction:
     )
 
 
-def _obligations(params: Params) -> list[Obligation]:
+def _obligations(params: Params, prediction: Prediction) -> list[Obligation]:
     n, d = _sizes(params)
-    w_star = optimum(n, d)
+    w_star = prediction.closed_forms["w_star"]
     w = sp.Matrix(sp.symbols(f"w1:{d + 1}"))
     gradient = sp.Matrix([sp.diff(loss(w, n, d), wi) for wi in w]).subs(dict(zip(w, w_star,
                                                                                   strict=True)))
     point = {lam: sp.Rational(params["lam"])}
     return [
         Obligation("gradient of L vanishes at w* (for every lambda)", sp.simplify(gradient),
-                   "==", point, sp.zeros(d, 1)),
+                   "==", point, sp.zeros(d, 1), uses=("w_star",)),
+        Obligation("the minimal loss is L(w*)", prediction.closed_forms["min_loss"], "==", point,
+                   loss(w_star, n, d), uses=("min_loss", "w_star")),
         Obligation("Hessian minus lambda I (X^T X / n) is PSD: every eigenvalue >= lambda > 0, "
                    "so L is strictly convex and w* its unique minimiser",
                    sp.ImmutableMatrix(hessian(n, d) - lam * sp.eye(d)), "psd", {}),

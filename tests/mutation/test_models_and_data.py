@@ -1,0 +1,105 @@
+"""Plausible bugs in the models and data generators, injected through the modules' names: each
+must make ``verify`` fail on a theorem that depends on the broken part."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+import numerics.data.partial_order as partial_order
+import numerics.models.markov_transformer as markov_transformer
+import numerics.population as population
+import verify.experiments.ical as ical_experiment
+from tests.mutation.mutants import OUTCOMES, Outcome, first_failure
+from verify import api
+
+
+def _functional(**overrides: Callable) -> SimpleNamespace:
+    """``torch.nn.functional`` with some functions replaced (what the model module sees)."""
+    names = {name: getattr(F, name) for name in dir(F) if not name.startswith("__")}
+    return SimpleNamespace(**(names | overrides))
+
+
+def _attention(**forced) -> Callable:
+    def attention(*args, **kwargs):
+        return F.scaled_dot_product_attention(*args, **(kwargs | forced))
+    return attention
+
+
+def _no_causal_mask(monkeypatch) -> None:
+    monkeypatch.setattr(markov_transformer, "F", _functional(
+        scaled_dot_product_attention=_attention(is_causal=False)))
+
+
+def _unscaled_attention(monkeypatch) -> None:
+    monkeypatch.setattr(markov_transformer, "F", _functional(
+        scaled_dot_product_attention=_attention(scale=1.0)))
+
+
+def _uniform_start(monkeypatch) -> None:
+    monkeypatch.setattr(population, "stationary_one", lambda p, q: 0.5)
+
+
+def _fixed_phases(monkeypatch) -> None:
+    original = ical_experiment.sample_rotation_sequences
+
+    def sample(*args, **kwargs):
+        return original(*args, **(kwargs | {"random_phase": False}))
+    monkeypatch.setattr(ical_experiment, "sample_rotation_sequences", sample)
+
+
+def _topics_by_residue(monkeypatch) -> None:
+    original = population.context_distributions
+
+    def mixed(T: int, v: int, tau: int) -> np.ndarray:  # word w's topic taken as w mod T
+        order = np.arange(T * v).reshape(T, v).T.reshape(-1)
+        return original(T, v, tau)[:, order]
+    monkeypatch.setattr(population, "context_distributions", mixed)
+
+
+def _query_off_by_one(monkeypatch) -> None:
+    original = partial_order.PartialOrderTask._label
+
+    def label(self, tokens: np.ndarray, lengths: np.ndarray):
+        return original(self, tokens, np.maximum(lengths - 1, 1))  # the query read one early
+    monkeypatch.setattr(partial_order.PartialOrderTask, "_label", label)
+
+
+#: (layer, what is broken, the theorem that must fail, the injection).
+MUTANTS = [
+    ("models", "Markov transformer without the causal mask", "markov-tied-saddle",
+     _no_causal_mask),
+    ("models", "Markov attention logits not scaled by 1/sqrt(d)", "markov-tied-saddle",
+     _unscaled_attention),
+    ("data", "Markov chain started from (1/2, 1/2) instead of pi", "markov-local-minima",
+     _uniform_start),
+    ("data", "rotation sequences with s_0 = 1 instead of uniform phases", "ical-one-step-gd",
+     _fixed_phases),
+    ("data", "topic of word w taken as w mod T instead of w // v",
+     "topics-value-block-structure", _topics_by_residue),
+    ("data", "sentence labels read the query one token early", "ntp-attention-max-margin",
+     _query_off_by_one),
+]
+
+#: Mutants that survive because they cannot change what the theorem claims, with the reason.
+EQUIVALENT: dict[str, str] = {}
+
+
+@pytest.mark.parametrize(("layer", "what", "theorem_id", "inject"), MUTANTS,
+                         ids=[m[1] for m in MUTANTS])
+def test_plausible_bug_is_caught(monkeypatch, layer: str, what: str, theorem_id: str,
+                                 inject: Callable) -> None:
+    inject(monkeypatch)
+    verdict = api.check(theorem_id, device=torch.device("cpu"))
+    if verdict.passed and what in EQUIVALENT:
+        outcome = Outcome(layer, theorem_id, what, "equivalent", EQUIVALENT[what])
+    else:
+        outcome = Outcome(layer, theorem_id, what, "survived" if verdict.passed else "killed",
+                          first_failure(list(verdict.checks)) or "every check passed")
+    OUTCOMES.append(outcome)
+    assert outcome.status != "survived", f"{what}: {theorem_id} still passes"
