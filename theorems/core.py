@@ -171,8 +171,9 @@ class Prediction:
     descriptions: Mapping[str, str] = field(default_factory=dict)
 
     def value(self, name: str) -> sp.Expr:
-        """Exact value of the closed form ``name`` at :attr:`point`."""
-        return sp.simplify(sp.sympify(self.closed_forms[name]).subs(self.point))
+        """Exact value of the closed form ``name`` at :attr:`point` (simplified where sympy
+        can without building integers too long to handle)."""
+        return _simplify(sp.sympify(self.closed_forms[name]).subs(self.point))
 
     def float(self, name: str) -> float:
         """Float view of :meth:`value` (for comparison with measurements)."""
@@ -322,10 +323,9 @@ class Obligation:
                 "indefinite": lambda signs: {-1, 1} <= signs}[self.relation]
         if not matrix.free_symbols:
             with mpmath.workdps(SIGN_DIGITS):
-                values = mpmath.eigsy(mpmath.matrix(matrix.evalf(SIGN_DIGITS).tolist()),
-                                      eigvals_only=True)
-                clear = mpmath.mpf(10) ** (10 - SIGN_DIGITS) * max(1, mpmath.mnorm(
-                    mpmath.matrix(matrix.evalf(SIGN_DIGITS).tolist()), 1))
+                numeric = mpmath.matrix(matrix.evalf(SIGN_DIGITS).tolist())
+                values = mpmath.eigsy(numeric, eigvals_only=True)
+                clear = mpmath.mpf(10) ** (10 - SIGN_DIGITS) * max(1, mpmath.mnorm(numeric, 1))
                 if all(abs(v) > clear for v in values):
                     signs = {1 if v > 0 else -1 for v in values}
                     listed = ", ".join(mpmath.nstr(v, 6) for v in values)
@@ -421,6 +421,8 @@ def _nonzero_at(difference: sp.Basic, point: Mapping[sp.Symbol, sp.Rational]) ->
 def _is_zero_symbolic(expr: sp.Basic) -> bool:
     if isinstance(expr, sp.MatrixBase):
         return all(_is_zero_symbolic(entry) for entry in expr)
+    if len(expr.free_symbols) <= 1 and expr.is_rational_function():
+        return sp.cancel(expr) == 0  # exact, and fast in one variable (simplify can stall)
     return _simplify(sp.expand(expr)) == 0 or _simplify(expr) == 0
 
 
