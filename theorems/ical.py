@@ -387,9 +387,6 @@ def _unitary_obligations(params: Params, prediction: Prediction) -> list[Obligat
                      + full_p[T - 1] ** 2 * (full_C * sp.ones(d, 1)).norm() ** 2
                      + sum(x**2 for x in (full_p[T] * full_C - sp.eye(d))))
     H = params["H"]
-    rank_h = {**dict(zip(full_C, sp.diag(*([1] * min(H, d) + [0] * (d - min(H, d)))),
-                         strict=True)),
-              **{x: 0 for x in full_p[:-1]}, full_p[-1]: 1}
     ones = {x: 1 for x in (*full_C, *full_p)}
     sizes = {"d": d, "T": T}
     return [
@@ -408,8 +405,8 @@ def _unitary_obligations(params: Params, prediction: Prediction) -> list[Obligat
                                                                   optimum), "==", point,
                    sp.zeros(d * d + T + 1, 1), uses=("p_T_times_C",), sizes=sizes),
         Obligation(f"with H = {H} heads (rank C <= H) the best rank-H point has loss "
-                   f"max(d - H, 0)", loss.subs(rank_h), "==", point, forms["min_loss"],
-                   uses=("min_loss",), sizes=sizes),
+                   f"max(d - H, 0)", loss.subs(_rank_point(full_C, full_p, H)), "==", point,
+                   forms["min_loss"], uses=("min_loss",), sizes=sizes),
         Obligation("and for every head count h = 1..d+1 the best rank-h loss is min_loss(h)",
                    sp.ImmutableMatrix([loss.subs(_rank_point(full_C, full_p, h)) for h in
                                        range(1, d + 2)]), "==", point,
@@ -527,9 +524,6 @@ def _pe_obligations(params: Params, prediction: Prediction) -> list[Obligation]:
     at = {**dict(zip(full_C, C_star, strict=True)), **dict(zip(full_p, p_star, strict=True))}
     H = params["H"]
     planes = min(H, d // 2)
-    C_h = sp.diag(*([sp.ones(2, 2)] * planes + [sp.zeros(2, 2)] * (d // 2 - planes)))
-    at_h = {**dict(zip(full_C, C_h, strict=True)),
-            **dict(zip(full_p, chebyshev_point(d, T, 1)[1], strict=True))}
     angle, n = sp.Symbol("l", real=True), sp.Symbol("n", integer=True)
     chebyshev = sp.expand_trig(sp.expand(
         sp.cos((n + 1) * angle) - 2 * sp.cos(angle) * sp.cos(n * angle)
@@ -550,8 +544,8 @@ def _pe_obligations(params: Params, prediction: Prediction) -> list[Obligation]:
                                      **{x: 0 for x in full_p[:-1]}, full_p[-1]: c}), "==",
                    point, sizes=sizes),
         Obligation(f"with H = {H} heads covering {planes} planes the loss is max(d - 2H, 0)",
-                   loss.subs(at_h), "==", point, forms["min_loss"], uses=("min_loss",),
-                   sizes=sizes),
+                   loss.subs(_plane_point(full_C, full_p, H)), "==", point, forms["min_loss"],
+                   uses=("min_loss",), sizes=sizes),
         Obligation("and for every head count h = 1..d the loss of h planes is min_loss(h)",
                    sp.ImmutableMatrix([loss.subs(_plane_point(full_C, full_p, h)) for h in
                                        range(1, d + 1)]), "==", point,

@@ -418,20 +418,21 @@ def _local_assumptions(params: Params) -> list[str]:
     return problems
 
 
-def _local_obligations(params: Params, prediction: Prediction) -> list[Obligation]:
+def _tied_obligations(params: Params, prediction: Prediction,
+                      trapped: bool) -> list[Obligation]:
+    """The tied unigram point: a bad local minimum (``trapped``, p+q > 1, PSD Hessian) or a
+    saddle (p+q < 1, indefinite Hessian), above the entropy rate either way."""
     point = _point(params)
     forms = prediction.closed_forms
+    hessian = hessian_at_unigram_point(params["d"], True, forms["unigram_bias"])
     return [
         *_unigram_obligations(params, prediction, tied=True),
-        _trained_loss_obligation(params, prediction, trapped=True),
-        Obligation(
-            "Hessian at theta_pi is PSD (needs p+q >= 1)",
-            hessian_at_unigram_point(params["d"], True, forms["unigram_bias"]),
-            "psd",
-            point,
-            uses=("unigram_bias",),
-        ),
-        Obligation("H(pi) > entropy rate (the minimum is bad)",
+        _trained_loss_obligation(params, prediction, trapped=trapped),
+        Obligation("Hessian at theta_pi is PSD (needs p+q >= 1)", hessian, "psd", point,
+                   uses=("unigram_bias",)) if trapped else
+        Obligation("Hessian at theta_pi is indefinite: e-curvature 2 kappa (p+q-1) < 0",
+                   hessian, "indefinite", point, uses=("unigram_bias",)),
+        Obligation("H(pi) > entropy rate" + (" (the minimum is bad)" if trapped else ""),
                    forms["unigram_loss"] - forms["entropy_rate"], ">", point,
                    uses=("unigram_loss", "entropy_rate")),
     ]
@@ -452,7 +453,7 @@ LOCAL_MINIMA = Theorem(
     assumption_text=(r"$0 < p, q < 1$, $p + q > 1$", "weight tying (a = e)", _DATA),
     assumptions=_local_assumptions,
     predict=lambda params: _unigram_prediction(params, True, unigram_entropy),
-    obligations=_local_obligations,
+    obligations=lambda params, prediction: _tied_obligations(params, prediction, True),
 )
 
 
@@ -519,24 +520,6 @@ def _tied_saddle_assumptions(params: Params) -> list[str]:
     return problems
 
 
-def _tied_saddle_obligations(params: Params, prediction: Prediction) -> list[Obligation]:
-    point = _point(params)
-    forms = prediction.closed_forms
-    return [
-        *_unigram_obligations(params, prediction, tied=True),
-        _trained_loss_obligation(params, prediction, trapped=False),
-        Obligation(
-            "Hessian at theta_pi is indefinite: e-curvature 2 kappa (p+q-1) < 0",
-            hessian_at_unigram_point(params["d"], True, forms["unigram_bias"]),
-            "indefinite",
-            point,
-            uses=("unigram_bias",),
-        ),
-        Obligation("H(pi) > entropy rate", forms["unigram_loss"] - forms["entropy_rate"], ">",
-                   point, uses=("unigram_loss", "entropy_rate")),
-    ]
-
-
 TIED_SADDLE = Theorem(
     id="markov-tied-saddle",
     title="With p+q < 1 the unigram point is a saddle even with weight tying",
@@ -550,5 +533,5 @@ TIED_SADDLE = Theorem(
     assumption_text=(r"$0 < p, q < 1$, $p + q < 1$", "weight tying (a = e)", _DATA),
     assumptions=_tied_saddle_assumptions,
     predict=lambda params: _unigram_prediction(params, True, entropy_rate),
-    obligations=_tied_saddle_obligations,
+    obligations=lambda params, prediction: _tied_obligations(params, prediction, False),
 )

@@ -158,13 +158,19 @@ FFN_SCOPE = (f"with one-hot embeddings the problem splits into one column per in
              f"K={FFN_EXPLICIT_K}")
 
 
+#: ``gamma(c) = e^{-m} / (1 + (K-1) e^{-m})``, ``m = c/sqrt(K-1)``: the collocation loss's
+#: gradient at ``c W*/||W*||`` is ``-gamma(c) W*``.
+NGD_GAMMA = (sp.exp(-c_ / sp.sqrt(K_ - 1))
+             / (1 + (K_ - 1) * sp.exp(-c_ / sp.sqrt(K_ - 1))))
+
+
 def _ffn_column_obligations(forms: dict[str, sp.Expr]) -> list[Obligation]:
     """The feed-forward claims for symbolic K on one column (all columns are alike up to
     relabelling): target entry ``1 - 1/K``, the others ``-1/K``."""
     target, other = 1 - 1 / K_, -1 / K_
     lam = 1 / K_
     m = c_ / sp.sqrt(K_ - 1)  # the margin of c W*/||W*|| (target minus other entry is 1)
-    gamma = sp.exp(-m) / (1 + (K_ - 1) * sp.exp(-m))
+    gamma = NGD_GAMMA
     softmax_target = 1 / (1 + (K_ - 1) * sp.exp(-m))
     return [
         Obligation("column form (symbolic K): the margin of the target over every other "
@@ -224,8 +230,7 @@ def _ffn_obligations(params: Params, prediction: Prediction) -> list[Obligation]
     loss = collocation_loss(symbols, colloc)
     along = {symbols[v, x]: c_ * W[v, x] / sp.sqrt(K - 1) for v in range(K) for x in range(K)}
     gradient = sp.Matrix(K, K, lambda v, x: sp.diff(loss, symbols[v, x])).subs(along)
-    m = c_ / sp.sqrt(K - 1)
-    gamma = sp.exp(-m) / (1 + (K - 1) * sp.exp(-m))
+    gamma = NGD_GAMMA.subs(K_, K)
     law = forms["L0"].subs({K_: K, t_: c_ / eta0_})
     return [
         *_ffn_margin_obligations(resolved, W_pred),
