@@ -421,8 +421,11 @@ def _nonzero_at(difference: sp.Basic, point: Mapping[sp.Symbol, sp.Rational]) ->
 def _is_zero_symbolic(expr: sp.Basic) -> bool:
     if isinstance(expr, sp.MatrixBase):
         return all(_is_zero_symbolic(entry) for entry in expr)
-    if len(expr.free_symbols) <= 1 and expr.is_rational_function():
-        return sp.cancel(expr) == 0  # exact, and fast in one variable (simplify can stall)
+    # one variable, rational: cancelling over a common denominator proves zero fast (simplify
+    # can stall on such identities); anything else goes on to simplify as before
+    if (len(expr.free_symbols) <= 1 and expr.is_rational_function()
+            and sp.cancel(sp.together(expr)) == 0):
+        return True
     return _simplify(sp.expand(expr)) == 0 or _simplify(expr) == 0
 
 
