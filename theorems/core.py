@@ -176,8 +176,10 @@ class Prediction:
         return _simplify(sp.sympify(self.closed_forms[name]).subs(self.point))
 
     def float(self, name: str) -> float:
-        """Float view of :meth:`value` (for comparison with measurements)."""
-        return float(sp.N(self.value(name), 30))
+        """Float view of :meth:`value` (for comparison with measurements), evaluated at
+        :attr:`point` without simplifying first (sympy's adaptive precision makes 30 digits
+        exact ones)."""
+        return float(sp.N(sp.sympify(self.closed_forms[name]).subs(self.point), 30))
 
     def spectrum_floats(self, name: str) -> list[tuple[float, int]]:
         """Float view of the spectrum ``name`` at :attr:`point` as ``(eigenvalue, mult)``."""

@@ -103,7 +103,8 @@ def prepare(
     ------
     theorems.TheoremError
         Unknown budget, unknown or malformed parameter, a violated assumption
-        (:class:`AssumptionError`, naming the assumption), a number of seeds below 1, or an
+        (:class:`AssumptionError`, naming the assumption; also where the registration says
+        the experiment cannot decide the theorem), a number of seeds below 1, or an
         estimated cost beyond the budget's limit (:class:`CostError`, unless
         ``allow_expensive``).
     """
@@ -121,6 +122,10 @@ def prepare(
     violations = theorem.assumptions(params)
     if violations:
         raise AssumptionError(f"{theorem.id}: " + "; ".join(violations))
+    reasons = entry.unresolvable(theorem.predict(params)) if entry.unresolvable else []
+    if reasons:
+        raise AssumptionError(f"{theorem.id}: the experiment cannot decide the theorem here: "
+                              + "; ".join(reasons))
     return Plan(theorem, params, budget, tuple(range(count)))
 
 

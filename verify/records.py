@@ -255,6 +255,11 @@ class TheoremEntry:
     costs : Mapping[str, tuple[Cost, ...]]
         Per budget, how the cost of a request grows; a request whose estimate exceeds
         :data:`COST_LIMITS` is refused before any work.
+    unresolvable : callable or None
+        ``unresolvable(prediction) -> list[str]``: why the experiment cannot decide the
+        theorem at these parameters although they satisfy its assumptions (e.g. two
+        predicted losses closer than the loss tolerance). A non-empty answer is refused like
+        a violated assumption, before any work. Torch-free.
     """
 
     theorem: Theorem
@@ -262,6 +267,7 @@ class TheoremEntry:
     defaults: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
     seeds: Mapping[str, int] = field(default_factory=lambda: {"fast": 1, "full": 5})
     costs: Mapping[str, tuple[Cost, ...]] = field(default_factory=dict)
+    unresolvable: Callable[[Prediction], list[str]] | None = None
 
     def budget_defaults(self, budget: str) -> Mapping[str, str]:
         """Parameter defaults of ``budget``."""
@@ -444,6 +450,11 @@ class Verdict:
                 tolerance = str(check.details.get("method", ""))
             elif check.tolerance is not None and check.relation.uses_tolerance_size:
                 tolerance = check.tolerance.describe()
+            if check.kind == "control" and math.isfinite(check.details.get("margin", math.nan)):
+                unit = ("tolerances" if check.relation.uses_tolerance_size
+                        else "x the bound")  # how far the prediction misses (compare.margin)
+                tolerance = (f"{tolerance}; " if tolerance else "") + (
+                    f"misses by {check.details['margin']:.3g} {unit}")
             measured = _shown(check.measured)
             if "seeds_passing" in check.details:  # worst seed, then how many seeds pass
                 measured += (f" (worst; {check.details['seeds_passing']} seeds pass, spread "

@@ -5,9 +5,10 @@ import subprocess
 import sys
 
 import pytest
+import sympy as sp
 import torch
 
-import theorems
+import theorems.markov
 from verify import registry
 from verify.cli import main
 
@@ -133,7 +134,9 @@ def test_every_theorem_with_other_params_and_seeds(capsys, tmp_path):
 
 
 def test_a_failing_check_exits_1(capsys, monkeypatch):
-    monkeypatch.setattr(theorems.markov, "unigram_entropy", theorems.markov.entropy_rate)
+    # H(pi) off by 1/10 (set equal to the entropy rate instead, the request is refused: exit 2)
+    monkeypatch.setattr(theorems.markov, "unigram_entropy",
+                        theorems.markov.unigram_entropy + sp.Rational(1, 10))
     code, out, _ = _run(capsys, "--theorem", "markov-local-minima")
     assert code == 1 and "FAIL" in out
 

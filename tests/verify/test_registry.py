@@ -275,3 +275,18 @@ def test_every_closed_form_is_compared_with_a_measurement():
                     if record["kind"] in ("bridge", "training") for name in record["uses"]}
         missing = set(stored["closed_forms"]) - measured
         assert not missing, f"{theorem_id}: closed forms no measurement checks: {missing}"
+
+
+def test_every_theorem_has_a_control_that_reports_its_margin():
+    """Each registered theorem's committed baseline (what ``verify --check-baseline`` holds the
+    code to) has a control check: the prediction read where it must fail, with how far it
+    misses recorded."""
+    from verify import baseline
+
+    for theorem_id in registry.ids():
+        directory = registry.default().paper_of(theorem_id).baselines
+        controls = [record for record in baseline.load(theorem_id, directory)["checks"].values()
+                    if record["kind"] == "control"]
+        assert controls, f"{theorem_id} has no control"
+        assert all(record["passed"] and record["details"]["margin"] > 0
+                   for record in controls), theorem_id

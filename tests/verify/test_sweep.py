@@ -193,7 +193,7 @@ def test_a_lost_worker_is_replaced_and_its_task_retried(tmp_path, monkeypatch):
 
 def test_markov_phase_quantities_separate_the_trap_from_the_escape():
     """At (p, q) = (1/2, 4/5), p + q > 1: tied training ends at H(pi) (1), untied at the
-    entropy rate (0); the scale of the fast budget's loss tolerance (1e-4) relative to the gap
+    entropy rate (0); the scale of the fast budget's loss tolerance (FAST_LOSS) relative to the gap
     H(pi) - rate (0.047) bounds the distance from 0 and 1. Outside (0, 1) nothing is trained."""
     import torch
 

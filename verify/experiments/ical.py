@@ -12,6 +12,7 @@ H = 10 (unitary) / 8 (orthogonal), longer runs and larger batches.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -25,7 +26,7 @@ from numerics.models.linear_attention import BlockLinearAttention, DiagonalLinea
 from numerics.statistics import mean_and_error
 from numerics.train import History, TrainConfig, train
 from theorems import ical as theory
-from verify.compare import apart, at_most, close, divergence
+from verify.compare import apart, at_least, at_most, close, divergence
 from verify.records import Check, Context, Curve, Experiment, Tolerance
 
 #: Monte Carlo agreement: 5 standard errors of the mean over independent sequences, plus the
@@ -299,11 +300,13 @@ def _structure(model: DiagonalLinearAttention, T: int) -> tuple[np.ndarray, np.n
 
 
 def _floor_check(ctx: Context, heads: int, paired: bool, predicted: float, seed: int
-                 ) -> tuple[Check, Curve]:
+                 ) -> tuple[Check, Curve, float]:
+    """The rank floor with ``heads`` heads: the check, its curve, and the measured loss
+    (NaN when training diverged)."""
     model, history = _train_diagonal(ctx, heads, seed, paired)
     if failed := divergence(history, f"h-{heads}-seed-{seed}", f"H = {heads} (seed {seed})"):
         return failed[0], Curve("rank floor: training loss (sum over rows)", f"H={heads}",
-                                history.losses, {})
+                                history.losses, {}), math.nan
     mean, error = _last_row_loss(ctx, model, paired)
     tolerance = Tolerance(FLOOR_OPTIMISATION + SIGMAS * error,
                           f"optimisation {FLOOR_OPTIMISATION:g} + {SIGMAS:g} standard errors")
@@ -312,7 +315,18 @@ def _floor_check(ctx: Context, heads: int, paired: bool, predicted: float, seed:
                   "training", predicted, mean, tolerance, uses=("min_loss",),
                   standard_error=error)
     return check, Curve("rank floor: training loss (sum over rows)", f"H={heads}, seed {seed}",
-                        history.losses, {})
+                        history.losses, {}), mean
+
+
+def _interpolation_control(ctx: Context, heads: int, needed: int, zero_loss: float,
+                           mean: float, seed: int) -> Check:
+    """Control: with ``heads`` < ``needed`` heads (just outside the theorem's assumption) the
+    zero-loss prediction must fail: the trained last-row loss stays above its bound."""
+    return at_least(f"h-{heads}-heads-last-row-loss-above-the-zero-loss-bound-seed-{seed}",
+                    f"H = {heads} < {needed} heads: last-row loss above the zero-loss bound "
+                    f"(seed {seed})", "control", zero_loss, mean,
+                    f"fewer than {needed} heads cannot interpolate: the prediction (loss "
+                    "<= bound) must fail", uses=("min_loss",))
 
 
 def _unitary_training(ctx: Context) -> tuple[list[Check], list[Curve]]:
@@ -345,9 +359,13 @@ def _unitary_training(ctx: Context) -> tuple[list[Check], list[Curve]]:
                                 history.losses, {}))
         floor_heads = heads if heads < d else max(d // 2, 1)
         floor = ctx.plan.theorem.predict({**ctx.plan.params, "H": floor_heads}).float("min_loss")
-        check, curve = _floor_check(ctx, floor_heads, False, floor, seed)
+        check, curve, mean = _floor_check(ctx, floor_heads, False, floor, seed)
         checks.append(check)
         curves.append(curve)
+        if heads >= d > floor_heads:  # the same run, read against the zero-loss prediction
+            checks.append(_interpolation_control(
+                ctx, floor_heads, d, ctx.prediction.float("min_loss") + ZERO_LOSS_BOUND, mean,
+                seed))
     return checks, curves
 
 
@@ -409,8 +427,8 @@ def _pe_training(ctx: Context) -> tuple[list[Check], list[Curve]]:
     checks, curves = [], []
     if 2 * heads < d:
         for seed in ctx.plan.seeds:
-            check, curve = _floor_check(ctx, heads, True, ctx.prediction.float("min_loss"),
-                                        seed)
+            check, curve, _ = _floor_check(ctx, heads, True, ctx.prediction.float("min_loss"),
+                                           seed)
             checks.append(check)
             curves.append(curve)
         return checks, curves
@@ -450,7 +468,36 @@ def _pe_training(ctx: Context) -> tuple[list[Check], list[Curve]]:
     return checks, curves
 
 
+def _pe_control(ctx: Context) -> tuple[list[Check], list[Curve]]:
+    """Control: d/2 - 1 heads (one fewer than the theorem needs) on the same orthogonal data
+    cannot reach zero loss; the best seed's last-row loss stays above the bound. (Absent when
+    d = 2, where no head can be dropped, and when fewer than d/2 heads were asked for: the
+    training stage then checks the rank floor.)"""
+    d, heads = _size(ctx, "d"), _size(ctx, "H")
+    fewer = d // 2 - 1
+    if 2 * heads < d or fewer < 1:
+        return [], []
+    zero_loss = ctx.prediction.float("min_loss") + PE_ZERO_LOSS_BOUND
+    floor = ctx.plan.theorem.predict({**ctx.plan.params, "H": fewer}).float("min_loss")
+    losses, curves, checks = [], [], []
+    for seed in ctx.plan.seeds:
+        check, curve, mean = _floor_check(ctx, fewer, True, floor, seed)
+        if not math.isfinite(mean):
+            checks.append(check)  # diverged: the failed divergence check says where
+        losses.append(mean)
+        curves.append(curve)
+    finite = [v for v in losses if math.isfinite(v)]
+    if finite:
+        checks.append(at_least(
+            f"h-{fewer}-heads-best-seed-last-row-loss-above-the-zero-loss-bound",
+            f"H = {fewer} < d/2 heads: best seed's last-row loss above the zero-loss bound",
+            "control", zero_loss, min(finite),
+            f"fewer than d/2 = {d // 2} heads cannot interpolate: the prediction (loss <= "
+            "bound) must fail", per_seed=losses, uses=("min_loss",)))
+    return checks, curves
+
+
 ONE_STEP_GD = Experiment((_gd_bridge, _gd_training, _gd_control))
 UNITARY_MINIMA = Experiment((_diagonal_bridge(False), _unitary_training))
 ORTHOGONAL_HEADS = Experiment((_diagonal_bridge(False), _heads_training, _heads_control))
-PE_TRIGONOMETRIC = Experiment((_diagonal_bridge(True), _pe_training))
+PE_TRIGONOMETRIC = Experiment((_diagonal_bridge(True), _pe_training, _pe_control))

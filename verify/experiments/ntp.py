@@ -28,7 +28,7 @@ from numerics.models.ntp_transformer import NTPTransformer
 from numerics.statistics import linear_fit
 from numerics.train import History, TrainConfig, train
 from theorems import ntp
-from verify.compare import at_least, at_most, close, divergence
+from verify.compare import apart, at_least, at_most, close, divergence
 from verify.records import Check, Context, Curve, Experiment, Tolerance
 
 #: float64 round-off of a loss or gradient of O(1) logits (the model against closed forms).
@@ -205,14 +205,22 @@ class TwoStageRun:
     model: NTPTransformer
 
 
+def _run_key(ctx: Context) -> tuple:
+    """What a stage-2 run depends on: the parameters, budget, device and the predicted
+    matrices and floor it is steered and stopped by."""
+    pred = ctx.prediction
+    return ("ntp-two-stage", tuple(sorted((k, str(v)) for k, v in ctx.plan.params.items())),
+            ctx.plan.budget, str(ctx.device), pred.float("floor"),
+            _matrix(pred.value("W_kq")).tobytes(), _matrix(pred.value("W_ov")).tobytes())
+
+
 def _two_stage(ctx: Context) -> TwoStageRun:
     """Stage 1 (``T0`` steps) then stage 2 to the floor; shared by the theorems that use the
     same parameters (training is deterministic from zero)."""
     pred = ctx.prediction
     W_ov, W_kq, floor = _matrix(pred.value("W_ov")), _matrix(pred.value("W_kq")), pred.float(
         "floor")
-    key = ("ntp-two-stage", tuple(sorted((k, str(v)) for k, v in ctx.plan.params.items())),
-           ctx.plan.budget, str(ctx.device), floor, W_kq.tobytes(), W_ov.tobytes())
+    key = _run_key(ctx)
     if key not in ctx.cache:  # deterministic from zero: the run of this invocation is shared
         resolved = ntp.resolve(ctx.plan.params)
         batch, _ = training_sentences(resolved)
@@ -222,6 +230,80 @@ def _two_stage(ctx: Context) -> TwoStageRun:
                       float(ctx.plan.params["eta"]), W_kq, floor + STOP_GAP, "stage 2: W_kq")
         ctx.cache[key] = TwoStageRun(stage1, stage2, model)
     return ctx.cache[key]
+
+
+def _unprepared(ctx: Context, seed: int) -> TwoStageRun:
+    """Control run, just outside the stage-2 theorems' assumption that stage 1 has trained
+    W_ov on the collocations: W_ov is a random matrix of the same norm as the trained one
+    (seeded), frozen, and stage 2 trains W_kq on it as in :func:`_two_stage`."""
+    prepared = _two_stage(ctx)
+    key = ("ntp-unprepared", _run_key(ctx), seed)
+    if key not in ctx.cache:
+        resolved = ntp.resolve(ctx.plan.params)
+        batch, _ = training_sentences(resolved)
+        model = _one_hot_model(resolved.K, ctx.device)
+        trained = prepared.model.W_ov.detach()
+        random = torch.randn(trained.shape, generator=stream(ctx.device, seed, "random W_ov"),
+                             device=ctx.device, dtype=trained.dtype)
+        with torch.no_grad():
+            model.W_ov.copy_(random * torch.linalg.norm(trained) / torch.linalg.norm(random))
+        stage2 = _ngd(ctx, model, "W_kq", batch, BUDGETS[ctx.plan.budget].attention_steps,
+                      float(ctx.plan.params["eta"]), _matrix(ctx.prediction.value("W_kq")),
+                      ctx.prediction.float("floor") + STOP_GAP,
+                      f"control: stage 2 on a random W_ov, seed {seed}")
+        ctx.cache[key] = TwoStageRun(prepared.stage1, stage2, model)
+    return ctx.cache[key]
+
+
+def _unprepared_control(statistic: Callable[[Context, TwoStageRun, int], Check]):
+    """A control stage: ``statistic`` read on :func:`_unprepared` for every seed."""
+
+    def stage(ctx: Context) -> tuple[list[Check], list[Curve]]:
+        checks, curves = [], []
+        for seed in ctx.plan.seeds:
+            run = _unprepared(ctx, seed)
+            failed = divergence(run.stage2, f"control-stage-2-seed-{seed}",
+                                f"control: stage 2 on a random W_ov (seed {seed})")
+            checks += failed or [statistic(ctx, run, seed)]
+            curves.append(Curve("control: stage 2 on a random W_ov", f"seed {seed}",
+                                run.stage2.losses, {}, ylabel="loss (nats)", xscale="linear",
+                                yscale="log"))
+        return checks, curves
+
+    return stage
+
+
+def _unprepared_direction(ctx: Context, run: TwoStageRun, seed: int) -> Check:
+    W_star = _matrix(ctx.prediction.value("W_kq"))
+    W = run.model.W_kq.detach().cpu().numpy()
+    corr = float((W * W_star).sum() / (np.linalg.norm(W) * np.linalg.norm(W_star)))
+    return at_least(f"random-w-ov-1-corr-w-kq-w-kq-seed-{seed}",
+                    f"random W_ov (stage 1 skipped): 1 - corr(W_kq, W_kq*) (seed {seed})",
+                    "control", CORR_BOUND, 1 - corr,
+                    "W_kq* presumes the collocations learnt in stage 1: without them the "
+                    "direction claim must fail", uses=("W_kq",))
+
+
+def _unprepared_floor(ctx: Context, run: TwoStageRun, seed: int) -> Check:
+    return at_least(f"random-w-ov-loss-l-inf-at-the-end-seed-{seed}",
+                    f"random W_ov (stage 1 skipped): loss - L_inf at the end (seed {seed})",
+                    "control", FINAL_GAP, float(run.stage2.losses[-1]
+                                                - ctx.prediction.float("floor")),
+                    "L_inf presumes the collocations learnt in stage 1: without them the loss "
+                    "must stay above the floor", uses=("floor",))
+
+
+def _unprepared_accuracy(ctx: Context, run: TwoStageRun, seed: int) -> Check:
+    resolved = ntp.resolve(ctx.plan.params)
+    transitive, longer = _shifted_sentences(resolved)
+    shifted = concatenate([transitive, longer]) if longer is not None else transitive
+    accuracy, decided, _ = _accuracy(ctx, run.model, shifted, ctx.prediction.value("W_kq"),
+                                     resolved)
+    return at_most(f"random-w-ov-held-out-accuracy-seed-{seed}",
+                   f"random W_ov (stage 1 skipped): accuracy on the held-out and longer "
+                   f"sentences (seed {seed})", "control", 1 - 1 / max(decided, 1), accuracy,
+                   "without stage 1 the generalisation claim must fail on at least one "
+                   "held-out sentence", uses=("W_kq",), sentences=decided)
 
 
 def _direction_curves(title: str, label: str, history: History, ylabel: str = "1 - corr"
@@ -381,7 +463,14 @@ def _ffn_gaussian(ctx: Context, resolved: ntp.Setting, steps: int, seed: int, ta
     gap = 1 - history.probes["corr"]
     n = len(gap)
     slope, r2 = linear_fit(np.log(np.arange(n // 2, n)), np.log(gap[n // 2:]))
+    law = _law(ctx)(np.arange(n))
     return [
+        apart("gaussian-embeddings-l0-misses-the-one-hot-law" + suffix,
+              "Gaussian embeddings (not orthonormal): max_t |L0(t) - one-hot law| / L0" + tag,
+              "control", 0.0, float(np.max(np.abs(history.losses - law) / law)),
+              Tolerance(LAW_RTOL, "the law needs orthonormal (one-hot) embeddings: outside "
+                        "that assumption it must miss by more than its round-off tolerance"),
+              uses=("L0",)),
         at_most("gaussian-embeddings-kkt-residual-of-the-cvxpy-svm-solution" + suffix,
                 "Gaussian embeddings: KKT residual of the cvxpy SVM solution" + tag, "bridge",
                 SOLVER.atol, max(residuals.values()), SOLVER.reason, **residuals),
@@ -539,10 +628,7 @@ def _shift_training(ctx: Context) -> tuple[list[Check], list[Curve]]:
     if checks:
         return checks, []
     W_star = ctx.prediction.value("W_kq")
-    _, transitive = training_sentences(resolved)
-    task = _task(resolved)
-    longer = [task.token_sets(n) for n in range(resolved.length + 1,
-                                                min(resolved.K, resolved.length + 2) + 1)]
+    transitive, longer = _shifted_sentences(resolved)
     W = run.model.W_kq.detach().cpu().numpy()
     W_star_np = _matrix(W_star)
     scale = np.linalg.norm(W_star_np) / np.linalg.norm(W)
@@ -553,9 +639,9 @@ def _shift_training(ctx: Context) -> tuple[list[Check], list[Curve]]:
                            f"held-out sentences of query {q} with greatest {a} containing {c} "
                            "(decided only by transitivity)"),
     ]
-    if longer:
-        checks.append(_held_out_accuracy(ctx, run.model, concatenate(longer), W_star,
-                                         resolved, "longer sentences than in training"))
+    if longer is not None:
+        checks.append(_held_out_accuracy(ctx, run.model, longer, W_star, resolved,
+                                         "longer sentences than in training"))
     checks.append(close(f"trained-s-{q}-{a}-s-{q}-{c}-rescaled-to-w-kq-vs-the-svm-gap",
                         f"trained s_{q}({a}) - s_{q}({c}), rescaled to ||W_kq*||, vs the SVM "
                         "gap", "training", ctx.prediction.float("gap"),
@@ -567,9 +653,20 @@ def _shift_training(ctx: Context) -> tuple[list[Check], list[Curve]]:
     return checks, _stage2_curves(run, ctx.prediction.float("floor"))
 
 
-def _held_out_accuracy(ctx: Context, model: NTPTransformer, batch: Sentences,
-                       W_star: sp.MatrixBase, resolved: ntp.Setting, label: str) -> Check:
-    """Accuracy where the exact scores have a unique maximiser (their prediction n(x*))."""
+def _shifted_sentences(resolved: ntp.Setting) -> tuple[Sentences, Sentences | None]:
+    """The dataset shift: the transitivity hold-out, and sentences one or two tokens longer
+    than in training (None when K leaves no longer ones)."""
+    _, transitive = training_sentences(resolved)
+    task = _task(resolved)
+    longer = [task.token_sets(n) for n in range(resolved.length + 1,
+                                                min(resolved.K, resolved.length + 2) + 1)]
+    return transitive, concatenate(longer) if longer else None
+
+
+def _accuracy(ctx: Context, model: NTPTransformer, batch: Sentences, W_star: sp.MatrixBase,
+              resolved: ntp.Setting) -> tuple[float, int, int]:
+    """Accuracy where the exact scores have a unique maximiser (their prediction n(x*)); the
+    number of such sentences, and of sentences with tied scores (skipped)."""
     rows = batch.rows()
     winners = [ntp.score_maximiser(W_star, row) for row in rows]
     decided = np.array([w is not None for w in winners])
@@ -579,12 +676,21 @@ def _held_out_accuracy(ctx: Context, model: NTPTransformer, batch: Sentences,
         logits, _ = model(tokens, lengths)
     predicted = logits.argmax(-1).cpu().numpy()
     accuracy = float((predicted == expected).mean()) if len(expected) else float("nan")
+    return accuracy, int(decided.sum()), int((~decided).sum())
+
+
+def _held_out_accuracy(ctx: Context, model: NTPTransformer, batch: Sentences,
+                       W_star: sp.MatrixBase, resolved: ntp.Setting, label: str) -> Check:
+    accuracy, decided, ties = _accuracy(ctx, model, batch, W_star, resolved)
     return at_least(f"accuracy-on-{label}", f"accuracy on {label}", "training", 1.0, accuracy,
                     "spec: 100% where the SVM scores have a unique maximiser", uses=("W_kq",),
-                    sentences=int(decided.sum()), ties_skipped=int((~decided).sum()))
+                    sentences=decided, ties_skipped=ties)
 
 
 FFN_MAX_MARGIN = Experiment((_ffn_bridge, _ffn_training))
-ATTENTION_MAX_MARGIN = Experiment((_attention_bridge, _attention_training))
-LOSS_LINEAR_RATE = Experiment((_attention_bridge, _rate_training))
-DATASET_SHIFT = Experiment((_attention_bridge, _shift_training))
+ATTENTION_MAX_MARGIN = Experiment((_attention_bridge, _attention_training,
+                                   _unprepared_control(_unprepared_direction)))
+LOSS_LINEAR_RATE = Experiment((_attention_bridge, _rate_training,
+                               _unprepared_control(_unprepared_floor)))
+DATASET_SHIFT = Experiment((_attention_bridge, _shift_training,
+                            _unprepared_control(_unprepared_accuracy)))

@@ -7,6 +7,7 @@ theorem with the experiment that checks it and the experiment's per-budget defau
 from pathlib import Path
 
 from theorems import markov
+from verify.experiments.markov_resolution import unresolvable
 from verify.records import Cost, Paper, TheoremEntry
 
 _FULL = {"full": {"d": "8"}}
@@ -68,7 +69,7 @@ $p + q > 1$ the "unigram point" (predict $\pi_1$ whatever the context) is a bad 
 without tying, or with $p + q < 1$, the same point is a saddle and training escapes to the
 entropy rate; the bigram predictor is a global minimum.
 
-**Our formulation.** The statements below are the project"s formulation of the paper"s results
+**Our formulation.** The statements below are the project's formulation of the paper's results
 (reduced loss in the coordinates $(e, b)$, canonical parameter points, Hessian spectra). Each
 was re-derived and checked by exact enumeration of all binary sequences in float64; the paper's
 full text was not available when they were written. The `bridge` checks tie each sympy formula
@@ -76,13 +77,13 @@ to the real `nn.Module` (population loss, gradient, full autograd Hessian).
 """,
     theorems=(
         TheoremEntry(markov.GLOBAL_MINIMA, "verify.experiments.markov:GLOBAL_MINIMA",
-                     _FULL, _SEEDS, _costs(0.1)),
+                     _FULL, _SEEDS, _costs(0.1), unresolvable),
         TheoremEntry(markov.LOCAL_MINIMA, "verify.experiments.markov:LOCAL_MINIMA",
-                     _FULL, _SEEDS, _costs(2.8)),
+                     _FULL, _SEEDS, _costs(2.8), unresolvable),
         TheoremEntry(markov.SADDLE_UNTIED, "verify.experiments.markov:SADDLE_UNTIED",
-                     _FULL, _SEEDS, _costs(8.8)),
+                     _FULL, _SEEDS, _costs(8.8), unresolvable),
         TheoremEntry(markov.TIED_SADDLE, "verify.experiments.markov:TIED_SADDLE",
-                     _FULL, _SEEDS, _costs(2.8)),
+                     _FULL, _SEEDS, _costs(2.8), unresolvable),
     ),
     bibtex=r"""
 @article{makkuva2024markov,
