@@ -535,3 +535,73 @@ TIED_SADDLE = Theorem(
     predict=lambda params: _unigram_prediction(params, True, entropy_rate),
     obligations=lambda params, prediction: _tied_obligations(params, prediction, False),
 )
+
+
+# --------------------------------------------------------------------------- depth (empirical)
+
+#: The most layers a depth request may stack (cost grows linearly; the paper's sweeps use 1..5).
+MAX_LAYERS = 6
+
+
+def _depth_assumptions(params: Params) -> list[str]:
+    problems = _local_assumptions(params)
+    if not 2 <= params["layers"] <= MAX_LAYERS:
+        problems.append(f"layers must lie in [2, {MAX_LAYERS}] (got layers = {params['layers']}): "
+                        "one layer is Theorem 2's trap, the control of this claim")
+    return problems
+
+
+def _depth_predict(params: Params) -> Prediction:
+    return Prediction(
+        closed_forms={
+            "trained_loss": entropy_rate,
+            "entropy_rate": entropy_rate,
+            "unigram_loss": unigram_entropy,
+            "unigram_bias": unigram_bias,
+            "stationary_one": pi1,
+        },
+        point=_point(params),
+        descriptions={
+            "trained_loss": "where the deeper tied model ends: the entropy rate",
+            "entropy_rate": "the loss floor H(x_{n+1} | x_n)",
+            "unigram_loss": "H(pi), where one layer is trapped (the control)",
+            "unigram_bias": "b = ln(p/q) at theta_pi, which the deeper model shares",
+            "stationary_one": "pi1, what theta_pi predicts after any context",
+        },
+    )
+
+
+def _depth_obligations(params: Params, prediction: Prediction) -> list[Obligation]:
+    forms = dict(prediction.closed_forms)
+    point = _point(params)
+    return [
+        *_definitions(params, forms),
+        Obligation("dL/db = sigmoid(b) - pi1 = 0 at b = ln(p/q)",
+                   _sigmoid(forms["unigram_bias"]) - forms["stationary_one"], "==", point,
+                   uses=("unigram_bias", "stationary_one")),
+        _trained_loss_obligation(params, prediction, trapped=False),
+        Obligation("H(pi) > entropy rate (escaping the trap is a real gain)",
+                   forms["unigram_loss"] - forms["entropy_rate"], ">", point,
+                   uses=("unigram_loss", "entropy_rate")),
+    ]
+
+
+DEPTH_ESCAPE = Theorem(
+    id="markov-depth-escape",
+    title="Depth escapes the unigram trap: a deeper tied model reaches the entropy rate",
+    paper=f"{_PAPER}, depth experiments (empirical, no proof)",
+    statement=(
+        r"Shown by experiment in the paper, not proved: with $a = e$ and $p+q > 1$, where the "
+        r"single-layer model from the paper's initialisation stays at $H(\pi)$ (Theorem 2), "
+        r"a model of two or more layers trained from the same initialisation reaches the "
+        r"entropy rate $H(x_{n+1}\mid x_n)$ and predicts with the kernel."
+    ),
+    parameters=(*_parameters("7/10", "3/5"),
+                Parameter("layers", "integer", 2, "attention + FFN layers of the deeper model")),
+    assumption_text=(r"$0 < p, q < 1$, $p + q > 1$", "weight tying (a = e)",
+                     r"$2 \le$ layers $\le 6$", _DATA),
+    assumptions=_depth_assumptions,
+    predict=_depth_predict,
+    obligations=_depth_obligations,
+    kind="empirical",
+)

@@ -1,8 +1,10 @@
-"""The single-layer transformer of Makkuva et al. (2024), Section 2, as a real ``nn.Module``.
+"""The transformer of Makkuva et al. (2024), Section 2, as a real ``nn.Module``.
 
 ``u_n = x_n e + p_n``; causal softmax attention ``y_n = u_n + W_O sum_i att_{n,i} W_V u_i`` with
 ``att_{n,.} = softmax(<W_Q u_n, W_K u_i> / sqrt(d))``; FFN ``z_n = y_n + W_2 ReLU(W_1 y_n)``;
-logit ``<a, z_n> + b`` with ``a = e`` when tied. No layer norm (the theory model).
+logit ``<a, z_n> + b`` with ``a = e`` when tied. No layer norm (the theory model). The theorems
+are about one layer; the paper's depth experiment stacks ``n_layers`` such attention + FFN
+layers on the residual stream (the same equations applied to ``z`` in place of ``u``).
 """
 
 from __future__ import annotations
@@ -31,6 +33,8 @@ class MarkovTransformerConfig:
         Attention width (``W_Q, W_K, W_V`` are ``m x d``); the paper's code uses ``m = d``.
     r : int
         FFN width; the paper's code uses ``r = 4 d``.
+    n_layers : int
+        Attention + FFN layers (1 in every theorem; more in the depth experiment).
     """
 
     d: int
@@ -38,14 +42,45 @@ class MarkovTransformerConfig:
     tied: bool
     m: int = 0
     r: int = 0
+    n_layers: int = 1
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "m", self.m or self.d)
         object.__setattr__(self, "r", self.r or 4 * self.d)
 
 
+class DeeperLayer(nn.Module):
+    """Layer 2, 3, ... of a deeper model: its attention and FFN matrices (layer 1's are
+    attributes of :class:`MarkovTransformer` itself, so one-layer models keep the theorems'
+    parameter names)."""
+
+    def __init__(self, d: int, m: int, r: int, **kw) -> None:
+        super().__init__()
+        self.W_Q = nn.Parameter(torch.zeros(m, d, **kw))
+        self.W_K = nn.Parameter(torch.zeros(m, d, **kw))
+        self.W_V = nn.Parameter(torch.zeros(m, d, **kw))
+        self.W_O = nn.Parameter(torch.zeros(d, m, **kw))
+        self.W_1 = nn.Parameter(torch.zeros(r, d, **kw))
+        self.W_2 = nn.Parameter(torch.zeros(d, r, **kw))
+
+    def matrices(self) -> list[nn.Parameter]:
+        return [self.W_Q, self.W_K, self.W_V, self.W_O, self.W_1, self.W_2]
+
+
+def _layer(u: torch.Tensor, layer: MarkovTransformer | DeeperLayer, d: int) -> torch.Tensor:
+    """One attention + FFN layer on the residual stream ``u`` (``(B, n, d)``)."""
+    heads = u.unsqueeze(-3)  # (B, 1, n, d): one head; the 4-D layout takes the fused kernel
+    queries, keys, values = heads @ layer.W_Q.T, heads @ layer.W_K.T, heads @ layer.W_V.T
+    attended = F.scaled_dot_product_attention(
+        queries, keys, values, is_causal=True, scale=1 / math.sqrt(d)
+    ).squeeze(-3)  # (B, n, m)
+    y = u + attended @ layer.W_O.T  # (B, n, d)
+    return y + F.relu(y @ layer.W_1.T) @ layer.W_2.T  # (B, n, d)
+
+
 class MarkovTransformer(nn.Module):
-    """Single layer, single head, binary input, sigmoid output (the paper's theory model)."""
+    """Single head, binary input, sigmoid output (the paper's theory model); one layer unless
+    the configuration asks for more."""
 
     def __init__(
         self,
@@ -67,6 +102,10 @@ class MarkovTransformer(nn.Module):
         self.W_2 = nn.Parameter(torch.zeros(d, r, **kw))
         self.a = None if config.tied else nn.Parameter(torch.zeros(d, **kw))
         self.b = nn.Parameter(torch.zeros((), **kw))
+        if config.n_layers < 1:
+            raise ValueError(f"n_layers must be at least 1, got {config.n_layers}")
+        self.deeper = nn.ModuleList(DeeperLayer(d, m, r, **kw)
+                                    for _ in range(config.n_layers - 1))
 
     @property
     def head(self) -> torch.Tensor:
@@ -74,8 +113,9 @@ class MarkovTransformer(nn.Module):
         return self.e if self.a is None else self.a
 
     def matrices(self) -> list[nn.Parameter]:
-        """Attention and FFN matrices (the weights the paper's AdamW decays)."""
-        return [self.W_Q, self.W_K, self.W_V, self.W_O, self.W_1, self.W_2]
+        """Attention and FFN matrices of every layer (the weights the paper's AdamW decays)."""
+        return [self.W_Q, self.W_K, self.W_V, self.W_O, self.W_1, self.W_2,
+                *(W for layer in self.deeper for W in layer.matrices())]
 
     def reset_parameters(self, generator: torch.Generator, std: float = 0.02) -> None:
         """The paper's initialisation: every weight ``N(0, std^2)``, the bias ``b = 0``."""
@@ -102,22 +142,18 @@ class MarkovTransformer(nn.Module):
             Shape ``(B, n)``.
         """
         n = x.shape[-1]
-        u = x.unsqueeze(-1).to(self.e.dtype) * self.e + self.pos[:n]  # (B, n, d)
-        heads = u.unsqueeze(-3)  # (B, 1, n, d): one head; the 4-D layout takes the fused kernel
-        queries, keys, values = heads @ self.W_Q.T, heads @ self.W_K.T, heads @ self.W_V.T
-        attended = F.scaled_dot_product_attention(
-            queries, keys, values, is_causal=True, scale=1 / math.sqrt(self.config.d)
-        ).squeeze(-3)  # (B, n, m)
-        y = u + attended @ self.W_O.T  # (B, n, d)
-        z = y + F.relu(y @ self.W_1.T) @ self.W_2.T  # (B, n, d)
+        z = x.unsqueeze(-1).to(self.e.dtype) * self.e + self.pos[:n]  # (B, n, d)
+        for layer in (self, *self.deeper):
+            z = _layer(z, layer, self.config.d)
         return z @ self.head + self.b  # (B, n)
 
     def last_logits(self, x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         """Logit at the last position of each zero-padded prefix, shape ``(P,)``.
 
         Equal to ``forward(x)[i, lengths[i] - 1]`` (causal attention never reads the
-        padding), computing the attention and feed-forward for that position only; see
-        :func:`prefix_logits`.
+        padding). One layer: computing the attention and feed-forward for that position
+        only, see :func:`prefix_logits`; deeper models run :meth:`forward` (after layer 1 the
+        stream is no longer one of two vectors per position).
 
         Parameters
         ----------
@@ -126,6 +162,8 @@ class MarkovTransformer(nn.Module):
         lengths : torch.Tensor
             ``(P,)`` prefix lengths (``>= 1``).
         """
+        if self.deeper:
+            return self(x).gather(-1, (lengths - 1)[:, None]).squeeze(-1)
         return prefix_logits(self, x, lengths)
 
     def set_unigram_point(self, bias: float, generator: torch.Generator | None = None) -> None:
@@ -170,13 +208,14 @@ def reference_logits(model: MarkovTransformer, x: torch.Tensor) -> torch.Tensor:
     logit ``<a, z_n> + b`` (Makkuva et al., 2024, Section 2).
     """
     n = x.shape[-1]
-    u = x.unsqueeze(-1).to(model.e.dtype) * model.e + model.pos[:n]  # (B, n, d)
-    scores = torch.einsum("bnm,bim->bni", u @ model.W_Q.T, u @ model.W_K.T)
-    scores = scores / math.sqrt(model.config.d)
+    z = x.unsqueeze(-1).to(model.e.dtype) * model.e + model.pos[:n]  # (B, n, d)
     future = torch.ones(n, n, dtype=torch.bool, device=x.device).triu(1)  # i > n
-    weights = torch.softmax(scores.masked_fill(future, -math.inf), dim=-1)
-    y = u + torch.einsum("bni,bim->bnm", weights, u @ model.W_V.T) @ model.W_O.T
-    z = y + torch.clamp(y @ model.W_1.T, min=0) @ model.W_2.T
+    for layer in (model, *model.deeper):  # layer l reads the stream layer l-1 wrote
+        scores = torch.einsum("bnm,bim->bni", z @ layer.W_Q.T, z @ layer.W_K.T)
+        scores = scores / math.sqrt(model.config.d)
+        weights = torch.softmax(scores.masked_fill(future, -math.inf), dim=-1)
+        y = z + torch.einsum("bni,bim->bnm", weights, z @ layer.W_V.T) @ layer.W_O.T
+        z = y + torch.clamp(y @ layer.W_1.T, min=0) @ layer.W_2.T
     return z @ model.head + model.b
 
 
@@ -200,6 +239,8 @@ class MarkovEnsemble(nn.Module):
         self.config = members[0].config
         if any(m.config != self.config for m in members):
             raise ValueError("ensemble members must share one configuration")
+        if self.config.n_layers != 1:
+            raise ValueError("ensembles batch one-layer models only (train deeper ones apart)")
         self.names = [name for name, _ in members[0].named_parameters()]
         for name in self.names:
             stacked = torch.stack([dict(m.named_parameters())[name].detach() for m in members])

@@ -100,3 +100,51 @@ def test_device_selection(monkeypatch):
     assert select_device("auto").type == "cpu"
     with pytest.raises(DeviceUnavailableError, match="CUDA is not available"):
         select_device("cuda")
+
+
+def _deep(cpu, layers, tied=True, d=3, N=6, seed=0):
+    model = MarkovTransformer(MarkovTransformerConfig(d, N, tied, n_layers=layers),
+                              torch.float64, cpu)
+    model.reset_parameters(generator(cpu, seed), std=0.5)
+    return model
+
+
+@pytest.mark.parametrize("layers", [2, 3])
+def test_deeper_model_stacks_layers_on_the_residual_stream(cpu, layers):
+    """Each extra layer adds its own matrices; the module equals the equations written out,
+    is causal, its prefix logits are its logits at the prefix ends, and a layer whose output
+    projections are zero changes nothing."""
+    from numerics.models.markov_transformer import reference_logits
+
+    model = _deep(cpu, layers)
+    d, N = 3, 6
+    one_layer = d + N * d + 4 * d * d + 2 * (4 * d) * d + 1
+    assert sum(x.numel() for x in model.parameters()) == (
+        one_layer + (layers - 1) * (4 * d * d + 2 * (4 * d) * d))
+    assert len(model.matrices()) == 6 * layers
+    x = torch.randint(0, 2, (8, N), generator=generator(cpu, 1)).double()
+    assert torch.allclose(model(x), reference_logits(model, x), atol=1e-12)
+    changed = x.clone()
+    changed[:, 3:] = 1 - changed[:, 3:]
+    assert torch.allclose(model(x)[:, :3], model(changed)[:, :3], atol=1e-14)
+    lengths = torch.randint(1, N + 1, (8,), generator=generator(cpu, 2))
+    padded = x * (torch.arange(N) < lengths[:, None])
+    expected = model(padded)[torch.arange(8), lengths - 1]
+    assert torch.allclose(model.last_logits(padded, lengths), expected, atol=1e-14)
+    shallow = _deep(cpu, 1)
+    shallow.load_state_dict({k: v for k, v in model.state_dict().items()
+                             if not k.startswith("deeper.")})
+    with torch.no_grad():
+        for layer in model.deeper:
+            layer.W_O.zero_()
+            layer.W_2.zero_()
+    assert torch.allclose(model(x), shallow(x), atol=1e-14)
+
+
+def test_a_model_needs_a_layer_and_ensembles_stay_one_layer(cpu):
+    from numerics.models.markov_transformer import MarkovEnsemble
+
+    with pytest.raises(ValueError, match="n_layers"):
+        _deep(cpu, 0)
+    with pytest.raises(ValueError, match="one-layer"):
+        MarkovEnsemble([_deep(cpu, 2), _deep(cpu, 2, seed=1)])

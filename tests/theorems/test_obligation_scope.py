@@ -16,6 +16,7 @@ from verify.harness import scope_notes
 OTHER_SIZES = {
     "markov-global-minima": {"d": "5"}, "markov-local-minima": {"d": "5"},
     "markov-saddle-untied": {"d": "5"}, "markov-tied-saddle": {"d": "5"},
+    "markov-depth-escape": {"d": "5", "layers": "3"},
     "ical-one-step-gd": {"d": "4", "T": "6"}, "ical-unitary-global-minima": {"d": "5", "H": "3",
                                                                              "T": "6"},
     "ical-orthogonal-heads": {"d": "3", "T": "6"}, "ical-pe-trigonometric": {"d": "6", "T": "6"},

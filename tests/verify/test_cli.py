@@ -154,7 +154,8 @@ def test_all_runs_every_theorem(capsys, tmp_path):
     assert code == (0 if report["passed"] else 1)
 
 
-def test_full_budget_path_runs_on_sampled_batches(capsys, tmp_path, monkeypatch):
+@pytest.mark.parametrize("theorem_id", ["markov-saddle-untied", "markov-depth-escape"])
+def test_full_budget_path_runs_on_sampled_batches(capsys, tmp_path, monkeypatch, theorem_id):
     """The paper-scale code path (fresh batches, Monte Carlo tolerances), shrunk to seconds.
 
     The shrunken run is far too short to converge, so only the mechanics are asserted: the
@@ -165,7 +166,7 @@ def test_full_budget_path_runs_on_sampled_batches(capsys, tmp_path, monkeypatch)
     small = experiments.MarkovBudget(N=16, steps=40, exact=False, batch=8, eval_sequences=64,
                                      smoothing=5, dtype=torch.float32)
     monkeypatch.setitem(experiments.BUDGETS, "full", small)
-    code, _, _ = _run(capsys, "--theorem", "markov-saddle-untied", "--budget", "full",
+    code, _, _ = _run(capsys, "--theorem", theorem_id, "--budget", "full",
                       "--seeds", "2", "--json", str(tmp_path / "r.json"))
     report = json.loads((tmp_path / "r.json").read_text())
     (entry,) = report["theorems"]
