@@ -597,3 +597,85 @@ PE_TRIGONOMETRIC = Theorem(
                       "p_ratio": "p_(T-1) / p_T at the minimum"}),
     obligations=_pe_obligations,
 )
+
+
+# ----------------------------------------------------------------------------- non-commuting W
+
+#: Largest d at which the commutant obligation is solved exactly (d^2 unknowns, d^2 equations
+#: per generator; about half a second at 8, 4 s at 12).
+COMMUTANT_MAX_D = 8
+
+
+def _orthogonal_generators(d: int) -> list[sp.Matrix]:
+    """Elements generating a subgroup of O(d) with the same commutant: the plane rotations by
+    a quarter turn in the coordinate planes (j, j+1), and the reflection of coordinate 1."""
+    generators = []
+    for j in range(d - 1):
+        G = sp.eye(d)
+        G[j, j], G[j + 1, j + 1], G[j, j + 1], G[j + 1, j] = 0, 0, -1, 1
+        generators.append(G)
+    reflection = sp.eye(d)
+    reflection[0, 0] = -1
+    return [*generators, reflection]
+
+
+def _commutant_dimension(d: int) -> int:
+    """Dimension of the space of d x d matrices X with G X = X G for every generator."""
+    X = sp.Matrix(d, d, lambda i, j: sp.Symbol(f"x_{i}_{j}"))
+    equations = [e for G in _orthogonal_generators(d) for e in (G * X - X * G)]
+    system, _ = sp.linear_eq_to_matrix(equations, list(X))
+    return d * d - system.rank()
+
+
+def _non_commuting_obligations(params: Params, prediction: Prediction) -> list[Obligation]:
+    d = min(params["d"], COMMUTANT_MAX_D)
+    built = {"d": d} if d != params["d"] else {}
+    return [
+        Obligation(
+            "a matrix commuting with O(d) is a multiple of I: the commutant of the generators "
+            "(quarter turns in planes (j, j+1), one reflection) has dimension 1",
+            sp.Integer(_commutant_dimension(d)), "==", {}, sp.Integer(1),
+            uses=("off_diagonal",), sizes=built,
+            scope=(f"solved at d = {d}; for larger d the same generators give the same "
+                   "commutant (Schur's lemma: O(d) acts irreducibly on R^d)") if built else ""),
+        Obligation(
+            "the predicted off-scalar part of VQ is 0 (what the symmetry allows)",
+            prediction.closed_forms["off_diagonal"], "==", {}, sp.Integer(0),
+            uses=("off_diagonal",)),
+    ]
+
+
+def _non_commuting_problems(params: Params) -> list[str]:
+    problems = _size_problems(params)
+    if not problems and params["d"] < 2:
+        problems.append(f"d must be at least 2 (got d = {params['d']}): for d = 1 every W "
+                        "commutes")
+    return problems
+
+
+NON_COMMUTING = Theorem(
+    id="ical-non-commuting",
+    title="Non-commuting W: the trained augmented-token layer is still one GD step",
+    paper=f"{_PAPER}, experiments with non-commuting orthogonal W (empirical)",
+    statement=(
+        r"Shown by experiment in the paper, not proved: with $W$ Haar-distributed on "
+        r"$O(d)$ (so that different sequences' matrices do not commute) and augmented tokens, "
+        r"the trained block-structured head $\hat s_{T+1} = V\sum_{t=1}^T s_t(s_{t-1}^\top Q "
+        r"s_T)$ still implements one gradient step on $L_T$ from $W_0 = 0$: $VQ = \eta I$ for a "
+        r"scalar $\eta$. Our formulation: with $s_0$ uniform on the sphere the law of the "
+        r"sequences is invariant under $s \mapsto Us$ for every orthogonal $U$, so the "
+        r"population optimum commutes with $O(d)$ and is a multiple of $I$ (an obligation); "
+        r"the step $\eta$ has no closed form and is fitted."
+    ),
+    parameters=_int_params(d=(4, "dimension d of the tokens s_t"),
+                           T=(8, "context length T (pairs (s_{t-1}, s_t), t = 1..T)")),
+    assumption_text=(r"$d \ge 2$, $T \ge 2$", "W Haar on O(d), s_0 uniform on the sphere",
+                     "block-structured (V, Q) head"),
+    assumptions=_non_commuting_problems,
+    predict=lambda params: Prediction(
+        closed_forms={"off_diagonal": sp.Integer(0)}, point={},
+        descriptions={"off_diagonal": "max |VQ - eta I| / eta at the optimum: 0 (VQ is "
+                                      "a multiple of the identity)"}),
+    obligations=_non_commuting_obligations,
+    kind="empirical",
+)

@@ -9,13 +9,19 @@ Complex-tensor convention, in the common eigenbasis (the same as :mod:`theorems.
 * ``random_phase``: ``phi_j`` i.i.d. uniform; otherwise ``s_0 = 1``.
 
 A batch is drawn in one tensor operation (no loop over positions or sequences).
+
+:func:`sample_haar_sequences` is the paper's experimental, non-commuting case: a real ``W``
+drawn Haar-orthogonal per sequence (``scipy.stats.ortho_group``), so that different sequences'
+matrices do not commute.
 """
 
 from __future__ import annotations
 
 import math
 
+import numpy as np
 import torch
+from scipy.stats import ortho_group
 
 
 def sample_rotation_sequences(
@@ -48,3 +54,41 @@ def sample_rotation_sequences(
     t = torch.arange(length, device=device, dtype=real)
     return torch.polar(torch.ones((), dtype=real, device=device),
                        t[None, :, None] * angles[:, None, :] + phases[:, None, :]).to(dtype)
+
+
+def sample_haar_sequences(
+    batch: int,
+    d: int,
+    length: int,
+    rng: np.random.Generator,
+    fixed_start: bool = False,
+    device: torch.device | None = None,
+) -> torch.Tensor:
+    """Sample ``batch`` real sequences ``s_0..s_{length-1}``, ``s_{t+1} = W s_t``, with ``W``
+    Haar-distributed on ``O(d)`` (``scipy.stats.ortho_group``; a random sign when ``d = 1``).
+
+    ``s_0`` is uniform on the sphere of radius ``sqrt(d)`` (the energy of the commuting case's
+    ``|s_{0,j}| = 1``), so the law of the sequences is invariant under ``s -> U s`` for every
+    orthogonal ``U``; ``fixed_start`` uses ``s_0 = 1`` for every sequence instead (the reference
+    code's choice, up to its scale), which breaks that invariance.
+
+    Returns
+    -------
+    torch.Tensor
+        float64, ``(batch, length, d)``. The powers of ``W`` are applied by ``length`` batched
+        matrix products (a loop over time, not over sequences).
+    """
+    if d == 1:
+        W = rng.choice([-1.0, 1.0], size=(batch, 1, 1))
+    else:
+        W = ortho_group.rvs(dim=d, size=batch, random_state=rng).reshape(batch, d, d)
+    if fixed_start:
+        start = np.ones((batch, d))
+    else:
+        start = rng.standard_normal((batch, d))
+        start *= math.sqrt(d) / np.linalg.norm(start, axis=1, keepdims=True)
+    W_t = torch.tensor(W, dtype=torch.float64, device=device)
+    states = [torch.tensor(start, dtype=torch.float64, device=device)]
+    for _ in range(length - 1):
+        states.append(torch.einsum("bij,bj->bi", W_t, states[-1]))
+    return torch.stack(states, dim=1)

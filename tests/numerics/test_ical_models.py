@@ -105,3 +105,25 @@ def test_diagonal_squared_errors_vanish_at_the_unitary_minimum(cpu):
     errors = model.squared_errors(s)
     assert errors.shape == (7, T)
     assert errors.abs().max() < 1e-20
+
+
+def test_haar_sequences_are_orbits_of_one_orthogonal_matrix_each():
+    """s_{t+1} = W s_t with W orthogonal: norms stay sqrt(d) and the Gram matrix of the orbit
+    is shift-invariant; s_0 is spread over the sphere (or 1 when fixed); draws are seeded."""
+    import numpy as np
+
+    from numerics.data.orthogonal import sample_haar_sequences
+
+    d = 4
+    s = sample_haar_sequences(256, d, 6, np.random.default_rng(0))
+    assert s.shape == (256, 6, d) and s.dtype == torch.float64
+    assert torch.allclose(s.norm(dim=-1), torch.full((256, 6), d ** 0.5, dtype=s.dtype))
+    gram = torch.einsum("btd,bud->btu", s, s)
+    assert torch.allclose(gram[:, 1:, 1:], gram[:, :-1, :-1], atol=1e-12)
+    assert s[:, 0].mean(0).abs().max() < 0.3  # not one fixed start
+    assert torch.equal(s, sample_haar_sequences(256, d, 6, np.random.default_rng(0)))
+    fixed = sample_haar_sequences(8, d, 3, np.random.default_rng(1), fixed_start=True)
+    assert torch.equal(fixed[:, 0], torch.ones(8, d, dtype=torch.float64))
+    line = sample_haar_sequences(64, 1, 3, np.random.default_rng(2))  # O(1) = {-1, 1}
+    assert torch.allclose(line.abs(), torch.ones_like(line), atol=1e-15)
+    assert set((line[:, 1, 0] / line[:, 0, 0]).round().tolist()) == {-1.0, 1.0}

@@ -14,9 +14,25 @@ from verify import registry
 ICAL_IDS = [i for i in registry.ids() if i.startswith("ical-")]
 
 
-def test_the_four_ical_theorems_are_registered():
-    assert set(ICAL_IDS) == {"ical-one-step-gd", "ical-unitary-global-minima",
-                             "ical-orthogonal-heads", "ical-pe-trigonometric"}
+def test_the_ical_theorems_and_empirical_claims_are_registered():
+    kinds = {theorem_id: registry.theorem(theorem_id).kind for theorem_id in ICAL_IDS}
+    assert kinds == {"ical-one-step-gd": "theorem", "ical-unitary-global-minima": "theorem",
+                     "ical-orthogonal-heads": "theorem", "ical-pe-trigonometric": "theorem",
+                     "ical-non-commuting": "empirical"}
+
+
+@pytest.mark.parametrize("d", [2, 3, 5])
+def test_only_multiples_of_the_identity_commute_with_the_orthogonal_group(d):
+    """The non-commuting claim's symmetry argument: the generators' commutant is {c I}; the
+    rotation generators alone (no reflection) leave more in d = 2 (the rotations themselves)."""
+    assert ical._commutant_dimension(d) == 1
+    generators = ical._orthogonal_generators(d)
+    assert all((G.T * G - sp.eye(d)).is_zero_matrix for G in generators)
+    if d == 2:
+        X = sp.Matrix(2, 2, sp.symbols("a b c e"))
+        rotation = generators[0]
+        system, _ = sp.linear_eq_to_matrix(list(rotation * X - X * rotation), list(X))
+        assert 4 - system.rank() == 2
 
 
 @settings(max_examples=8)

@@ -20,6 +20,7 @@ OTHER_SIZES = {
     "ical-one-step-gd": {"d": "4", "T": "6"}, "ical-unitary-global-minima": {"d": "5", "H": "3",
                                                                              "T": "6"},
     "ical-orthogonal-heads": {"d": "3", "T": "6"}, "ical-pe-trigonometric": {"d": "6", "T": "6"},
+    "ical-non-commuting": {"d": "9", "T": "5"},
     "ntp-ffn-max-margin": {"K": "9"}, "ntp-attention-max-margin": {"K": "9"},
     "ntp-loss-linear-rate": {"K": "9"}, "ntp-dataset-shift": {"K": "9"},
     "topics-value-block-structure": {"T": "5", "v": "4"},
