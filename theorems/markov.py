@@ -596,7 +596,9 @@ DEPTH_ESCAPE = Theorem(
         r"a model of two or more layers trained from the same initialisation reaches the "
         r"entropy rate $H(x_{n+1}\mid x_n)$ and predicts with the kernel."
     ),
-    parameters=(*_parameters("7/10", "3/5"),
+    parameters=(*(Parameter("d", "integer", 8, "embedding dimension of the model (at d = 4 "
+                            "two layers stay trapped within the fast budget)")
+                  if param.name == "d" else param for param in _parameters("7/10", "3/5")),
                 Parameter("layers", "integer", 2, "attention + FFN layers of the deeper model")),
     assumption_text=(r"$0 < p, q < 1$, $p + q > 1$", "weight tying (a = e)",
                      r"$2 \le$ layers $\le 6$", _DATA),

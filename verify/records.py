@@ -450,11 +450,13 @@ class Verdict:
                 tolerance = str(check.details.get("method", ""))
             elif check.tolerance is not None and check.relation.uses_tolerance_size:
                 tolerance = check.tolerance.describe()
-            if check.kind == "control" and math.isfinite(check.details.get("margin", math.nan)):
-                unit = ("tolerances" if check.relation.uses_tolerance_size
-                        else "x the bound")  # how far the prediction misses (compare.margin)
-                tolerance = (f"{tolerance}; " if tolerance else "") + (
-                    f"misses by {check.details['margin']:.3g} {unit}")
+            margin = check.details.get("margin", math.nan) if check.kind == "control" else None
+            if margin is not None and math.isfinite(margin) and check.passed:
+                if check.relation.uses_tolerance_size:  # how far the prediction misses
+                    missed = f"misses by {margin:.3g} tolerances"
+                else:  # one-sided: the distance past the bound, absolute
+                    missed = f"clears the bound by {abs(check.measured - check.predicted):.3g}"
+                tolerance = f"{tolerance}; {missed}" if tolerance else missed
             measured = _shown(check.measured)
             if "seeds_passing" in check.details:  # worst seed, then how many seeds pass
                 measured += (f" (worst; {check.details['seeds_passing']} seeds pass, spread "

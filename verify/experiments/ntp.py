@@ -3,7 +3,8 @@
 Everything is float64 and deterministic from zero initialisation, as the spec asks: stage 1
 trains ``W_ov`` alone by normalized GD on the K collocation sentences for ``T0`` steps, stage 2
 trains ``W_kq`` alone on every training sentence until ``loss - L_inf < STOP_GAP``. Seeds only
-enter the random-initialisation and Gaussian-embedding runs of ``ntp-ffn-max-margin``.
+enter the random-initialisation and Gaussian-embedding runs of ``ntp-ffn-max-margin`` and the
+controls of the stage-2 theorems (stage 2 on a seeded random ``W_ov``).
 
 Budgets
 -------
