@@ -49,6 +49,22 @@ class MarkovTransformerConfig:
         object.__setattr__(self, "r", self.r or 4 * self.d)
 
 
+#: The attention and FFN matrices of one layer, in registration order.
+LAYER_MATRICES = ("W_Q", "W_K", "W_V", "W_O", "W_1", "W_2")
+
+
+def _add_layer_matrices(module: nn.Module, d: int, m: int, r: int, **kw) -> None:
+    """Register one layer's zero matrices on ``module``: ``W_Q, W_K, W_V`` (``m x d``),
+    ``W_O`` (``d x m``), ``W_1`` (``r x d``), ``W_2`` (``d x r``)."""
+    shapes = ((m, d), (m, d), (m, d), (d, m), (r, d), (d, r))
+    for name, shape in zip(LAYER_MATRICES, shapes, strict=True):
+        module.register_parameter(name, nn.Parameter(torch.zeros(shape, **kw)))
+
+
+def _matrices(module: nn.Module) -> list[nn.Parameter]:
+    return [getattr(module, name) for name in LAYER_MATRICES]
+
+
 class DeeperLayer(nn.Module):
     """Layer 2, 3, ... of a deeper model: its attention and FFN matrices (layer 1's are
     attributes of :class:`MarkovTransformer` itself, so one-layer models keep the theorems'
@@ -56,15 +72,7 @@ class DeeperLayer(nn.Module):
 
     def __init__(self, d: int, m: int, r: int, **kw) -> None:
         super().__init__()
-        self.W_Q = nn.Parameter(torch.zeros(m, d, **kw))
-        self.W_K = nn.Parameter(torch.zeros(m, d, **kw))
-        self.W_V = nn.Parameter(torch.zeros(m, d, **kw))
-        self.W_O = nn.Parameter(torch.zeros(d, m, **kw))
-        self.W_1 = nn.Parameter(torch.zeros(r, d, **kw))
-        self.W_2 = nn.Parameter(torch.zeros(d, r, **kw))
-
-    def matrices(self) -> list[nn.Parameter]:
-        return [self.W_Q, self.W_K, self.W_V, self.W_O, self.W_1, self.W_2]
+        _add_layer_matrices(self, d, m, r, **kw)
 
 
 def _layer(u: torch.Tensor, layer: MarkovTransformer | DeeperLayer, d: int) -> torch.Tensor:
@@ -94,12 +102,7 @@ class MarkovTransformer(nn.Module):
         kw = {"dtype": dtype, "device": device}
         self.e = nn.Parameter(torch.zeros(d, **kw))  # token vector
         self.pos = nn.Parameter(torch.zeros(config.N, d, **kw))  # positional vectors p_n
-        self.W_Q = nn.Parameter(torch.zeros(m, d, **kw))
-        self.W_K = nn.Parameter(torch.zeros(m, d, **kw))
-        self.W_V = nn.Parameter(torch.zeros(m, d, **kw))
-        self.W_O = nn.Parameter(torch.zeros(d, m, **kw))
-        self.W_1 = nn.Parameter(torch.zeros(r, d, **kw))
-        self.W_2 = nn.Parameter(torch.zeros(d, r, **kw))
+        _add_layer_matrices(self, d, m, r, **kw)
         self.a = None if config.tied else nn.Parameter(torch.zeros(d, **kw))
         self.b = nn.Parameter(torch.zeros((), **kw))
         if config.n_layers < 1:
@@ -114,8 +117,7 @@ class MarkovTransformer(nn.Module):
 
     def matrices(self) -> list[nn.Parameter]:
         """Attention and FFN matrices of every layer (the weights the paper's AdamW decays)."""
-        return [self.W_Q, self.W_K, self.W_V, self.W_O, self.W_1, self.W_2,
-                *(W for layer in self.deeper for W in layer.matrices())]
+        return [W for layer in (self, *self.deeper) for W in _matrices(layer)]
 
     def reset_parameters(self, generator: torch.Generator, std: float = 0.02) -> None:
         """The paper's initialisation: every weight ``N(0, std^2)``, the bias ``b = 0``."""
@@ -251,7 +253,7 @@ class MarkovEnsemble(nn.Module):
 
     def matrices(self) -> list[nn.Parameter]:
         """The stacked attention and FFN matrices (decayed by AdamW)."""
-        return [self.W_Q, self.W_K, self.W_V, self.W_O, self.W_1, self.W_2]
+        return _matrices(self)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Logits of every member, shape ``(S, B, n)`` for inputs ``(B, n)``."""

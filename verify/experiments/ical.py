@@ -161,20 +161,26 @@ def _gd_bridge(ctx: Context) -> tuple[list[Check], list[Curve]]:
     return checks, []
 
 
+def _train_block_head(ctx: Context, seed: int, data: torch.Tensor, label: str
+                      ) -> tuple[BlockLinearAttention, History]:
+    """Adam on the block-structured head from the seed's init, over a fixed training set."""
+    budget = BUDGETS[ctx.plan.budget]
+    model = BlockLinearAttention(_size(ctx, "d"), device=ctx.device)
+    model.reset_parameters(stream(ctx.device, seed, "init"), INIT_STD)
+    history = train(model, lambda m: (m.squared_errors(data).mean(), {}),
+                    TrainConfig(steps=budget.gd_steps, lr=1e-2, weight_decay=0.0),
+                    _progress(ctx, f"{label}, seed {seed}", budget.gd_steps))
+    return model, history
+
+
 def _train_gd(ctx: Context, seed: int, random_phase: bool) -> tuple[BlockLinearAttention,
                                                                       History]:
     d, T = _size(ctx, "d"), _size(ctx, "T")
-    budget = BUDGETS[ctx.plan.budget]
-    data = sample_rotation_sequences(budget.train_set, d, T + 2,
+    data = sample_rotation_sequences(BUDGETS[ctx.plan.budget].train_set, d, T + 2,
                                      stream(ctx.device, seed, "train set"),
                                      random_phase=random_phase)
-    model = BlockLinearAttention(d, device=ctx.device)
-    model.reset_parameters(stream(ctx.device, seed, "init"), INIT_STD)
-    label = f"train one-step head, {'random' if random_phase else 'fixed'} s0, seed {seed}"
-    history = train(model, lambda m: (m.squared_errors(data).mean(), {}),
-                    TrainConfig(steps=budget.gd_steps, lr=1e-2, weight_decay=0.0),
-                    _progress(ctx, label, budget.gd_steps))
-    return model, history
+    return _train_block_head(
+        ctx, seed, data, f"train one-step head, {'random' if random_phase else 'fixed'} s0")
 
 
 def _gd_deviation(model: BlockLinearAttention, eta_star: float) -> tuple[float, float]:
@@ -511,16 +517,10 @@ NON_COMMUTING_TEST = 4096
 def _train_haar(ctx: Context, seed: int, fixed_start: bool) -> tuple[BlockLinearAttention,
                                                                      History]:
     d, T = _size(ctx, "d"), _size(ctx, "T")
-    budget = BUDGETS[ctx.plan.budget]
-    data = sample_haar_sequences(budget.train_set, d, T + 2,
+    data = sample_haar_sequences(BUDGETS[ctx.plan.budget].train_set, d, T + 2,
                                  numpy_stream(seed, "haar train set"), fixed_start, ctx.device)
-    model = BlockLinearAttention(d, device=ctx.device)
-    model.reset_parameters(stream(ctx.device, seed, "init"), INIT_STD)
-    label = f"train one-step head, Haar W, {'fixed' if fixed_start else 'random'} s0, seed {seed}"
-    history = train(model, lambda m: (m.squared_errors(data).mean(), {}),
-                    TrainConfig(steps=budget.gd_steps, lr=1e-2, weight_decay=0.0),
-                    _progress(ctx, label, budget.gd_steps))
-    return model, history
+    return _train_block_head(
+        ctx, seed, data, f"train one-step head, Haar W, {'fixed' if fixed_start else 'random'} s0")
 
 
 def _one_step_fit(ctx: Context, model: BlockLinearAttention, seed: int, fixed_start: bool
