@@ -1,4 +1,4 @@
-"""Monte Carlo losses on fresh Markov batches (the paper-scale ``full`` budget).
+"""Monte Carlo losses on fresh Markov batches of any order (the paper-scale ``full`` budget).
 
 Training uses the paper's objective: binary cross-entropy against the sampled next symbol.
 Evaluation uses the Rao-Blackwellised estimator ``CE(P(1 | x_n), logit_n)`` (the expectation
@@ -12,9 +12,11 @@ import math
 from collections.abc import Callable
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
+from numerics.data.higher_order_markov import chain_order, sample_higher_order_chains
 from numerics.data.markov import next_one_probability, sample_markov_chains
 from numerics.population import expected_cross_entropy
 
@@ -73,6 +75,41 @@ def estimate_population_loss(
     """
     x = sample_markov_chains(p, q, sequences, length, generator, dtype)  # (S, N)
     per_sequence = expected_cross_entropy(model(x), next_one_probability(x, p, q)).mean(dim=-1)
+    std = per_sequence.std(unbiased=True).item()
+    return Estimate(per_sequence.mean().item(), std / math.sqrt(sequences))
+
+
+@dataclass(frozen=True)
+class KernelBatches:
+    """Fresh batches of stationary chains of order ``k`` (kernel of ``2^k`` probabilities,
+    :mod:`numerics.data.higher_order_markov`), one per call."""
+
+    kernel: np.ndarray
+    batch: int
+    length: int
+    generator: torch.Generator
+    dtype: torch.dtype
+
+    def objective(self, model: Model) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """Sampled-target cross-entropy of ``model`` on a fresh batch (no probes)."""
+        data = sample_higher_order_chains(self.kernel, self.batch, self.length + 1,
+                                          self.generator, self.dtype)  # (B, N+1)
+        return F.binary_cross_entropy_with_logits(model(data[:, :-1]), data[:, 1:]), {}
+
+
+@torch.no_grad()
+def estimate_tail_loss(model: Model, kernel: np.ndarray, sequences: int, length: int,
+                       generator: torch.Generator, dtype: torch.dtype) -> Estimate:
+    """Rao-Blackwellised loss at the positions ``n >= k`` of a chain of order ``k``, where
+    ``P(x_{n+1} = 1 | x_1..x_n) = kernel[x_{n-k+1..n}]``, over ``sequences`` fresh chains
+    (standard error over sequences, as :func:`estimate_population_loss`)."""
+    k = chain_order(kernel)
+    x = sample_higher_order_chains(kernel, sequences, length, generator, dtype)  # (S, N)
+    powers = 2 ** torch.arange(k - 1, -1, -1, device=x.device)
+    contexts = (x.unfold(1, k, 1).long() * powers).sum(-1)  # (S, N-k+1): positions k..N
+    table = torch.tensor(kernel, device=x.device, dtype=dtype)
+    losses = expected_cross_entropy(model(x)[:, k - 1:], table[contexts])
+    per_sequence = losses.mean(dim=-1)
     std = per_sequence.std(unbiased=True).item()
     return Estimate(per_sequence.mean().item(), std / math.sqrt(sequences))
 

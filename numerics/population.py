@@ -1,10 +1,10 @@
 """Exact population losses, by enumerating every input sequence with its probability.
 
-For binary Markov data (Makkuva et al., 2024, eq. of the loss in Section 2) the model's logit
-at position ``n`` depends on ``x_1..x_n`` only, so the expectation over ``x_{n+1}`` is taken in
-closed form: the population loss is
+For binary Markov data of any order (Makkuva et al., 2024, eq. of the loss in Section 2) the
+model's logit at position ``n`` depends on ``x_1..x_n`` only, so the expectation over
+``x_{n+1}`` is taken in closed form: the population loss is
 
-``L = sum_x P(x_1..x_N) (1/N) sum_n CE(P(1 | x_n), logit_n(x))``
+``L = sum_x P(x_1..x_N) (1/N) sum_n CE(P(1 | x_1..x_n), logit_n(x))``
 
 with ``CE(k, l) = k softplus(-l) + (1-k) softplus(l)``. Enumerating the ``2^N`` sequences is
 exact (float64 round-off only) and feasible for ``N <= 12``.
@@ -15,11 +15,12 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
+from numerics.data.higher_order_markov import sequence_probabilities
 from numerics.data.lda import context_distributions
-from numerics.data.markov import next_one_probability, stationary_one
 
 #: Largest N for which the 2^N sequences are enumerated.
 MAX_ENUMERATED_LENGTH = 12
@@ -39,16 +40,19 @@ def all_binary_sequences(length: int, device: torch.device, dtype: torch.dtype) 
 
 @dataclass(frozen=True)
 class MarkovPopulation:
-    """All length-``N`` sequences of a stationary binary Markov chain with their probabilities.
+    """All length-``N`` sequences of a stationary binary Markov chain (of any order ``k``) with
+    their probabilities.
 
     Attributes
     ----------
     sequences : torch.Tensor
         ``(2^N, N)`` inputs.
     probabilities : torch.Tensor
-        ``(2^N,)`` probabilities ``pi(x_1) prod_t P(x_{t+1} | x_t)``; they sum to 1.
+        ``(2^N,)`` probabilities ``mu(x_1..x_k) prod_t P(x_{t+1} | x_{t-k+1..t})``; they sum
+        to 1.
     next_one : torch.Tensor
-        ``(2^N, N)``: ``P(x_{n+1} = 1 | x_n)`` at every position.
+        ``(2^N, N)``: ``P(x_{n+1} = 1 | x_1..x_n)`` at every position (``P(1 | x_n)`` for a
+        first-order chain).
     prefixes : torch.Tensor
         ``(2^(N+1) - 2, N)`` every distinct prefix ``x_1..x_n`` (``n = 1..N``), zero-padded.
         A causal model's logit at position ``n`` depends on the prefix only, so the loss is a
@@ -59,7 +63,7 @@ class MarkovPopulation:
     prefix_weights : torch.Tensor
         ``P(x_1..x_n) / N``: each prefix's share of the position-averaged loss (sum 1).
     prefix_next_one : torch.Tensor
-        ``P(x_{n+1} = 1 | x_n)`` after each prefix.
+        ``P(x_{n+1} = 1 | x_1..x_n)`` after each prefix.
     prefix_last : torch.Tensor
         The last token ``x_n`` of each prefix.
     """
@@ -77,27 +81,39 @@ class MarkovPopulation:
     def build(
         cls, p: float, q: float, length: int, device: torch.device, dtype: torch.dtype
     ) -> MarkovPopulation:
-        """Enumerate the population for kernel ``(p, q)`` and sequence length ``length``."""
+        """Enumerate the population for the first-order kernel ``(p, q)`` and length ``N``."""
+        return cls.from_kernel(np.array([p, 1 - q]), length, device, dtype)
+
+    @classmethod
+    def from_kernel(
+        cls, kernel: np.ndarray, length: int, device: torch.device, dtype: torch.dtype
+    ) -> MarkovPopulation:
+        """Enumerate the population of a chain of order ``k`` (``kernel`` of ``2^k``
+        probabilities, see :mod:`numerics.data.higher_order_markov`), length ``N``.
+
+        Every conditional ``P(x_{n+1} = 1 | x_1..x_n)`` is a ratio of marginals of the
+        length-``N + 1`` law, so positions before the ``k``-th see the stationary context law.
+        """
         if not 1 <= length <= MAX_ENUMERATED_LENGTH:
             raise ValueError(f"exact enumeration needs 1 <= N <= {MAX_ENUMERATED_LENGTH}")
+        extended = sequence_probabilities(kernel, length + 1, device, dtype)  # (2^(N+1),)
         x = all_binary_sequences(length, device, dtype)
-        pi1 = stationary_one(p, q)
-        first = pi1 * x[:, 0] + (1 - pi1) * (1 - x[:, 0])  # (2^N,), in x's dtype
-        step_one = next_one_probability(x[:, :-1], p, q)
-        steps = step_one * x[:, 1:] + (1 - step_one) * (1 - x[:, 1:])  # (2^N, N-1)
-        probabilities = first * steps.prod(dim=1)
-        prefix_parts, weights, lengths = [], [], []
+        codes = torch.arange(2**length, device=device)
+        positions = torch.arange(length, device=device)
+        prefix_parts, weights, lengths, next_ones, columns = [], [], [], [], []
         for n in range(1, length + 1):  # prefixes of length n, padded; P(prefix) by marginals
-            block = x[:: 2 ** (length - n)]  # (2^n, N): the sequences ending in zeros
-            mass = probabilities.reshape(2**n, -1).sum(1)  # sum over the 2^(N-n) suffixes
-            prefix_parts.append(block * (torch.arange(length, device=device) < n))
+            joint = extended.reshape(2**n, 2, -1).sum(-1)  # (2^n, 2): P(prefix, x_{n+1})
+            mass = joint.sum(1)
+            next_ones.append(joint[:, 1] / mass)
+            columns.append(next_ones[-1][codes >> (length - n)])  # at position n of x
+            prefix_parts.append(x[:: 2 ** (length - n)] * (positions < n))
             weights.append(mass / length)
             lengths.append(torch.full((2**n,), n, device=device))
         prefixes = torch.cat(prefix_parts)
         lengths_all = torch.cat(lengths)
         last = prefixes[torch.arange(len(prefixes), device=device), lengths_all - 1]
-        return cls(x, probabilities, next_one_probability(x, p, q), prefixes, lengths_all,
-                   torch.cat(weights), next_one_probability(last, p, q), last)
+        return cls(x, extended.reshape(2**length, 2).sum(1), torch.stack(columns, dim=1),
+                   prefixes, lengths_all, torch.cat(weights), torch.cat(next_ones), last)
 
     def loss(self, logits: torch.Tensor) -> torch.Tensor:
         """Exact population loss of ``logits`` (shape ``(..., 2^N, N)``, leading dims batched)."""
@@ -108,6 +124,14 @@ class MarkovPopulation:
         """The same loss from the logit after each distinct prefix, ``(..., 2^(N+1) - 2)``."""
         ce = expected_cross_entropy(last_logits, self.prefix_next_one)
         return (ce * self.prefix_weights).sum(-1)
+
+    def tail_loss(self, last_logits: torch.Tensor, start: int) -> torch.Tensor:
+        """The population loss over the positions ``n >= start`` only (their weights
+        renormalised): for a chain of order ``k`` and ``start = k`` every such position has
+        the whole context in view, so the best predictor's value is the entropy rate."""
+        weights = self.prefix_weights * (self.lengths >= start)
+        ce = expected_cross_entropy(last_logits, self.prefix_next_one)
+        return (ce * weights).sum(-1) / weights.sum()
 
     def mean_prediction(self, last_logits: torch.Tensor, after: int) -> torch.Tensor:
         """Population mean of ``sigmoid(logit_n)`` over positions with ``x_n = after``, from

@@ -383,13 +383,33 @@ def shown(value: sp.Basic) -> str:
         return "(exact form too long to show)"
 
 
+#: A number with logarithms is left as it is (it is exact already) when it has more than
+#: :data:`SIMPLIFY_MAX_LOGS` of them or a rational with more digits than
+#: :data:`SIMPLIFY_MAX_INTEGER`: ``simplify`` runs ``logcombine`` on it, which raises
+#: rationals to rational powers and factors the resulting integers (minutes for the 4
+#: logarithms of the first-order rate of an order-3 chain, whose stationary law has six-digit
+#: denominators). First-order entropy rates at parameters of a few digits have 4 logarithms.
+SIMPLIFY_MAX_LOGS = 4
+SIMPLIFY_MAX_INTEGER = 10**4
+
+
+def _too_costly_to_simplify(expr: sp.Basic) -> bool:
+    if expr.free_symbols or not (logs := expr.atoms(sp.log)):
+        return False
+    largest = max((max(abs(r.p), r.q) for r in expr.atoms(sp.Rational)), default=1)
+    return len(logs) > SIMPLIFY_MAX_LOGS or largest > SIMPLIFY_MAX_INTEGER
+
+
 @lru_cache(maxsize=4096)
 def _simplify(expr: sp.Basic) -> sp.Basic:
     """``sympy.simplify`` with memoisation: obligations are re-checked for many points.
 
     When simplification builds an integer too long to handle (it can, from logs of
-    rationals), the expression is returned as it was.
+    rationals), the expression is returned as it was; so is a number with many logarithms or
+    long rationals (:data:`SIMPLIFY_MAX_LOGS`, :data:`SIMPLIFY_MAX_INTEGER`).
     """
+    if _too_costly_to_simplify(expr):
+        return expr
     try:
         return sp.simplify(expr)
     except ValueError:

@@ -29,7 +29,10 @@ def draw_curves(theorem_id: str, curves: Sequence[Any], directory: Path | None =
         fig = Figure(figsize=(6.4, 4.0))
         ax = fig.subplots()
         for curve in group:
-            ax.plot(range(1, len(curve.values) + 1), curve.values, lw=1.2, label=curve.label)
+            steps = range(1, len(curve.values) + 1) if curve.steps is None else curve.steps
+            [line] = ax.plot(steps, curve.values, lw=1.2, label=curve.label)
+            for name, step in curve.marks.items():
+                ax.axvline(step, color=line.get_color(), ls=":", lw=1.0, label=name)
         styles = iter(["--", ":", "-.", (0, (5, 1))])
         for name, value in group[0].references.items():
             ax.axhline(value, color="black", ls=next(styles), lw=0.9, label=f"{name} {value:.5f}")

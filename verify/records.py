@@ -192,6 +192,12 @@ class Curve:
         What ``values`` are.
     xscale, yscale : {"log", "linear"}
         Axis scales (``1 - corr`` vs step is read on log-log axes, a linear rate on a log y).
+    steps : numpy.ndarray or None
+        ``(len(values),)`` step of each value (a curve probed at some steps only); ``None``
+        means one value per step, drawn at steps ``1, 2, ...``.
+    marks : dict[str, float]
+        Vertical lines at these steps, in the curve's colour (e.g. the step where the curve
+        reaches half its final value).
     """
 
     title: str
@@ -201,6 +207,8 @@ class Curve:
     ylabel: str = "loss (nats; sampled budgets: smoothed batch loss)"
     xscale: str = "log"
     yscale: str = "linear"
+    steps: np.ndarray | None = None
+    marks: dict[str, float] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

@@ -35,6 +35,10 @@ class MarkovTransformerConfig:
         FFN width; the paper's code uses ``r = 4 d``.
     n_layers : int
         Attention + FFN layers (1 in every theorem; more in the depth experiment).
+    memory : int or None
+        Attention window of the reference code's higher-order experiments: the query at
+        position ``n`` sees the keys ``i`` in ``[n - memory, n]``. ``None``: the whole past
+        (causal attention, every theorem).
     """
 
     d: int
@@ -43,10 +47,13 @@ class MarkovTransformerConfig:
     m: int = 0
     r: int = 0
     n_layers: int = 1
+    memory: int | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "m", self.m or self.d)
         object.__setattr__(self, "r", self.r or 4 * self.d)
+        if self.memory is not None and self.memory < 0:
+            raise ValueError(f"memory must be None or >= 0, got {self.memory}")
 
 
 #: The attention and FFN matrices of one layer, in registration order.
@@ -75,13 +82,30 @@ class DeeperLayer(nn.Module):
         _add_layer_matrices(self, d, m, r, **kw)
 
 
-def _layer(u: torch.Tensor, layer: MarkovTransformer | DeeperLayer, d: int) -> torch.Tensor:
+def hidden_keys(n: int, memory: int | None, device: torch.device) -> torch.Tensor:
+    """``(n, n)`` mask of the keys a query may not see: later positions (``i > n``) and,
+    with a window, those before ``n - memory``."""
+    future = torch.ones(n, n, dtype=torch.bool, device=device).triu(1)
+    if memory is None:
+        return future
+    return future | torch.ones(n, n, dtype=torch.bool, device=device).tril(-(memory + 1))
+
+
+def _attend(queries: torch.Tensor, keys: torch.Tensor, values: torch.Tensor,
+            config: MarkovTransformerConfig) -> torch.Tensor:
+    """Fused attention, causal or within the window (a boolean mask only when windowed)."""
+    n = queries.shape[-2]
+    mask = None if config.memory is None else ~hidden_keys(n, config.memory, queries.device)
+    return F.scaled_dot_product_attention(queries, keys, values, attn_mask=mask,
+                                          is_causal=mask is None, scale=1 / math.sqrt(config.d))
+
+
+def _layer(u: torch.Tensor, layer: MarkovTransformer | DeeperLayer,
+           config: MarkovTransformerConfig) -> torch.Tensor:
     """One attention + FFN layer on the residual stream ``u`` (``(B, n, d)``)."""
     heads = u.unsqueeze(-3)  # (B, 1, n, d): one head; the 4-D layout takes the fused kernel
     queries, keys, values = heads @ layer.W_Q.T, heads @ layer.W_K.T, heads @ layer.W_V.T
-    attended = F.scaled_dot_product_attention(
-        queries, keys, values, is_causal=True, scale=1 / math.sqrt(d)
-    ).squeeze(-3)  # (B, n, m)
+    attended = _attend(queries, keys, values, config).squeeze(-3)  # (B, n, m)
     y = u + attended @ layer.W_O.T  # (B, n, d)
     return y + F.relu(y @ layer.W_1.T) @ layer.W_2.T  # (B, n, d)
 
@@ -146,7 +170,7 @@ class MarkovTransformer(nn.Module):
         n = x.shape[-1]
         z = x.unsqueeze(-1).to(self.e.dtype) * self.e + self.pos[:n]  # (B, n, d)
         for layer in (self, *self.deeper):
-            z = _layer(z, layer, self.config.d)
+            z = _layer(z, layer, self.config)
         return z @ self.head + self.b  # (B, n)
 
     def last_logits(self, x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
@@ -154,8 +178,10 @@ class MarkovTransformer(nn.Module):
 
         Equal to ``forward(x)[i, lengths[i] - 1]`` (causal attention never reads the
         padding). One layer: computing the attention and feed-forward for that position
-        only, see :func:`prefix_logits`; deeper models run :meth:`forward` (after layer 1 the
-        stream is no longer one of two vectors per position).
+        only, see :func:`prefix_logits`; deeper models run :meth:`forward` once per distinct
+        padded row (after layer 1 the stream is no longer one of two vectors per position).
+        The prefixes of an exact population are rows of ``{0,1}^N`` padded with zeros, i.e.
+        full sequences themselves, so that is at most ``2^N`` rows instead of ``2^(N+1)``.
 
         Parameters
         ----------
@@ -165,7 +191,8 @@ class MarkovTransformer(nn.Module):
             ``(P,)`` prefix lengths (``>= 1``).
         """
         if self.deeper:
-            return self(x).gather(-1, (lengths - 1)[:, None]).squeeze(-1)
+            rows, inverse = torch.unique(x, dim=0, return_inverse=True)
+            return self(rows)[inverse, lengths - 1]
         return prefix_logits(self, x, lengths)
 
     def set_unigram_point(self, bias: float, generator: torch.Generator | None = None) -> None:
@@ -205,17 +232,17 @@ def reference_logits(model: MarkovTransformer, x: torch.Tensor) -> torch.Tensor:
     :meth:`MarkovTransformer.forward` against its definition.
 
     ``u_n = x_n e + p_n``; causal single-head attention
-    ``y_n = u_n + W_O sum_{i <= n} att_{n,i} W_V u_i`` with
+    ``y_n = u_n + W_O sum_{i <= n} att_{n,i} W_V u_i`` (``n - memory <= i`` with a window) with
     ``att_{n,.} = softmax_i(<W_Q u_n, W_K u_i> / sqrt(d))``; ``z_n = y_n + W_2 ReLU(W_1 y_n)``;
     logit ``<a, z_n> + b`` (Makkuva et al., 2024, Section 2).
     """
     n = x.shape[-1]
     z = x.unsqueeze(-1).to(model.e.dtype) * model.e + model.pos[:n]  # (B, n, d)
-    future = torch.ones(n, n, dtype=torch.bool, device=x.device).triu(1)  # i > n
+    hidden = hidden_keys(n, model.config.memory, x.device)  # i > n, or outside the window
     for layer in (model, *model.deeper):  # layer l reads the stream layer l-1 wrote
         scores = torch.einsum("bnm,bim->bni", z @ layer.W_Q.T, z @ layer.W_K.T)
         scores = scores / math.sqrt(model.config.d)
-        weights = torch.softmax(scores.masked_fill(future, -math.inf), dim=-1)
+        weights = torch.softmax(scores.masked_fill(hidden, -math.inf), dim=-1)
         y = z + torch.einsum("bni,bim->bnm", weights, z @ layer.W_V.T) @ layer.W_O.T
         z = y + torch.clamp(y @ layer.W_1.T, min=0) @ layer.W_2.T
     return z @ model.head + model.b
@@ -263,8 +290,7 @@ class MarkovEnsemble(nn.Module):
         # einsum folds (B, n) into one matrix dimension: S batched matmuls, not S*B tiny ones
         queries, keys, values = (torch.einsum("sbnd,smd->sbnm", u, W)
                                  for W in (self.W_Q, self.W_K, self.W_V))  # (S, B, n, m)
-        attended = F.scaled_dot_product_attention(
-            queries, keys, values, is_causal=True, scale=1 / math.sqrt(self.config.d))
+        attended = _attend(queries, keys, values, self.config)
         y = u + torch.einsum("sbnm,sdm->sbnd", attended, self.W_O)  # (S, B, n, d)
         hidden = F.relu(torch.einsum("sbnd,srd->sbnr", y, self.W_1))  # (S, B, n, r)
         z = y + torch.einsum("sbnr,sdr->sbnd", hidden, self.W_2)
@@ -306,7 +332,10 @@ def prefix_logits(model: MarkovTransformer | MarkovEnsemble, x: torch.Tensor,
     values1 = values0 + (model.e[..., None, :] @ model.W_V.transpose(-1, -2))
     scores = (query @ keys0.transpose(-1, -2)) * (1 - bits) + (
         query @ keys1.transpose(-1, -2)) * bits  # (..., P, n)
-    visible = torch.arange(n, device=x.device) < lengths[:, None]
+    position = torch.arange(n, device=x.device)
+    visible = position < lengths[:, None]
+    if model.config.memory is not None:  # the window [n - memory, n] of the query at n
+        visible &= position >= lengths[:, None] - 1 - model.config.memory
     attention = torch.softmax((scores / math.sqrt(model.config.d)).masked_fill(
         ~visible, float("-inf")), dim=-1)
     attended = (attention * (1 - bits)) @ values0 + (attention * bits) @ values1  # (..., P, m)

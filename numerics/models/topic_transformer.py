@@ -16,7 +16,8 @@ Configurations used by the theorems:
 
 Which parameters train is set with :meth:`TopicTransformer.train_only`; the theorems'
 configurations are the classmethods :meth:`~TopicTransformer.value_model`,
-:meth:`~TopicTransformer.embedding_model` and :meth:`~TopicTransformer.attention_model`.
+:meth:`~TopicTransformer.embedding_model`, :meth:`~TopicTransformer.attention_model` and
+:meth:`~TopicTransformer.joint_model`.
 """
 
 from __future__ import annotations
@@ -85,6 +86,19 @@ class TopicTransformer(nn.Module):
         model = cls(V, uniform_attention=False, dtype=dtype, device=device)
         model.train_only("W_K", "W_Q")
         model.set_value_blocks(topics, same, other)
+        return model
+
+    @classmethod
+    def joint_model(cls, V: int, dtype: torch.dtype = torch.float64,
+                    device: torch.device | None = None) -> TopicTransformer:
+        """The two-stage dynamics claim's model: one-hot embedding, identity decoder, and
+        ``W^V``, ``W^K``, ``W^Q`` all training together (Li, Li, Risteski, 2023).
+
+        ``W^V = I``, ``W^K = W^Q = 0`` until :meth:`reset_parameters` draws the (near-zero)
+        initialisation; ``W^K = W^Q = 0`` alone is a saddle of the attention.
+        """
+        model = cls(V, uniform_attention=False, dtype=dtype, device=device)
+        model.train_only("W_V", "W_K", "W_Q")
         return model
 
     @classmethod

@@ -3,6 +3,7 @@ must make ``verify`` fail on a theorem that depends on the broken part."""
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from types import SimpleNamespace
 
@@ -11,6 +12,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+import numerics.data.higher_order_markov as higher_order_markov
 import numerics.data.partial_order as partial_order
 import numerics.models.markov_transformer as markov_transformer
 import numerics.population as population
@@ -41,8 +43,25 @@ def _unscaled_attention(monkeypatch) -> None:
         scaled_dot_product_attention=_attention(scale=1.0)))
 
 
+def _window_ignored(monkeypatch) -> None:
+    """The one-layer prefix path (what exact training uses) attends to the whole past even when
+    the configuration asks for a window."""
+    original = markov_transformer.prefix_logits
+
+    class Unwindowed:
+        def __init__(self, model) -> None:
+            self.model, self.config = model, dataclasses.replace(model.config, memory=None)
+
+        def __getattr__(self, name: str):
+            return getattr(self.model, name)
+
+    monkeypatch.setattr(markov_transformer, "prefix_logits",
+                        lambda model, x, lengths: original(Unwindowed(model), x, lengths))
+
+
 def _uniform_start(monkeypatch) -> None:
-    monkeypatch.setattr(population, "stationary_one", lambda p, q: 0.5)
+    monkeypatch.setattr(higher_order_markov, "stationary_contexts",
+                        lambda kernel: np.full(len(kernel), 1 / len(kernel)))
 
 
 def _fixed_phases(monkeypatch) -> None:
@@ -76,6 +95,8 @@ MUTANTS = [
      _no_causal_mask),
     ("models", "Markov attention logits not scaled by 1/sqrt(d)", "markov-tied-saddle",
      _unscaled_attention),
+    ("models", "attention window ignored by the one-layer prefix path", "markov-higher-order",
+     _window_ignored),
     ("data", "Markov chain started from (1/2, 1/2) instead of pi", "markov-local-minima",
      _uniform_start),
     ("data", "rotation sequences with s_0 = 1 instead of uniform phases", "ical-one-step-gd",

@@ -17,6 +17,7 @@ OTHER_SIZES = {
     "markov-global-minima": {"d": "5"}, "markov-local-minima": {"d": "5"},
     "markov-saddle-untied": {"d": "5"}, "markov-tied-saddle": {"d": "5"},
     "markov-depth-escape": {"d": "5", "layers": "3"},
+    "markov-higher-order": {"k": "3", "kernel_seed": "4"},
     "ical-one-step-gd": {"d": "4", "T": "6"}, "ical-unitary-global-minima": {"d": "5", "H": "3",
                                                                              "T": "6"},
     "ical-orthogonal-heads": {"d": "3", "T": "6"}, "ical-pe-trigonometric": {"d": "6", "T": "6"},
@@ -26,6 +27,8 @@ OTHER_SIZES = {
     "topics-value-block-structure": {"T": "5", "v": "4"},
     "topics-embedding-block-structure": {"T": "5", "v": "4"},
     "topics-attention-structure": {"T": "5", "v": "4"},
+    "topics-two-stage-dynamics": {"T": "5", "v": "4"},
+    "topics-wikipedia": {"topics": "12"},
     "ridge-gd-optimum": {"d": "4"},
 }
 

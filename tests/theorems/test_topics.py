@@ -8,7 +8,13 @@ from hypothesis import strategies as st
 from theorems import topics
 from verify import registry
 
-TOPIC_IDS = [i for i in registry.ids() if i.startswith("topics-")]
+#: The topic theorems on the synthetic topic model (T topics of v words, tau per document);
+#: topics-wikipedia reads real text and has none of these parameters.
+TOPIC_IDS = [i for i in registry.ids() if i.startswith("topics-")
+             and {"T", "v", "tau", "lam"} <= {p.name for p in registry.theorem(i).parameters}]
+#: Claims whose scores compare same-topic pairs of different words: they need v >= 2 (their
+#: assumptions refuse v = 1, tests/verify/test_topics_dynamics.py).
+PAIRWISE_IDS = {"topics-two-stage-dynamics"}
 
 
 def test_worked_value_from_the_spec():
@@ -25,6 +31,8 @@ def test_worked_value_from_the_spec():
 def test_obligations_hold_on_admissible_parameters(T, v, tau_fraction, lam):
     tau = 1 + int(tau_fraction * (T - 1))
     for theorem_id in TOPIC_IDS:
+        if v == 1 and theorem_id in PAIRWISE_IDS:
+            continue
         theorem = registry.theorem(theorem_id)
         params = theorem.resolve_params({"T": T, "v": v, "tau": tau, "lam": lam})
         assert theorem.assumptions(params) == []

@@ -55,6 +55,10 @@ CASES = [
     (["--theorem", "ntp-attention-max-margin", "--param", "K=2", "--param", "orders=random"],
      "no constraint"),
     (["--theorem", "markov-local-minima", "--json", "/dev/full"], "No space left"),
+    (["--theorem", "markov-higher-order", "--param", "kernel=1/2,1/2"], "needs 2^k = 4"),
+    (["--theorem", "markov-higher-order", "--param", "kernel=1/5,4/5,1/5,4/5"],
+     "cannot decide the theorem here"),
+    (["--theorem", "markov-higher-order", "--param", "kernel=" + "9" * 500], "characters"),
 ]
 
 

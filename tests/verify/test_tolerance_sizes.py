@@ -18,7 +18,15 @@ import torch
 
 from theorems import markov
 from verify import baseline
-from verify.experiments import ical, markov_resolution, ntp, topics
+from verify.experiments import (
+    ical,
+    markov_higher_order,
+    markov_resolution,
+    ntp,
+    topics,
+    topics_dynamics,
+    topics_wikipedia,
+)
 from verify.experiments import markov as markov_experiments
 from verify.records import Tolerance
 
@@ -28,7 +36,8 @@ BASELINES = Path(baseline.__file__).resolve().parent / "baselines"
 def _named_tolerances() -> list[tuple[str, Tolerance]]:
     """Every module-level tolerance of an experiment module, once (some are re-imported)."""
     found: dict[int, tuple[str, Tolerance]] = {}
-    for module in (markov_resolution, markov_experiments, ical, ntp, topics):
+    for module in (markov_resolution, markov_experiments, markov_higher_order, ical, ntp, topics,
+                   topics_dynamics, topics_wikipedia):
         for name, value in vars(module).items():
             if isinstance(value, Tolerance) and name.isupper():
                 found.setdefault(id(value), (f"{module.__name__.rsplit('.', 1)[-1]}.{name}",

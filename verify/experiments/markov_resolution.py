@@ -49,3 +49,19 @@ def unresolvable(prediction: Prediction) -> list[str]:
             f"tolerance ({least:.3g}): near p + q = 1 the chain is almost i.i.d. and training "
             "cannot tell the unigram point from the bigram predictor; choose p, q with "
             "|p + q - 1| further from 0 (the obligations hold for every admissible p, q)"]
+
+
+def unresolvable_higher_order(prediction: Prediction) -> list[str]:
+    """The same rule for a chain of order ``k``: the windowed model's floor ``H_k`` and the
+    floor ``H_{k-1}`` of a window one token shorter (the control) must be more than
+    :data:`SEPARATION_FACTOR` loss tolerances apart, else neither check can tell them apart."""
+    k = max(int(name.removeprefix("rate_")) for name in prediction.closed_forms
+            if name.startswith("rate_"))
+    gap = prediction.float(f"rate_{k - 1}") - prediction.float(f"rate_{k}")
+    least = SEPARATION_FACTOR * FAST_LOSS.atol
+    if gap >= least:
+        return []
+    return [f"H_{k - 1} - H_{k} = {gap:.3g} is below {SEPARATION_FACTOR:g} x the loss "
+            f"tolerance ({least:.3g}): the oldest bit of the context barely changes the next "
+            "one, so no training check can tell a window of k tokens from one of k - 1; "
+            "choose another kernel (or kernel_seed)"]

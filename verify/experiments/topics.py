@@ -485,9 +485,11 @@ class TopicAttention:
 
 
 def _topic_attention(ctx: Context, model: TopicTransformer, seed: int,
-                     topic_structure: bool = True) -> TopicAttention:
+                     topic_structure: bool = True, documents: int = EVAL_DOCUMENTS
+                     ) -> TopicAttention:
     """Attention of a model on the seed's unmasked evaluation documents (every query a content
-    word; topic-free documents when ``topic_structure`` is false), copies excluded.
+    word; topic-free documents when ``topic_structure`` is false; ``documents`` of them,
+    drawn from the seed's evaluation stream), copies excluded.
 
     For query ``i`` let ``K_i`` be the keys whose word differs from ``x_i`` (this drops ``i``
     itself and every copy of its word). For a word ``k`` present in ``K_i`` the lift is
@@ -499,10 +501,10 @@ def _topic_attention(ctx: Context, model: TopicTransformer, seed: int,
     """
     T, v, _, _ = _sizes(ctx)
     V = T * v
-    documents = sample_lda_documents(numpy_stream(seed, "evaluation documents"),
-                                     EVAL_DOCUMENTS, T, v, min_length=EVAL_LENGTH,
-                                     max_length=EVAL_LENGTH, topic_structure=topic_structure)
-    x = torch.tensor(documents.tokens, device=ctx.device)
+    evaluation = sample_lda_documents(numpy_stream(seed, "evaluation documents"),
+                                      documents, T, v, min_length=EVAL_LENGTH,
+                                      max_length=EVAL_LENGTH, topic_structure=topic_structure)
+    x = torch.tensor(evaluation.tokens, device=ctx.device)
     with torch.no_grad():
         _, attention = model(x)
     words = F.one_hot(x, V).to(attention.dtype)  # (B, N, V); evaluation documents are unpadded

@@ -6,8 +6,8 @@ theorem with the experiment that checks it and the experiment's per-budget defau
 
 from pathlib import Path
 
-from theorems import markov
-from verify.experiments.markov_resolution import unresolvable
+from theorems import markov, markov_higher_order
+from verify.experiments.markov_resolution import unresolvable, unresolvable_higher_order
 from verify.records import Cost, Paper, TheoremEntry
 
 _FULL = {"full": {"d": "8"}}
@@ -54,6 +54,16 @@ def _depth_cost(seconds: float) -> Cost:
                 * (int(params["d"]) / 8) ** 2)
 
 
+def _higher_order_cost(one_layer: float, two_layers: float) -> Cost:
+    """The order-k experiment: three one-layer runs (window, full attention, shorter window;
+    seeds batched in the exact budget, about a quarter of a run per extra seed) and the
+    two-layer full-attention run seed by seed, ``one_layer`` and ``two_layers`` seconds at
+    d = 8 (measured on a 2-core CPU), growing like d^2."""
+    return Cost("training (every seed: window, full attention with 1 and 2 layers, control)",
+                ("d",), lambda params, seeds: (3 * one_layer * (1 + 0.25 * (seeds - 1))
+                                               + seeds * two_layers)
+                * (int(params["d"]) / 8) ** 2)
+
 
 PAPER = Paper(
     key="makkuva2024markov",
@@ -85,6 +95,10 @@ entropy rate; the bigram predictor is a global minimum.
 removes the trap: `markov-depth-escape` trains a tied model of two or more layers (the same
 attention + FFN layer stacked on the residual stream) from the same initialisation and checks
 that it reaches the entropy rate where the one-layer model, its control, stays at $H(\pi)$.
+`markov-higher-order` moves to binary chains of order $k$ (one probability per context of $k$
+bits, given or drawn at random from a seed): the paper reports that full attention, one layer
+or two, does not reach the $k$-th order entropy rate within its training budget, and that
+restricting the attention to the last $k$ tokens does.
 
 **Our formulation.** The statements below are the project's formulation of the paper's results
 (reduced loss in the coordinates $(e, b)$, canonical parameter points, Hessian spectra). Each
@@ -105,6 +119,12 @@ to the real `nn.Module` (population loss, gradient, full autograd Hessian).
                      {}, {"fast": 2, "full": 5},
                      {"fast": (_depth_cost(4.3),), "full": (_depth_cost(60.0),)},
                      unresolvable),
+        TheoremEntry(markov_higher_order.HIGHER_ORDER,
+                     "verify.experiments.markov_higher_order:HIGHER_ORDER",
+                     {"full": {"d": "16"}}, {"fast": 2, "full": 5},
+                     {"fast": (_higher_order_cost(5.0, 17.0),),
+                      "full": (_higher_order_cost(480.0 * 5, 960.0),)},
+                     unresolvable_higher_order),
     ),
     bibtex=r"""
 @article{makkuva2024markov,

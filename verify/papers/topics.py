@@ -8,6 +8,8 @@ import math
 from pathlib import Path
 
 from theorems import topics
+from verify.papers.topics_dynamics import ENTRY as TWO_STAGE_DYNAMICS
+from verify.papers.topics_wikipedia import ENTRY as WIKIPEDIA
 from verify.records import Cost, Paper, TheoremEntry
 
 _FULL = {"full": {"T": "10", "v": "10"}}
@@ -73,6 +75,8 @@ equation, which `theorems.topics` solves to 50 digits.
                      _FULL, _ONE, _COSTS),
         TheoremEntry(topics.ATTENTION_TOPICS, "verify.experiments.topics:ATTENTION_TOPICS",
                      _FULL, _ONE, _COSTS),
+        TWO_STAGE_DYNAMICS,
+        WIKIPEDIA,
     ),
     bibtex=r"""
 @inproceedings{li2023topics,
