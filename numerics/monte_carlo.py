@@ -79,7 +79,7 @@ def estimate_population_loss(
     return Estimate(per_sequence.mean().item(), std / math.sqrt(sequences))
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class KernelBatches:
     """Fresh batches of stationary chains of order ``k`` (kernel of ``2^k`` probabilities,
     :mod:`numerics.data.higher_order_markov`), one per call."""

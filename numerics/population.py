@@ -103,8 +103,8 @@ class MarkovPopulation:
         prefix_parts, weights, lengths, next_ones, columns = [], [], [], [], []
         for n in range(1, length + 1):  # prefixes of length n, padded; P(prefix) by marginals
             joint = extended.reshape(2**n, 2, -1).sum(-1)  # (2^n, 2): P(prefix, x_{n+1})
-            mass = joint.sum(1)
-            next_ones.append(joint[:, 1] / mass)
+            mass = joint.sum(1)  # 0 for an impossible prefix (a kernel entry 1 - q = 1.0)
+            next_ones.append(joint[:, 1] / mass.clamp_min(torch.finfo(dtype).tiny))
             columns.append(next_ones[-1][codes >> (length - n)])  # at position n of x
             prefix_parts.append(x[:: 2 ** (length - n)] * (positions < n))
             weights.append(mass / length)

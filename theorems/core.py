@@ -384,7 +384,7 @@ def shown(value: sp.Basic) -> str:
 
 
 #: A number with logarithms is left as it is (it is exact already) when it has more than
-#: :data:`SIMPLIFY_MAX_LOGS` of them or a rational with more digits than
+#: :data:`SIMPLIFY_MAX_LOGS` of them or a rational whose numerator or denominator is larger than
 #: :data:`SIMPLIFY_MAX_INTEGER`: ``simplify`` runs ``logcombine`` on it, which raises
 #: rationals to rational powers and factors the resulting integers (minutes for the 4
 #: logarithms of the first-order rate of an order-3 chain, whose stationary law has six-digit

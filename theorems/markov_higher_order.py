@@ -35,6 +35,10 @@ MIN_ORDER, MAX_ORDER = 2, 4
 RANDOM_DENOMINATOR = 100
 #: Longest kernel text accepted (2^MAX_ORDER entries of a few digits each).
 MAX_KERNEL_TEXT = 400
+#: Kernel entries must keep this distance from 0 and 1: float64 then resolves every
+#: conditional probability and its complement (nearer, ``1 - theta`` rounds to 1 and a
+#: predictor's logit to infinity).
+KERNEL_MARGIN = sp.Rational(1, 10**9)
 
 
 def context_symbol(context: int, k: int) -> sp.Symbol:
@@ -124,17 +128,21 @@ def _assumptions(params: Params) -> list[str]:
         return [f"k must lie in [{MIN_ORDER}, {MAX_ORDER}] (got k = {k}): order 1 is the "
                 "first-order theorems' chain, and 2^k kernel entries grow fast"]
     problems = []
-    if params["kernel_seed"] < 0:
-        problems.append(f"kernel_seed must be >= 0 (got {params['kernel_seed']})")
-        return problems
+    if params["d"] < 1:
+        problems.append(f"d must be at least 1 (got d = {params['d']})")
+    if str(params["kernel"]).strip() == "random" and params["kernel_seed"] < 0:
+        return [*problems, f"kernel_seed must be >= 0 (got {params['kernel_seed']})"]
     try:
         kernel = kernel_values(params)
     except ParameterError as error:
-        return [str(error)]
+        return [*problems, str(error)]
     outside = [str(x) for x in kernel if not 0 < x < 1]
     if outside:
         problems.append(f"every kernel entry must lie in (0, 1), got {', '.join(outside)}: "
                         "the chain must be irreducible with a unique stationary law")
+    elif near := [str(x) for x in kernel if min(x, 1 - x) < KERNEL_MARGIN]:
+        problems.append(f"kernel entries {', '.join(near)} lie within {KERNEL_MARGIN} of 0 or "
+                        "1, closer than float64 resolves a probability and its complement")
     return problems
 
 

@@ -427,7 +427,9 @@ def _dynamics_obligations(params: Params, prediction: Prediction) -> list[Obliga
     forms = prediction.closed_forms
     b, k = sp.Symbol("b", real=True), sp.Symbol("k", positive=True)  # a = b + k > b
     a_star, b_star = (forms[name].subs(point) for name in ("a", "b"))
-    _, a_value, b_value = _block_values(params)  # where stage 1 ends (the value theorem)
+    # the value theorem's optimality conditions, evaluated at the closed forms a, b (not a
+    # comparison with the root they are computed from): its logit gap is delta = (a - b)/tau
+    gap = (a_star - b_star) / params["tau"]
     # uniform attention 1/N on N keys, m of them not copies of the query's word, n of word k
     N, m, n_same, n_other = sp.symbols("N m n_s n_o", positive=True)
 
@@ -439,9 +441,13 @@ def _dynamics_obligations(params: Params, prediction: Prediction) -> list[Obliga
                    "off-diagonal entries are (a - b) times the centred same-topic indicator)",
                    sp.simplify(_pattern(block_matrix(T, v, b + k, b), T, v)), "==", point,
                    forms["optimum_pattern"], uses=("optimum_pattern",), **_built(T, v)),
-        Obligation("a, b are the stage-1 optimum of the value theorem (|difference| < 1e-30, "
-                   "50-digit root)", sp.Max(sp.Abs(a_star - a_value), sp.Abs(b_star - b_value)),
-                   "<", point, sp.Float("1e-30"), uses=("a", "b")),
+        Obligation("a, b are the stage-1 optimum of the value theorem: at delta = (a - b)/tau "
+                   "the stationarity equation (T-tau)/(tau e^delta + T-tau) = 2 lambda v^2 "
+                   "(T-1) tau^2 delta holds (|residual| < 1e-30: a 50-digit root)",
+                   sp.Abs(stationarity_gap().subs(point).subs(delta, gap)), "<", point,
+                   sp.Float("1e-30"), uses=("a", "b")),
+        Obligation("a + (T-1) b = 0 at the stage-1 optimum (rows sum to zero)",
+                   a_star + (params["T"] - 1) * b_star, "==", point, uses=("a", "b")),
         Obligation("a > b at the stage-1 optimum: its block pattern is that of a block matrix "
                    "with a > b", a_star - b_star, ">", point, uses=("a", "b")),
         Obligation("uniform attention: every word's renormalised attention share equals its "
@@ -476,9 +482,17 @@ TWO_STAGE_DYNAMICS = Theorem(
         r"$a\,\mathrm{Blk} + b\,(J - \mathrm{Blk})$ with $a > b$) reaches half its final "
         r"value at an earlier step than the attention's same-topic minus different-topic "
         r"lift gap (copies of the query's word excluded; 0 for uniform attention) does, in "
-        r"every seed, with both final structures significant (5 standard errors). A curve's "
+        r"every seed (by at least one step), with both final structures significant (5 "
+        r"standard errors of the same-minus-different difference of means, the standard "
+        r"error computed as if the word pairs were independent samples: pairs that share a "
+        r"word are not, so it is a yardstick rather than an exact error). A curve's "
         r"final value is its mean over the last 10\% of the run, and it reaches half at the "
-        r"first step from which it stays at or above half its final value. Reported, not "
+        r"first step from which it stays at or above half its final value. The one-step lead "
+        r"is a weak discriminator: the block pattern is scale-free, and under Adam's "
+        r"sign-like first steps it reaches half within the first few steps (step 2 in every "
+        r"seed at the fast budget, also when $W^K, W^Q$ start trained), so the check mostly "
+        r"says that the attention gap does not form within those steps (the measured leads "
+        r"are tens of steps at the fast budget). Reported, not "
         r"checked: the size of $W^V$'s block gap (same-topic minus different-topic mean), "
         r"which keeps growing without a penalty after the pattern has formed, has a half-way "
         r"step set by the length of the run: somewhat before the attention gap's at the fast "

@@ -266,8 +266,10 @@ class TheoremEntry:
     unresolvable : callable or None
         ``unresolvable(prediction) -> list[str]``: why the experiment cannot decide the
         theorem at these parameters although they satisfy its assumptions (e.g. two
-        predicted losses closer than the loss tolerance). A non-empty answer is refused like
-        a violated assumption, before any work. Torch-free.
+        predicted losses closer than the loss tolerance), or because this environment cannot
+        run the experiment at all (e.g. an optional dependency that holds its data is not
+        installed). A non-empty answer is refused like a violated assumption, before any
+        work. Torch-free.
     """
 
     theorem: Theorem

@@ -131,3 +131,13 @@ def test_a_deep_model_s_prefix_logits_are_its_forward_pass():
 def test_a_negative_window_is_refused():
     with pytest.raises(ValueError, match="memory"):
         MarkovTransformerConfig(4, 8, True, memory=-1)
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+def test_impossible_prefixes_weigh_nothing_and_leave_the_loss_finite(dtype):
+    """p = q = 1e-17: 1 - q rounds to 1, so some prefixes have probability exactly 0; their
+    conditional is finite and their weight 0 (the loss at the constant logit 0 is ln 2)."""
+    population = MarkovPopulation.build(1e-17, 1e-17, 8, CPU, dtype)
+    loss = population.prefix_loss(torch.zeros_like(population.prefix_next_one, dtype=dtype))
+    assert torch.isfinite(population.prefix_next_one).all()
+    assert math.isclose(loss.item(), math.log(2), rel_tol=1e-6)

@@ -99,6 +99,8 @@ def test_a_given_kernel_is_read_exactly_in_binary_context_order():
     ({"k": "1"}, "k must lie in"),
     ({"k": "9"}, "k must lie in"),
     ({"kernel_seed": "-1"}, "kernel_seed"),
+    ({"kernel": "1/2,1/2,1/2,1e-12"}, "closer than float64"),
+    ({"d": "0"}, "d must be at least 1"),
 ])
 def test_bad_kernels_are_named(overrides, message):
     problems = HIGHER_ORDER.assumptions(_params(**overrides))
@@ -108,3 +110,7 @@ def test_bad_kernels_are_named(overrides, message):
 def test_a_malformed_entry_raises_a_parameter_error():
     with pytest.raises(ParameterError):
         kernel_values(_params(kernel="1/2,1/2,1/2,1/0"))
+
+
+def test_the_seed_of_a_given_kernel_is_not_read():
+    assert HIGHER_ORDER.assumptions(_params(kernel="1/10,3/5,7/10,1/5", kernel_seed="-1")) == []

@@ -148,3 +148,25 @@ def test_one_word_per_topic_is_refused_before_any_work():
         harness.prepare(registry.entry(THEOREM), {"v": "1"})
     assert registry.theorem(THEOREM).assumptions(
         registry.theorem(THEOREM).resolve_params({"v": 2})) == []
+
+
+def test_the_stage_1_obligations_catch_a_wrong_block_optimum():
+    """The obligations on a, b are the value theorem's optimality conditions evaluated at the
+    closed forms (not a comparison with the root they are computed from): they hold at the
+    closed forms and fail when a or b is off by 1e-6."""
+    import dataclasses
+
+    theorem = registry.theorem(THEOREM)
+    params = theorem.resolve_params({})
+    prediction = theorem.predict(params)
+
+    def failing(forms: dict) -> set[str]:
+        changed = dataclasses.replace(prediction, closed_forms=forms)
+        return {o.name for o in theorem.obligations(params, changed)
+                if {"a", "b"} & set(o.uses) and not o.check().holds}
+
+    assert failing(dict(prediction.closed_forms)) == set()
+    for name in ("a", "b"):
+        wrong = dict(prediction.closed_forms) | {name: prediction.closed_forms[name] + 1e-6}
+        names = failing(wrong)
+        assert any("stationarity" in n for n in names) and any("rows sum" in n for n in names)

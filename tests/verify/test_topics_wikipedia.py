@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 import sympy as sp
 
+from numerics.topic_statistics import LabelGap
 from theorems import topics_wikipedia as theory
 from verify import baseline, registry
 from verify.cli import main
@@ -115,8 +116,36 @@ def test_the_baseline_holds_the_claim_the_controls_and_the_seed_fraction():
     controls = [c for c in checks.values() if c["kind"] == "control"]
     assert len(training) == 2 and all(c["predicted"] == experiment.SIGMAS for c in training)
     assert all(c["details"]["seeds_passing"] for c in training)
-    assert {c["key"].split("-")[0] for c in controls} == {"permuted", "shuffled"}
+    assert {c["key"].split("-")[0] for c in controls} == {"shuffled"}
     assert all(c["passed"] and c["details"]["margin"] > 0 for c in controls)
+    assert all(all(c["details"]["wikipedia_gap_significant"]) for c in controls)
+    # the random relabelling is a draw from its own null: a check of the statistic (bridge)
+    relabelled = [c for c in checks.values() if c["key"].startswith("random-relabelling-")]
+    assert len(relabelled) == 2 and all(c["kind"] == "bridge" for c in relabelled)
+    # how far from disjoint the topics are is reported beside the measured ratio
+    purity = checks["topics-purer-than-random-labels"]
+    assert all(r < top for r, top in zip(purity["per_seed"],
+                                         purity["details"]["disjoint_topics_ratio"],
+                                         strict=True))
+
+
+def _gap(gap: float, standard_error: float = 1.0) -> LabelGap:
+    return LabelGap(gap, standard_error, 0.0, 100, standard_error, (10, 90))
+
+
+def test_the_shuffled_corpus_share_fails_unless_the_wikipedia_gap_is_significant():
+    """A negative or vanishing Wikipedia gap would make any shuffled gap "at most half" of
+    it: the share is then NaN, and the control fails instead of passing vacuously."""
+    sigmas = experiment.SIGMAS
+    shares = experiment._cooccurrence_shares(
+        [(_gap(1.0), _gap(4.0)), (_gap(-3.0), _gap(-2.0)), (_gap(0.1), _gap(sigmas - 0.1)),
+         (_gap(2.0), _gap(2 * sigmas))], 0.0)
+    assert all(math.isnan(v) for v in shares[:3]) and shares[3] == pytest.approx(0.2)
+    assert math.isnan(experiment._worst_share(shares))
+    assert experiment._worst_share(shares[3:]) == pytest.approx(0.2)
+    check = experiment.at_most("share", "share", "control", experiment.COOCCURRENCE_SHARE,
+                               experiment._worst_share(shares), "reason", per_seed=shares)
+    assert not check.passed
 
 
 def test_full_budget_code_path_shrunk_to_seconds(capsys, tmp_path, monkeypatch):
@@ -137,8 +166,12 @@ def test_full_budget_code_path_shrunk_to_seconds(capsys, tmp_path, monkeypatch):
     fast = json.loads((BASELINES / f"{THEOREM}.json").read_text())["checks"]
     assert keys == {c["key"] for c in fast.values()}
     for check in entry["checks"]:
-        if check["kind"] in ("training", "control"):
-            assert len(check["per_seed"]) == 2 and all(map(math.isfinite, check["per_seed"]))
+        if check["kind"] in ("training", "control") or check["key"].startswith("random-"):
+            assert len(check["per_seed"]) == 2
             assert check["details"]["permutations"] == small.permutations
+            # too short to learn: a shuffled-corpus share is NaN (and fails) exactly where
+            # the Wikipedia gap is not significant
+            significant = check["details"].get("wikipedia_gap_significant", [True, True])
+            assert [math.isfinite(v) for v in check["per_seed"]] == significant
     assert sorted(p.name for p in (tmp_path / "figures").iterdir()) == [
         f"{THEOREM}-{i}.png" for i in range(3)]

@@ -95,7 +95,9 @@ def _memory(budget: str) -> Cost:
 
 def _needs_gensim(prediction) -> list[str]:
     """The corpus and the LDA fit come from gensim, a dependency of the package; an
-    environment without it (an install with ``--no-deps``) is told so before any work."""
+    environment without it (an install with ``--no-deps``) cannot run the experiment and is
+    told so before any work (the ``unresolvable`` hook covers an environment that cannot run
+    it, see :class:`~verify.records.TheoremEntry`)."""
     if importlib.util.find_spec("gensim") is None:
         return ["gensim is not installed (the Wikipedia sample ships inside it): "
                 "pip install 'gensim>=4.4'"]
