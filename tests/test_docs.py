@@ -81,3 +81,20 @@ def test_every_paper_gets_a_page_from_its_registration(tmp_path, monkeypatch):
                   if line.startswith("../theorems/")]
         assert listed == [entry.theorem.id for entry in paper.theorems]
         assert "@" in paper.bibtex and paper.key in pages.bibliography()
+
+
+def test_citing_page_has_the_tool_and_every_paper():
+    """The "Citing" page: the tool's BibTeX from CITATION.cff (whose version is the package's)
+    and every registered paper's BibTeX entry."""
+    import tomllib
+
+    import yaml
+
+    citation = yaml.safe_load(pages.CITATION.read_text())
+    project = tomllib.loads((DOCS.parent / "pyproject.toml").read_text())["project"]
+    assert str(citation["version"]) == project["version"]
+    assert citation["license"] == project["license"]["text"]
+    page = pages.citing_page()
+    assert "@software{transformer_theorems," in page and citation["title"] in page
+    for paper in registry.default().papers():
+        assert paper.bibtex.strip() in page

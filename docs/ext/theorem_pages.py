@@ -8,7 +8,8 @@ page holds the statement, assumptions, parameters, the closed-form prediction re
 checks with their tolerances and reasons (from the paper's committed proof-regression
 baseline), the exact ``verify`` command, and the figures of a fast run (``docs/figures``,
 written by ``verify --all --plots docs/figures``). It also writes the CLI reference from the
-argument parser, so no page can fall out of date, and no paper needs a hand-written page.
+argument parser and the "Citing" page (the tool's BibTeX from ``CITATION.cff``, every paper's
+from its record), so no page can fall out of date, and no paper needs a hand-written page.
 """
 
 from __future__ import annotations
@@ -147,6 +148,42 @@ def paper_page(prefix: str, registry: Registry | None = None) -> str:
     return "\n".join(lines)
 
 
+#: The tool's citation metadata (the repository root's ``CITATION.cff``).
+CITATION = DOCS.parent / "CITATION.cff"
+
+
+def tool_bibtex(citation: Path = CITATION) -> str:
+    """BibTeX of the tool, from ``CITATION.cff`` (title, version, year, authors, license)."""
+    import yaml
+
+    record = yaml.safe_load(citation.read_text())
+    authors = " and ".join("{" + a["name"] + "}" if "name" in a
+                           else f"{a['family-names']}, {a['given-names']}"
+                           for a in record["authors"])
+    return "\n".join([
+        "@software{transformer_theorems,",
+        f"  author  = {{{authors}}},",
+        f"  title   = {{{record['title']}}},",
+        f"  version = {{{record['version']}}},",
+        f"  year    = {{{str(record['date-released'])[:4]}}},",
+        f"  license = {{{record['license']}}},",
+        "}"])
+
+
+def citing_page(registry: Registry | None = None) -> str:
+    """The "Citing" page: the tool's BibTeX and every registered paper's."""
+    reg = registry or default()
+    lines = ["# Citing", "",
+             "If you use transformer-theorems, cite the tool (`CITATION.cff` in the repository "
+             "holds the same record) and the papers whose theorems you checked.", "",
+             "## The tool", "", "```bibtex", tool_bibtex(), "```", "", "## The papers", ""]
+    for paper in reg.papers():
+        lines += [f"### {_text(paper.title)}", "", "Theorems: "
+                  + ", ".join(f"`{entry.theorem.id}`" for entry in paper.theorems), "",
+                  "```bibtex", paper.bibtex.strip(), "```", ""]
+    return "\n".join(lines)
+
+
 def bibliography(registry: Registry | None = None) -> str:
     """Every registered paper's BibTeX entry."""
     return "\n\n".join(p.bibtex.strip() for p in (registry or default()).papers()) + "\n"
@@ -176,6 +213,7 @@ def write_pages(app=None, registry: Registry | None = None) -> list[Path]:
                     "generated from the registry.", "", "```{toctree}", ":maxdepth: 2", "",
                     *[p.prefix for p in reg.papers()], "```", ""]
     (PAPER_PAGES / "index.md").write_text("\n".join(papers_index))
+    (PAPER_PAGES / "citing.md").write_text(citing_page(reg))
     rows = ["| id | title | paper |", "|---|---|---|"]
     for theorem_id in reg.ids():
         theorem, paper = reg.theorem(theorem_id), reg.paper_of(theorem_id)
