@@ -60,7 +60,11 @@ def test_index_and_cli_reference_cover_everything(tmp_path, monkeypatch):
     written = pages.write_pages()
     assert {p.stem for p in written} == set(registry.ids())
     index = (tmp_path / "index.md").read_text()
-    assert all(f"{{doc}}`{theorem_id}`" in index for theorem_id in registry.ids())
+    rows = [line for line in index.splitlines() if line.startswith("| [`")]
+    assert [row.split("`")[1] for row in rows] == registry.ids()  # each once, in paper order
+    for row, theorem_id in zip(rows, registry.ids(), strict=True):
+        assert f"]({theorem_id}.md)" in row and registry.theorem(theorem_id).kind in row
+        assert re.search(r"\| (all \d+ checks pass|\d+ of \d+ checks fail) \|$", row)
     help_text = (tmp_path / "cli-help.txt").read_text()
     assert "--check-baseline" in help_text and "--update-baseline" in help_text
 

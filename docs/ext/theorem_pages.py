@@ -214,17 +214,33 @@ def write_pages(app=None, registry: Registry | None = None) -> list[Path]:
                     *[p.prefix for p in reg.papers()], "```", ""]
     (PAPER_PAGES / "index.md").write_text("\n".join(papers_index))
     (PAPER_PAGES / "citing.md").write_text(citing_page(reg))
-    rows = ["| id | title | paper |", "|---|---|---|"]
+    rows = ["| id | kind | claim | paper | committed baseline (fast budget) |",
+            "|---|---|---|---|---|"]
     for theorem_id in reg.ids():
         theorem, paper = reg.theorem(theorem_id), reg.paper_of(theorem_id)
-        rows.append(f"| {{doc}}`{theorem_id}` | {_text(theorem.title)} | "
-                    f"{{cite:t}}`{paper.key}` |")
-    index = ["# Theorems", "", "Every registered theorem, generated from the registry.", "",
+        rows.append(f"| [`{theorem_id}`]({theorem_id}.md) | {theorem.kind} | "
+                    f"{_text(theorem.title)} | {_text(paper.authors[0].split()[-1])} et al. "
+                    f"({paper.year}) | {_status(theorem_id, reg)} |")
+    index = ["# Theorems", "", "Every registered theorem in its paper's order, generated from "
+             "the registry; the status is that of the committed proof-regression baseline.", "",
              *rows, ""]
     (GENERATED / "index.md").write_text("\n".join(index))
     help_text = build_parser().format_help()
     (GENERATED / "cli-help.txt").write_text(help_text)
     return written
+
+
+def _status(theorem_id: str, registry: Registry) -> str:
+    """``all N checks pass`` (obligations included) from the committed baseline, or which
+    fail; ``no baseline`` when none is committed."""
+    record = baseline.load(theorem_id, registry.paper_of(theorem_id).baselines)
+    if record is None:
+        return "no baseline"
+    results = ([c["passed"] for c in record["checks"].values()]
+               + [o["holds"] for o in record["obligations"].values()])
+    failing = results.count(False)
+    return (f"all {len(results)} checks pass" if not failing
+            else f"{failing} of {len(results)} checks fail")
 
 
 def setup(app) -> dict:
