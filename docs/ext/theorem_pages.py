@@ -53,20 +53,39 @@ def _default_prediction(theorem_id: str, registry: Registry | None) -> dict[str,
     return prediction_record(theorem.predict(theorem.resolve_params({})))
 
 
+#: The order in which a theorem page lists its checks, grouped by kind.
+KIND_ORDER = ("bridge", "training", "guard", "control")
+
+
+def _number(value: object) -> str:
+    return f"{value:.6g}" if isinstance(value, float) else str(value)
+
+
+def _measured(check: dict) -> str:
+    """The measured value, and the range over seeds where several were measured."""
+    text = _number(check["measured"])
+    seeds = [x for x in check.get("per_seed") or [] if isinstance(x, int | float)]
+    if len(seeds) > 1:
+        text += f" (seeds: {_number(min(seeds))} to {_number(max(seeds))})"
+    return text
+
+
 def _check_rows(record: dict) -> list[str]:
-    rows = ["| kind | check | claim | tolerance | why this tolerance |", "|---|---|---|---|---|"]
-    for check in record["checks"].values():
+    rows = ["| kind | check | claim | measured | result | tolerance | why this tolerance |",
+            "|---|---|---|---|---|---|---|"]
+    checks = sorted(record["checks"].values(), key=lambda c: (
+        KIND_ORDER.index(c["kind"]) if c["kind"] in KIND_ORDER else len(KIND_ORDER)))
+    for check in checks:
         tolerance = check.get("tolerance") or {}
         relation = Relation(check["relation"])
         size = ""
         if tolerance and relation.uses_tolerance_size:
             size = f"{tolerance['atol']:.2g}" + (f" + {tolerance['rtol']:.2g}·\\|x\\|"
                                                  if tolerance["rtol"] else "")
-        predicted = check["predicted"]
-        predicted = f"{predicted:.6g}" if isinstance(predicted, float) else predicted
         rows.append(f"| {check['kind']} | {_text(check['name'])} | "
-                    f"{relation.symbol} {_text(predicted)} | {size} | "
-                    f"{_text(tolerance.get('reason', ''))} |")
+                    f"{relation.symbol} {_text(_number(check['predicted']))} | "
+                    f"{_text(_measured(check))} | {'pass' if check['passed'] else 'FAIL'} | "
+                    f"{size} | {_text(tolerance.get('reason', ''))} |")
     return rows
 
 
@@ -122,9 +141,12 @@ def theorem_page(theorem_id: str, registry: Registry | None = None) -> str:
                   "proof-regression baseline):", ""]
         lines += [f"- {'✓' if ob['holds'] else '✗'} {_text(ob['name'])} ({_text(ob['method'])})"
                   for ob in record["obligations"].values()]
+        params = ", ".join(f"{k} = {v}" for k, v in record["params"].items())
         lines += ["", "## Bridge, training and control checks", "",
-                  "What the numeric side measures (fast budget), against which prediction, "
-                  "and with which tolerance and why:", "", *_check_rows(record), ""]
+                  "What the numeric side measures, against which prediction, with which "
+                  "tolerance and why, and what the committed baseline measured (the "
+                  f"{record['budget']} budget, at {_text(params)}, seeds "
+                  f"{_text(record['seeds'])}), grouped by kind:", "", *_check_rows(record), ""]
     lines += ["## Run it", "", "```bash", f"verify --theorem {theorem_id}",
               f"verify --theorem {theorem_id} --budget full --device cuda --json report.json",
               "```", ""]
