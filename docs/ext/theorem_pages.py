@@ -241,7 +241,7 @@ def write_pages(app=None, registry: Registry | None = None) -> list[Path]:
     for theorem_id in reg.ids():
         theorem, paper = reg.theorem(theorem_id), reg.paper_of(theorem_id)
         rows.append(f"| [`{theorem_id}`]({theorem_id}.md) | {theorem.kind} | "
-                    f"{_text(theorem.title)} | {_text(paper.authors[0].split()[-1])} et al. "
+                    f"{_text(theorem.title)} | {_text(_short_authors(paper))} "
                     f"({paper.year}) | {_status(theorem_id, reg)} |")
     index = ["# Theorems", "", "Every registered theorem in its paper's order, generated from "
              "the registry; the status is that of the committed proof-regression baseline.", "",
@@ -252,10 +252,17 @@ def write_pages(app=None, registry: Registry | None = None) -> list[Path]:
     return written
 
 
+def _short_authors(paper) -> str:
+    """The first author's family name, with "et al." when there are more."""
+    first = paper.authors[0].split()[-1] if paper.authors else paper.key
+    return first + (" et al." if len(paper.authors) > 1 else "")
+
+
 def _status(theorem_id: str, registry: Registry) -> str:
     """``all N checks pass`` (obligations included) from the committed baseline, or which
     fail; ``no baseline`` when none is committed."""
-    record = baseline.load(theorem_id, registry.paper_of(theorem_id).baselines)
+    directory = registry.paper_of(theorem_id).baselines
+    record = baseline.load(theorem_id, directory) if directory else None
     if record is None:
         return "no baseline"
     results = ([c["passed"] for c in record["checks"].values()]
