@@ -143,6 +143,13 @@ def attention_lift(model: torch.nn.Module, tokens: torch.Tensor, V: int) -> np.n
         ``(B, N)`` word ids ``< V``, every position a word.
     """
     _, attention = model(tokens)
+    return lift_table(attention, tokens, V)
+
+
+def lift_table(attention: torch.Tensor, tokens: torch.Tensor, V: int) -> np.ndarray:
+    """The ``(V, V)`` lift table of :func:`attention_lift` from the attention ``(B, N, N)`` of
+    the documents ``tokens`` (``(B, N)``, unpadded), for a caller that needs the attention
+    too."""
     words = F.one_hot(tokens, V).to(attention.dtype)  # (B, N, V)
     mass = attention @ words  # (B, N, V): attention of query i on the keys of word k
     present = words.sum(1)  # (B, V): n_k

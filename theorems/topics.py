@@ -129,14 +129,30 @@ def _problems(params: Params) -> list[str]:
         problems.append(f"lambda must be > 0 (got lam = {lam}): without the penalty the "
                         "objective has no minimiser")
     if "mask" in params:
-        for name in ("mask", "keep", "random"):
-            if not 0 <= params[name] <= 1:
-                problems.append(f"{name} must be a probability in [0, 1] (got {params[name]})")
-        if params["keep"] + params["random"] > 1:
-            problems.append(
-                f"keep + random = {params['keep'] + params['random']} > 1: a selected token "
-                "becomes [MASK], a random word or itself, and these probabilities must sum to 1"
-            )
+        problems += masking_problems(params)
+    return problems
+
+
+#: The masked-LM corruption of the sampled experiments (the reference code's BERT scheme).
+MASKING_PARAMETERS = (
+    Parameter("mask", "rational", sp.Rational(15, 100),
+              "masked-LM: probability that a position is selected"),
+    Parameter("keep", "rational", sp.Rational(1, 10),
+              "masked-LM: probability that a selected token is kept"),
+    Parameter("random", "rational", sp.Rational(1, 10),
+              "masked-LM: probability that a selected token becomes a random word"),
+)
+
+
+def masking_problems(params: Params) -> list[str]:
+    """What is wrong with the :data:`MASKING_PARAMETERS` of ``params``."""
+    problems = [f"{name} must be a probability in [0, 1] (got {params[name]})"
+                for name in ("mask", "keep", "random") if not 0 <= params[name] <= 1]
+    if params["keep"] + params["random"] > 1:
+        problems.append(
+            f"keep + random = {params['keep'] + params['random']} > 1: a selected token "
+            "becomes [MASK], a random word or itself, and these probabilities must sum to 1"
+        )
     return problems
 
 
@@ -147,15 +163,7 @@ def _parameters(sampled: bool = True) -> tuple[Parameter, ...]:
         Parameter("tau", "integer", 2, "topics per document, 1 <= tau < T"),
         Parameter("lam", "rational", sp.Rational(1, 100), "L2 penalty lambda > 0"),
     )
-    masking = (
-        Parameter("mask", "rational", sp.Rational(15, 100),
-                  "masked-LM: probability that a position is selected"),
-        Parameter("keep", "rational", sp.Rational(1, 10),
-                  "masked-LM: probability that a selected token is kept"),
-        Parameter("random", "rational", sp.Rational(1, 10),
-                  "masked-LM: probability that a selected token becomes a random word"),
-    )
-    return sizes + (masking if sampled else ())
+    return sizes + (MASKING_PARAMETERS if sampled else ())
 
 
 _PAPER = "li2023topics"

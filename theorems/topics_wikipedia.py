@@ -25,6 +25,7 @@ import itertools
 import sympy as sp
 
 from theorems.core import Obligation, Parameter, Params, Prediction, Theorem
+from theorems.topics import MASKING_PARAMETERS, masking_problems
 
 T_ = sp.Symbol("T", positive=True)
 tau_ = sp.Symbol("tau", positive=True)
@@ -79,15 +80,9 @@ def _problems(params: Params) -> list[str]:
                         f"pair, and only 5489 words of the sample occur in at least 5 articles")
     if d < 2:
         problems.append(f"d must be at least 2 (got {d})")
-    for name in ("mask", "keep", "random"):
-        if not 0 <= params[name] <= 1:
-            problems.append(f"{name} must be a probability in [0, 1] (got {params[name]})")
+    problems += masking_problems(params)
     if not params["mask"] > 0:
         problems.append("mask must be > 0: the masked-LM loss needs selected positions")
-    if params["keep"] + params["random"] > 1:
-        problems.append(f"keep + random = {params['keep'] + params['random']} > 1: a selected "
-                        "token becomes [MASK], a random word or itself, and these probabilities "
-                        "must sum to 1")
     return problems
 
 
@@ -127,12 +122,7 @@ WIKIPEDIA = Theorem(
                   "occur in at least 5 articles and at most half of them"),
         Parameter("topics", "integer", 10, "number of LDA topics T"),
         Parameter("d", "integer", 32, "embedding dimension d"),
-        Parameter("mask", "rational", sp.Rational(15, 100),
-                  "masked-LM: probability that a position is selected"),
-        Parameter("keep", "rational", sp.Rational(1, 10),
-                  "masked-LM: probability that a selected token is kept"),
-        Parameter("random", "rational", sp.Rational(1, 10),
-                  "masked-LM: probability that a selected token becomes a random word"),
+        *MASKING_PARAMETERS,
     ),
     assumption_text=(
         r"$T \ge 2$ LDA topics, $2T \le V \le 5000$ words, $d \ge 2$",

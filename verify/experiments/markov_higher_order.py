@@ -166,6 +166,11 @@ def _details(ctx: Context, finals: list[float]) -> dict[str, list[float]]:
     return {"position_0_at_H_k_1_at_H_k_minus_1": [(x - low) / (high - low) for x in finals]}
 
 
+def _gains(windowed: list[MarkovRun], full: list[MarkovRun]) -> list[float]:
+    """Per seed, full attention's final loss minus the windowed model's (same init)."""
+    return [b.final.mean - a.final.mean for a, b in zip(windowed, full, strict=True)]
+
+
 def _curves(ctx: Context, title: str, label: str, runs: list[MarkovRun]) -> list[Curve]:
     k = _order(ctx)
     references = {f"H_{j}": ctx.prediction.float(f"rate_{j}") for j in (k, k - 1)}
@@ -295,7 +300,7 @@ def _window_training(ctx: Context) -> tuple[list[Check], list[Curve]]:
     rate = ctx.prediction.float(f"rate_{k}")
     tolerance = _tolerance(ctx, window + full)
     finals = [run.final.mean for run in window]
-    gains = [b.final.mean - a.final.mean for a, b in zip(window, full, strict=True)]
+    gains = _gains(window, full)
     gap = ctx.prediction.float(f"rate_{k - 1}") - rate
     return [
         at_least("window-gain-over-full-attention-at-n-k",
@@ -354,7 +359,7 @@ def _control(ctx: Context) -> tuple[list[Check], list[Curve]]:
     floor = ctx.prediction.float(f"rate_{k - 1}")
     tolerance = _tolerance(ctx, runs + full)
     finals = [run.final.mean for run in runs]
-    gains = [b.final.mean - a.final.mean for a, b in zip(runs, full, strict=True)]
+    gains = _gains(runs, full)
     nearest = min(finals, key=lambda v: abs(v - rate))
     return [
         at_most("shorter-window-gain-over-full-attention-at-n-k",

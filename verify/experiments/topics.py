@@ -32,6 +32,7 @@ from numerics.population import (
     topic_population_loss,
     topic_population_squared_loss,
 )
+from numerics.topic_statistics import lift_table
 from numerics.train import History, TrainConfig, train
 from theorems.topics import population_loss
 from verify.compare import apart, at_least, at_most, close, divergence
@@ -507,17 +508,7 @@ def _topic_attention(ctx: Context, model: TopicTransformer, seed: int,
     x = torch.tensor(evaluation.tokens, device=ctx.device)
     with torch.no_grad():
         _, attention = model(x)
-    words = F.one_hot(x, V).to(attention.dtype)  # (B, N, V); evaluation documents are unpadded
-    mass = attention @ words  # (B, N, V): attention of query i on the keys of word k
-    present = words.sum(1)  # (B, V): n_k
-    others = present[:, None, :] * (1 - words)  # n_k for k != x_i, 0 for the query's own word
-    kept = mass.masked_fill(words.bool(), 0.0).sum(-1, keepdim=True)  # attention on K_i
-    size = others.sum(-1, keepdim=True)  # |K_i|
-    valid = (others > 0) & (kept > 0)
-    lift = torch.where(valid, mass * size / (kept * others.clamp_min(1)), 0.0)
-    total = torch.einsum("bnq,bnk->qk", words, lift)
-    count = torch.einsum("bnq,bnk->qk", words, valid.to(attention.dtype))
-    table = torch.where(count > 0, total / count.clamp_min(1), math.nan).cpu().numpy()
+        table = lift_table(attention, x, V)  # evaluation documents are unpadded
     blocks = topic_blocks(T, v)
     finite = np.isfinite(table) & ~np.eye(V, dtype=bool)
     # reference statistic (pairs of positions, copies excluded, no renormalisation)
