@@ -26,6 +26,7 @@ CASES = [
     ["--theorem", "markov-local-minima", "--budget", "bogus"],
     ["--theorem", "markov-local-minima", "--json", "/dev/full"],
     ["sweep", "markov-local-minima", "--grid", "p=0:1:100000000"],
+    ["--all", "--workers", "0"],
 ]
 
 

@@ -1,4 +1,5 @@
-"""Sphinx configuration: furo, MyST, bibtex citations, autodoc, and the theorem pages."""
+"""Sphinx configuration: furo, MyST (with notebooks), bibtex citations, autodoc, and the theorem
+pages."""
 
 import sys
 from pathlib import Path
@@ -12,18 +13,27 @@ author = "transformer-theorems contributors"
 copyright = "2026, transformer-theorems contributors"
 
 extensions = [
-    "myst_parser",
+    "myst_nb",  # MyST Markdown pages and notebooks (it bundles myst_parser)
     "sphinx.ext.autodoc",
+    "sphinx.ext.autosummary",
     "sphinx.ext.napoleon",
     "sphinx.ext.mathjax",
     "sphinx-mathjax-offline",  # MathJax served from the site itself: formulas render offline
     "sphinxcontrib.bibtex",
     "theorem_pages",
 ]
-source_suffix = {".md": "markdown", ".rst": "restructuredtext"}
+# myst_nb reads .md files: a page with a jupytext header is a notebook, the others plain MyST
+source_suffix = {".md": "myst-nb", ".rst": "restructuredtext"}
 myst_enable_extensions = ["dollarmath", "amsmath"]
 myst_heading_anchors = 3
 exclude_patterns = ["_build", "figures/README.md"]
+
+# The "Using it from Python" notebooks (docs/python) run on every build, in their own folder;
+# an error fails the build. `-D nb_execution_mode=off` skips them (the offline-site test does).
+nb_execution_mode = "force"
+nb_execution_raise_on_error = True
+nb_execution_timeout = 300  # seconds per cell: the sweep cell trains several models
+nb_merge_streams = True
 
 html_theme = "furo"
 html_title = "transformer-theorems"

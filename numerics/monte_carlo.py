@@ -25,28 +25,41 @@ Model = Callable[[torch.Tensor], torch.Tensor]
 
 @dataclass(frozen=True)
 class MarkovBatches:
-    """Fresh batches of stationary chains, one per call (online, infinite data)."""
+    """Fresh batches of stationary chains, one per call (online, infinite data).
+
+    With a tuple of generators (one per member of a seed ensemble,
+    :class:`~numerics.models.markov_transformer.MarkovEnsemble`) every call draws one batch
+    from each, in order, exactly the batches each generator gives a single model; the loss
+    and probes then have one entry per member.
+    """
 
     p: float
     q: float
     batch: int
     length: int
-    generator: torch.Generator
+    generator: torch.Generator | tuple[torch.Generator, ...]
     dtype: torch.dtype
 
     def objective(self, model: Model) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        """Sampled-target cross-entropy of ``model`` on a fresh batch, with the 0/1 probes."""
-        data = sample_markov_chains(
-            self.p, self.q, self.batch, self.length + 1, self.generator, self.dtype
-        )  # (B, N+1)
-        x, y = data[:, :-1], data[:, 1:]
-        logits = model(x)  # (B, N)
+        """Sampled-target cross-entropy of ``model`` on a fresh batch, with the 0/1 probes
+        (scalars, or ``(S,)`` for a tuple of generators)."""
+        generators = self.generator if isinstance(self.generator, tuple) else (self.generator,)
+        data = torch.stack([sample_markov_chains(self.p, self.q, self.batch, self.length + 1,
+                                                 gen, self.dtype) for gen in generators])
+        if not isinstance(self.generator, tuple):
+            data = data[0]
+        x, y = data[..., :-1], data[..., 1:]  # (B, N), or (S, B, N) per member
+        logits = model(x)
+        dims = (-2, -1)
         with torch.no_grad():
             predictions = torch.sigmoid(logits)
             probes = {
-                "after_0": (predictions * (1 - x)).sum() / (1 - x).sum().clamp_min(1),
-                "after_1": (predictions * x).sum() / x.sum().clamp_min(1),
+                "after_0": (predictions * (1 - x)).sum(dims) / (1 - x).sum(dims).clamp_min(1),
+                "after_1": (predictions * x).sum(dims) / x.sum(dims).clamp_min(1),
             }
+        if isinstance(self.generator, tuple):
+            losses = F.binary_cross_entropy_with_logits(logits, y, reduction="none")
+            return losses.mean(dims), probes
         return F.binary_cross_entropy_with_logits(logits, y), probes
 
 
@@ -131,6 +144,14 @@ class MaskedLMBatches:
         start = (self.calls * self.batch) % self.inputs.shape[0]
         self.calls += 1
         rows = slice(start, start + self.batch)
-        logits, _ = model(self.inputs[rows], self.keys[rows])
-        chosen = self.labels[rows] >= 0
-        return F.cross_entropy(logits[chosen], self.labels[rows][chosen]), {}
+        labels = self.labels[rows]
+        chosen = labels >= 0
+        # the selected positions of each document in order, padded to the batch's largest count
+        # (padding rows are computed and dropped): the same logits as the full pass, in the same
+        # order, without the attention rows of the positions the loss does not read
+        counts = chosen.sum(1)
+        positions = torch.argsort((~chosen).to(torch.int8), dim=1, stable=True)
+        positions = positions[:, : int(counts.max())]
+        valid = torch.arange(positions.shape[1], device=counts.device)[None, :] < counts[:, None]
+        logits, _ = model(self.inputs[rows], self.keys[rows], queries=positions)
+        return F.cross_entropy(logits[valid], labels.gather(1, positions)[valid]), {}

@@ -102,3 +102,114 @@ def test_citing_page_has_the_tool_and_every_paper():
     assert "@software{transformer_theorems," in page and citation["title"] in page
     for paper in registry.default().papers():
         assert paper.bibtex.strip() in page
+
+
+# ----------------------------------------------------------------------------- navigation
+
+
+def _toctree_entries(text: str) -> list[str]:
+    """The entries of every ``{toctree}`` block of a MyST page, in order (options skipped)."""
+    entries = []
+    for block in re.findall(r"```\{toctree\}\n(.*?)```", text, flags=re.S):
+        entries += [line.strip() for line in block.splitlines()
+                    if line.strip() and not line.startswith(":")]
+    return entries
+
+
+def _modules() -> list[str]:
+    """Every module of the three packages (``__main__`` would run the command)."""
+    import importlib
+    import pkgutil
+
+    names = []
+    for package in ("theorems", "numerics", "verify"):
+        path = importlib.import_module(package).__path__
+        names += [package, *(m.name for m in pkgutil.walk_packages(path, package + ".")
+                             if not m.name.endswith(".__main__"))]
+    return names
+
+
+def test_every_module_has_exactly_one_api_page_entry_points_first():
+    api = DOCS / "api"
+    documented = {}
+    for page in api.glob("*.rst"):
+        for module in re.findall(r"^\.\. automodule:: (\S+)$", page.read_text(), flags=re.M):
+            documented.setdefault(module, []).append(page.stem)
+    modules = _modules()
+    assert sorted(documented) == sorted(modules)
+    assert all(pages_ == [module] for module, pages_ in documented.items())  # one page each
+    index = (api / "index.md").read_text()
+    entries = _toctree_entries(index)
+    assert sorted(entries) == sorted(modules)  # every page in the index's toctrees, once
+    first = _toctree_entries(index.split("```\n\n```", 1)[0] + "```")
+    assert {"verify.api", "verify.records", "verify.registry", "theorems.core"} <= set(first)
+    assert not any(m.startswith(("verify.experiments", "numerics")) for m in first)
+    import verify
+
+    summary = (api / "verify.rst").read_text()  # the package page lists what it offers
+    assert all(re.search(rf"^   \w+\.{name}$", summary, flags=re.M) for name in verify.__all__)
+    assert "api/index" in _toctree_entries((DOCS / "index.md").read_text())
+    assert not (DOCS / "api.md").exists()
+
+
+def test_every_theorem_is_in_exactly_one_toctree_in_paper_order(tmp_path, monkeypatch):
+    """The sidebar lists each theorem once, under its paper, in the paper's order; the theorems
+    index is a table, not a second toctree."""
+    import posixpath
+
+    monkeypatch.setattr(pages, "GENERATED", tmp_path / "theorems")
+    monkeypatch.setattr(pages, "PAPER_PAGES", tmp_path / "papers")
+    monkeypatch.setattr(pages, "theorem_page", lambda theorem_id, reg: f"# {theorem_id}\n")
+    pages.write_pages()
+    sources = {str(p.relative_to(DOCS).with_suffix("")): p for p in DOCS.rglob("*.*")
+               if p.suffix in (".md", ".rst") and "_build" not in p.parts}
+    sources |= {str(p.relative_to(tmp_path).with_suffix("")): p for p in tmp_path.rglob("*.md")}
+
+    def walk(docname: str) -> list[str]:  # the sidebar: toctrees from the root, depth first
+        found = [docname]
+        for entry in _toctree_entries(sources[docname].read_text()):
+            found += walk(posixpath.normpath(posixpath.join(posixpath.dirname(docname), entry)))
+        return found
+
+    sidebar = walk("index")
+    theorems = [name.split("/")[-1] for name in sidebar if name.startswith("theorems/")
+                and name != "theorems/index"]
+    assert theorems == registry.ids()  # each once, in the papers' order
+    assert _toctree_entries((tmp_path / "theorems" / "index.md").read_text()) == []
+    assert sidebar.count("theorems/index") == 1 and len(sidebar) == len(set(sidebar))
+
+
+# ----------------------------------------------------------------------------- Python guide
+
+
+def test_the_python_guide_is_notebooks_that_fail_the_build_on_error():
+    guide = DOCS / "python"
+    notebooks = _toctree_entries((guide / "index.md").read_text())
+    assert sorted(notebooks) == sorted(p.stem for p in guide.glob("*.md") if p.stem != "index")
+    assert len(notebooks) >= 4
+    for name in notebooks:
+        text = (guide / f"{name}.md").read_text()
+        assert text.startswith("---\njupytext:") and "name: python3" in text, name
+        assert text.count("```{code-cell} ipython3") >= 2, name
+    conf = (DOCS / "conf.py").read_text()
+    assert re.search(r"^nb_execution_raise_on_error = True$", conf, flags=re.M)
+    assert re.search(r"^nb_execution_mode = \"(force|cache|auto)\"$", conf, flags=re.M)
+    assert "python/index" in _toctree_entries((DOCS / "index.md").read_text())
+    readme = (DOCS.parent / "README.md").read_text()
+    section = readme.split("## Using it from Python", 1)[1].split("\n## ", 1)[0]
+    assert "docs/python" in section
+
+
+def test_getting_started_output_fits_100_columns():
+    """The command's output shown on the page fits a narrow reader (``COLUMNS=100``), and the
+    command honours ``COLUMNS`` when its output is not a terminal."""
+    import os
+    import subprocess
+    import sys
+
+    page = (DOCS / "getting-started.md").read_text()
+    [shown] = re.findall(r"```text\n(.*?)```", page, flags=re.S)
+    assert "markov-local-minima" in shown and max(map(len, shown.splitlines())) <= 100
+    listing = subprocess.run([sys.executable, "-m", "verify", "--list"], capture_output=True,
+                             text=True, env={**os.environ, "COLUMNS": "100"}, check=True)
+    assert max(map(len, listing.stdout.splitlines())) <= 100

@@ -2,7 +2,8 @@
 
 Paper: *How do Transformers perform In-Context Autoregressive Learning?*, arXiv 2402.05787.
 The statements below are the project's formulation, re-derived and
-checked by Monte Carlo and sympy; the paper's full text was not available when they were written.
+checked with sympy and against the torch modules (exact lattice means or Monte Carlo); the paper's
+full text was not available when they were written.
 
 Data: ``s_{t+1} = W s_t`` without noise, ``W`` commuting and orthogonal. In the common eigenbasis
 (the convention of this module and of :mod:`numerics.data.orthogonal`, which uses complex

@@ -3,8 +3,9 @@
 A baseline (``<id>.json`` in the baseline directory its paper registers; ``verify/baselines/``
 for the built-in papers) records, for the default parameters and the fast budget, the closed
 forms of the prediction (``sympy.srepr`` and LaTeX, and their values at the point), every
-obligation and whether it holds, and every numeric check with its measured value and
-tolerance. :func:`compare` reports what changed:
+obligation (in proof order, its claim, whether it holds and how it was decided), every numeric
+check with its measured value and tolerance, and the git revision and wall time of the run
+that recorded it (shown in the docs, not compared). :func:`compare` reports what changed:
 
 * a closed form whose ``srepr`` differs, an obligation that appeared, disappeared or flipped;
 * a numeric check that appeared, disappeared or flipped between pass and fail;
@@ -60,8 +61,11 @@ def path_for(theorem_id: str, directory: Path) -> Path:
     return directory / f"{theorem_id}.json"
 
 
-def snapshot(verdict: Verdict) -> dict[str, Any]:
-    """The baseline record of one verdict: closed forms, obligations and checks by key."""
+def snapshot(verdict: Verdict, revision: str | None = None) -> dict[str, Any]:
+    """The baseline record of one verdict: closed forms, obligations (in proof order, with
+    their claim) and checks by key, and where it was recorded: ``revision`` (the git revision
+    of the code that measured it, ``+dirty`` when the tree had uncommitted changes, which the
+    baseline's own commit then holds) and the run's wall seconds. Neither is compared."""
     closed_forms = {name: {k: v for k, v in record.items() if k in _CLOSED_FORM_FIELDS}
                     for name, record in verdict.prediction.items()}
     obligations: dict[str, dict[str, Any]] = {}
@@ -76,7 +80,8 @@ def snapshot(verdict: Verdict) -> dict[str, Any]:
             key = f"{check.key} [{count}]"
         if check.kind == "obligation":
             table[key] = {"name": check.name, "holds": check.passed,
-                          "method": check.details.get("method", "")}
+                          "method": check.details.get("method", ""), "order": len(table),
+                          "claim": str(check.predicted)}
         else:
             table[key] = record
     return {
@@ -85,6 +90,7 @@ def snapshot(verdict: Verdict) -> dict[str, Any]:
         "params": verdict.params,
         "budget": verdict.budget,
         "seeds": list(verdict.seeds),
+        "recorded": {"revision": revision, "seconds": round(verdict.seconds, 1)},
         "closed_forms": closed_forms,
         "obligations": obligations,
         "checks": checks,

@@ -13,7 +13,7 @@ import signal
 import stat
 import sys
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -69,13 +69,18 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--seeds", type=int, default=None, metavar="N",
                         help="training seeds 0..N-1 (default: 1 fast, 5 full)")
     parser.add_argument("--threads", type=int, default=None, metavar="N",
-                        help="torch CPU threads of this run (default 1: see the README)")
+                        help="torch CPU threads of this run, or of each worker (default 1: "
+                        "see the README)")
+    parser.add_argument("--workers", type=int, default=None, metavar="N",
+                        help="with --all: theorems verified in N processes at once (default: "
+                        "the number of cores on the CPU, 1 on CUDA); output and reports keep "
+                        "the registry's order")
     parser.add_argument("--allow-expensive", action="store_true",
                         help="run even when the estimated cost exceeds the budget's limit")
     parser.add_argument("--json", type=Path, default=None, metavar="PATH",
                         help="write the JSON report here")
     parser.add_argument("--plots", type=Path, default=None, metavar="DIR",
-                        help="write loss-curve figures (PNG) into this directory")
+                        help="write the figures (PNG) and their captions (.txt) here")
     baseline = parser.add_mutually_exclusive_group()
     baseline.add_argument("--check-baseline", action="store_true",
                           help="proof regression: compare closed forms, obligations and "
@@ -174,6 +179,10 @@ def _verify(args: argparse.Namespace, console) -> int:
     if args.threads is not None and not 1 <= args.threads <= (os.cpu_count() or 1) * 4:
         raise UsageError(f"--threads must lie in 1..{(os.cpu_count() or 1) * 4} "
                          f"(got {args.threads})")
+    if args.workers is not None and not 1 <= args.workers <= MAX_WORKERS:
+        raise UsageError(f"--workers must lie in 1..{MAX_WORKERS} (got {args.workers})")
+    if args.workers is not None and not args.all:
+        raise UsageError("--workers runs several theorems at once; use it with --all")
     descriptor = _check_json_path(args.json) if args.json is not None else None
     if args.plots is not None:
         _check_plots_dir(args.plots)
@@ -185,40 +194,44 @@ def _verify(args: argparse.Namespace, console) -> int:
     for plan in plans:  # a theorem without a usable experiment: exit 2 before any work
         reg.experiment(plan.theorem.id)
 
-    import numpy as np
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
     from numerics.device import DeviceUnavailableError, describe, set_threads
     from verify import report
+    from verify.pool import TheoremRequest, available_cores, run_theorems
 
     try:
         device = api.resolve_device(args.device)
     except DeviceUnavailableError as exc:
         raise UsageError(str(exc)) from None
     threads = set_threads(args.threads)
-    console.print(f"device: {describe(device)}   budget: {args.budget}")
+    workers = min(len(plans), args.workers if args.workers is not None
+                  else 1 if device.type != "cpu" else available_cores())
+    console.print(f"device: {describe(device)}   budget: {args.budget}"
+                  + (f"   {workers} workers" if workers > 1 else ""))
     settings = {"command": ["verify", *sys.argv[1:]], "budget": args.budget,
-                "device": describe(device), "threads": threads, "seeds": args.seeds,
-                "params": params}
+                "device": describe(device), "threads": threads, "workers": workers,
+                "seeds": args.seeds, "params": params}
     verdicts: list[Any] = []
-    cache: dict[Any, Any] = {}
     try:
         with Progress(TextColumn("{task.description}"), BarColumn(),
-                      TextColumn("{task.completed}/{task.total} steps  loss {task.fields[loss]}"),
+                      TextColumn("{task.completed}/{task.total} {task.fields[unit]}  "
+                                 "{task.fields[loss]}"),
                       TimeElapsedColumn(), console=console, transient=True) as progress:
-
-            def factory(label: str, total: int):
-                task = progress.add_task(label, total=total, loss="-")
-                return lambda done, _total, loss: progress.update(task, completed=done,
-                                                                  loss=f"{loss:.6f}")
-
-            for plan in plans:
-                # a non-finite value is reported by the checks themselves (NaN fails every
-                # relation, a diverged run names its step): numpy's floating-point warnings
-                # would only repeat it on the terminal
-                with np.errstate(all="ignore"):
-                    verdict = api.run(plan, device=device, progress=factory, cache=cache)
+            if workers > 1:
+                task = progress.add_task(f"{len(plans)} theorems on {workers} workers",
+                                         total=len(plans), unit="theorems", loss="")
+                requests = [TheoremRequest(plan.theorem.id, params, args.budget, args.seeds,
+                                           str(device)) for plan in plans]
+                stream = run_theorems(requests, workers, threads,
+                                      order=lambda i: _expected_seconds(reg, plans[i]))
+            else:
+                task = None
+                stream = _serial(plans, device, progress)
+            for verdict in stream:
                 verdicts.append(verdict)
+                if task is not None:
+                    progress.advance(task)
                 progress.console.print()
                 report.render(verdict, progress.console)
     except KeyboardInterrupt as interrupt:
@@ -250,6 +263,33 @@ def _verify(args: argparse.Namespace, console) -> int:
     return 0 if passed else 1
 
 
+def _serial(plans: list, device: Any, progress: Any) -> Iterator[Any]:
+    """Verify ``plans`` one after the other in this process, a progress bar per training run,
+    sharing finished training runs between theorems (a control may reuse another's run)."""
+    import numpy as np
+
+    cache: dict[Any, Any] = {}
+
+    def factory(label: str, total: int):
+        task = progress.add_task(label, total=total, unit="steps", loss="loss -")
+        return lambda done, _total, loss: progress.update(task, completed=done,
+                                                          loss=f"loss {loss:.6f}")
+
+    for plan in plans:
+        # a non-finite value is reported by the checks themselves (NaN fails every relation,
+        # a diverged run names its step): numpy's floating-point warnings would only repeat it
+        with np.errstate(all="ignore"):
+            yield api.run(plan, device=device, progress=factory, cache=cache)
+
+
+def _expected_seconds(reg: registry.Registry, plan: Any) -> float:
+    """The paper's cost estimate of a plan (the longest theorems start first)."""
+    from verify.harness import estimated_seconds
+
+    return estimated_seconds(reg.entry(plan.theorem.id), plan.params, plan.budget,
+                             len(plan.seeds))
+
+
 def _write_report(data: dict, path: Path, descriptor: int | None) -> None:
     """Write the report to ``path`` (atomically), or to the pipe or device opened for it."""
     from verify import report
@@ -269,6 +309,9 @@ class OutputError(Exception):
     """Writing a result failed after the run (disk full, permission): one line, exit 2."""
 
 
+#: The most worker processes ``--workers`` may start (each holds a torch runtime).
+MAX_WORKERS = 64
+
 #: Free space a report needs before a run starts (reports are a few hundred kB at most).
 MIN_FREE_BYTES = 2**20
 
@@ -276,9 +319,14 @@ MIN_FREE_BYTES = 2**20
 def _baselines(args: argparse.Namespace, verdicts, console) -> dict:
     """Check against or rewrite the committed baselines; print what changed."""
     from verify import baseline
+    from verify.report import git_revision
 
     reg = registry.default()
-    records = [(baseline.snapshot(v), _baseline_dir(reg, v.theorem_id)) for v in verdicts]
+    records = []
+    for verdict in verdicts:
+        directory = _baseline_dir(reg, verdict.theorem_id)
+        revision = git_revision(directory) if args.update_baseline else None
+        records.append((baseline.snapshot(verdict, revision), directory))
     if args.update_baseline:
         for record, directory in records:
             console.print(f"baseline written to {baseline.write(record, directory)}")
@@ -406,9 +454,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _main(argv: list[str]) -> int:
     from rich.console import Console
 
-    console = Console()
-    if not console.is_terminal:  # logs and CI: wide enough that the table stays readable
-        console = Console(width=150)
+    console = Console()  # honours COLUMNS
+    if not console.is_terminal and not os.environ.get("COLUMNS", "").isdigit():
+        console = Console(width=150)  # logs and CI: wide enough that the table stays readable
     try:
         for problem in registry.default().problems:  # broken plugins: one line each
             print(f"verify: warning: {problem}", file=sys.stderr)

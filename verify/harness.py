@@ -24,9 +24,9 @@ from verify.records import (
     Budget,
     Check,
     Context,
-    Curve,
     Experiment,
     Plan,
+    Plot,
     ProgressFactory,
     Relation,
     Stage,
@@ -51,6 +51,20 @@ def _describe_cost(value: float, unit: str) -> str:
     if unit == "B":
         return f"{value / 2**30:.3g} GiB"
     return f"{value:.3g} s" if value < 3600 else f"{value / 3600:.3g} h"
+
+
+def estimated_seconds(entry: TheoremEntry, params: Mapping[str, Any], budget: Budget,
+                      seeds: int) -> float:
+    """The paper's estimate of a request's CPU seconds (the sum of its time costs; 0 when it
+    declares none): what the docs quote and what ``verify --all --workers`` starts first."""
+    total = 0.0
+    for cost in entry.costs.get(budget, ()):
+        if cost.unit == "s":
+            try:
+                total += float(cost.estimate(params, seeds))
+            except (ArithmeticError, TypeError, ValueError):
+                continue
+    return total
 
 
 def check_cost(entry: TheoremEntry, params: Mapping[str, Any], budget: Budget,
@@ -234,7 +248,7 @@ def run(plan: Plan, experiment: Experiment, device: object,
     prediction = plan.theorem.predict(plan.params)
     obligations = plan.theorem.obligations(plan.params, prediction)
     checks = [obligation_check(ob) for ob in obligations]
-    curves: list[Curve] = []
+    curves: list[Plot] = []
     context = Context(plan, prediction, device, progress, {} if cache is None else cache)
     for stage in experiment.stages:
         stage_checks, stage_curves = run_stage(stage, context)
@@ -253,7 +267,7 @@ def run(plan: Plan, experiment: Experiment, device: object,
     )
 
 
-def run_stage(stage: Stage, context: Context) -> tuple[list[Check], list[Curve]]:
+def run_stage(stage: Stage, context: Context) -> tuple[list[Check], list[Plot]]:
     """One stage of an experiment: its checks (timed, with the seed summary) and curves."""
     stage_start = time.perf_counter()
     stage_checks, stage_curves = stage(context)

@@ -3,9 +3,9 @@
 Nothing here runs an experiment or looks anything up. A paper registers itself as a
 :class:`Paper` holding its :class:`TheoremEntry` records; a request becomes a :class:`Plan`; the
 harness receives the plan and the theorem's :class:`Experiment` (its stages are passed in, never
-looked up), gives every stage a :class:`Context` and collects :class:`Check` records and
-:class:`Curve` records into a :class:`Verdict`. A :class:`Relation` owns its symbol, its pass
-rule and its drift rule, so reports, baselines and docs all read them from one place.
+looked up), gives every stage a :class:`Context` and collects :class:`Check`, :class:`Curve`
+and :class:`Structure` records into a :class:`Verdict`. A :class:`Relation` owns its symbol,
+its pass rule and its drift rule, so reports, baselines and docs all read them from one place.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ if TYPE_CHECKING:  # the records name these types; importing them here would loa
     from theorems.core import ParamValue, Prediction, Theorem
 
 #: Version of the JSON layout of reports and baselines; bumped when a field changes meaning.
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 
 Budget = Literal["fast", "full"]
 #: The budgets every experiment declares, in the order the docs show them.
@@ -189,7 +189,8 @@ class Curve:
     references : dict[str, float]
         Horizontal lines (e.g. ``entropy rate``, ``H(pi)``) from the prediction.
     ylabel : str
-        What ``values`` are.
+        What ``values`` are, said by the experiment that knows (exact population loss, sampled
+        batch loss, squared loss, a rate); there is no default.
     xscale, yscale : {"log", "linear"}
         Axis scales (``1 - corr`` vs step is read on log-log axes, a linear rate on a log y).
     steps : numpy.ndarray or None
@@ -198,17 +199,63 @@ class Curve:
     marks : dict[str, float]
         Vertical lines at these steps, in the curve's colour (e.g. the step where the curve
         reaches half its final value).
+    caption : str
+        How to read the figure (the first non-empty caption of a title is the figure's).
     """
 
     title: str
     label: str
     values: np.ndarray
     references: dict[str, float]
-    ylabel: str = "loss (nats; sampled budgets: smoothed batch loss)"
+    ylabel: str
     xscale: str = "log"
     yscale: str = "linear"
     steps: np.ndarray | None = None
     marks: dict[str, float] = field(default_factory=dict)
+    caption: str = ""
+
+
+@dataclass(frozen=True)
+class Structure:
+    """A matrix the theorem predicts next to the trained matrix of every seed, for the figures.
+
+    Drawn as small multiples on one colour scale (the predicted panel first), so a reader sees
+    whether training produced the claimed structure (e.g. ``a Blk + b (J - Blk)`` for the value
+    matrix of Li et al. 2023, ``eta* I`` for the one-step head of Sander et al. 2024).
+
+    Attributes
+    ----------
+    title : str
+        Figure title (one figure per record).
+    predicted : numpy.ndarray
+        ``(m, n)`` the prediction's matrix, from the symbolic closed form as floats.
+    trained : tuple[numpy.ndarray, ...]
+        ``(m, n)`` the trained matrix of each seed (or run).
+    labels : tuple[str, ...]
+        Panel title of each trained matrix (``seed 0``), as many as ``trained``.
+    colorbar : str
+        What the entries are (the colour bar's label).
+    caption : str
+        How to read the figure.
+    predicted_label : str
+        Panel title of the predicted matrix (the closed form it shows).
+    scale : float or None
+        The colour scale runs over ``[-scale, scale]``; ``None`` takes the largest absolute
+        entry of all panels, so zero is always the scale's middle.
+    """
+
+    title: str
+    predicted: np.ndarray
+    trained: tuple[np.ndarray, ...]
+    labels: tuple[str, ...]
+    colorbar: str
+    caption: str
+    predicted_label: str = "predicted"
+    scale: float | None = None
+
+
+Plot = Curve | Structure
+"""What a stage returns for the figures: curves (grouped by title) and structure panels."""
 
 
 @dataclass(frozen=True)
@@ -315,6 +362,9 @@ class Paper:
         The BibTeX entry.
     baselines : pathlib.Path or None
         Directory of the paper's committed proof-regression baselines.
+    notation : tuple[tuple[str, str], ...]
+        ``(LaTeX symbol, meaning)`` for every symbol the statements, assumptions and closed
+        forms use, in reading order; the paper's docs page opens with it.
     """
 
     key: str
@@ -327,6 +377,7 @@ class Paper:
     theorems: tuple[TheoremEntry, ...]
     bibtex: str
     baselines: Path | None = None
+    notation: tuple[tuple[str, str], ...] = ()
 
     @property
     def url(self) -> str:
@@ -374,7 +425,7 @@ class Context:
     cache: MutableMapping[Any, Any] = field(default_factory=dict)
 
 
-Stage = Callable[[Context], tuple[list[Check], list[Curve]]]
+Stage = Callable[[Context], tuple[list[Check], list[Plot]]]
 
 
 @dataclass(frozen=True)
@@ -390,11 +441,16 @@ class Experiment:
         measures at every grid point, inside the theorem's assumptions or not.
     overlay : callable, optional
         ``overlay(ax, x_name, y_name)`` draws the theorem's boundary on a sweep heatmap.
+    budgets : Mapping[str, object]
+        Per budget, the experiment's sizes (a frozen dataclass whose ``Attributes`` section
+        says what each field is: sequence length, optimiser steps, batch, dtype); the docs
+        show them as the training setup of each budget.
     """
 
     stages: tuple[Stage, ...]
     phase: Callable[..., dict[str, float]] | None = None
     overlay: Callable[..., None] | None = None
+    budgets: Mapping[str, Any] = field(default_factory=dict)
 
 
 def _shown(value: float | str, limit: int = 60) -> str:
@@ -419,7 +475,8 @@ class Verdict:
     budget : str
     seeds : tuple[int, ...]
     checks : tuple[Check, ...]
-    curves : tuple[Curve, ...]
+    curves : tuple[Curve | Structure, ...]
+        What the figures draw: training curves and predicted-vs-trained matrices.
     seconds : float
     prediction : dict
         Every closed form of the prediction: symbolic and at the point, exact (LaTeX and
@@ -434,7 +491,7 @@ class Verdict:
     budget: str
     seeds: tuple[int, ...]
     checks: tuple[Check, ...]
-    curves: tuple[Curve, ...] = field(default=())
+    curves: tuple[Curve | Structure, ...] = field(default=())
     seconds: float = 0.0
     prediction: dict[str, dict[str, Any]] = field(default_factory=dict)
     notes: tuple[str, ...] = ()
@@ -532,10 +589,11 @@ class Verdict:
                 + f"<p>{html.escape(self.summary())}</p>")
 
     def figures(self, directory: str | Path | None = None) -> list[Any]:
-        """Draw one matplotlib figure per curve title (the global backend is left alone).
+        """Draw one matplotlib figure per curve title and per structure record (the global
+        backend is left alone).
 
         When ``directory`` is given it is created and every figure saved there as
-        ``<id>-<index>.png``.
+        ``<id>-<index>.png``, its caption as ``<id>-<index>.txt``.
         """
         from verify.figures import draw_curves
 

@@ -69,6 +69,10 @@ def _problems(paper: object) -> list[str]:
     if (not isinstance(paper.authors, tuple) or not paper.authors
             or not all(isinstance(a, str) and a.strip() for a in paper.authors)):
         problems.append("paper field 'authors' must be a non-empty tuple of names")
+    if not isinstance(paper.notation, tuple) or not all(
+            isinstance(row, tuple) and len(row) == 2 and all(isinstance(x, str) for x in row)
+            for row in paper.notation):
+        problems.append("paper field 'notation' must be a tuple of (symbol, meaning) strings")
     if not isinstance(paper.theorems, tuple) or not paper.theorems:
         return [*problems, f"paper {paper.key!r} must register a non-empty tuple of theorems"]
     for entry in paper.theorems:

@@ -29,8 +29,13 @@ def render(verdict: Verdict, console: Console) -> None:
                   + "\n")
 
 
-def _git_revision() -> str | None:
-    root = Path(__file__).resolve().parent.parent
+#: The checkout this package runs from (when it is one).
+PACKAGE_ROOT = Path(__file__).resolve().parent.parent
+
+
+def git_revision(root: Path = PACKAGE_ROOT) -> str | None:
+    """The git revision of the checkout holding ``root`` (``+dirty`` with uncommitted changes),
+    or None outside a git checkout (an installed wheel)."""
     try:
         out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True,
                              text=True, timeout=5, check=True)
@@ -50,7 +55,7 @@ def environment() -> dict[str, Any]:
         except metadata.PackageNotFoundError:
             versions[name] = None
     return {"python": sys.version.split()[0], "platform": platform.platform(),
-            "packages": versions, "git_revision": _git_revision()}
+            "packages": versions, "git_revision": git_revision()}
 
 
 def _jsonable(value: Any) -> Any:

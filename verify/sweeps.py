@@ -19,23 +19,22 @@ import csv
 import hashlib
 import json
 import math
-import os
 import re
 import socket
 import warnings
 from collections.abc import Callable, Iterable
-from concurrent.futures import FIRST_COMPLETED, Executor, ProcessPoolExecutor, wait
+from concurrent.futures import FIRST_COMPLETED, Executor, wait
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from fractions import Fraction
 from itertools import product
-from multiprocessing import get_context
 from pathlib import Path
 from typing import Any
 
 from theorems import Parameter, ParameterError, Theorem, TheoremError
 from theorems.core import MAX_DIGITS
 from verify import harness, registry
+from verify.pool import process_pool, stop_workers
 
 #: Statuses of a finished task; ``failed`` tasks are run again by a re-run of the sweep.
 FINISHED = ("passed", "failed-checks", "outside", "skipped")
@@ -187,53 +186,6 @@ def run_task(task: Task) -> dict[str, Any]:
     return record
 
 
-def _init_worker(parent: int) -> None:
-    """A worker: one torch thread, Ctrl-C left to the parent (which stops the pool), and death
-    with the parent (a parent-death signal on Linux, and a watchdog on the parent's pid)."""
-    import signal
-    import threading
-
-    import torch
-
-    torch.set_num_threads(1)
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    _die_with_parent(parent)
-    threading.Thread(target=_watch_parent, args=(parent,), daemon=True).start()
-
-
-def _die_with_parent(parent: int) -> None:
-    """Ask Linux to kill this process when its parent dies (``PR_SET_PDEATHSIG``)."""
-    import ctypes
-    import signal
-    import sys
-
-    if not sys.platform.startswith("linux"):
-        return
-    try:
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(1, signal.SIGKILL)  # 1 = PR_SET_PDEATHSIG
-    except (OSError, AttributeError):
-        return
-    if os.getppid() != parent:  # the parent died before the request took effect
-        os._exit(1)
-
-
-def _watch_parent(parent: int, interval: float = 1.0) -> None:
-    """Exit when the parent is gone (its pid is no longer our parent's)."""
-    import time
-
-    while os.getppid() == parent:
-        time.sleep(interval)
-    os._exit(1)
-
-
-def stop_workers(pool: Executor) -> None:
-    """Kill the worker processes of ``pool`` at once (after Ctrl-C or SIGTERM), so that no
-    discarded work goes on and nothing waits for it; other processes are left alone."""
-    for process in list((getattr(pool, "_processes", None) or {}).values()):
-        process.kill()
-
-
 Report = Callable[[Task, dict[str, Any]], None]
 
 
@@ -243,15 +195,9 @@ def _failure(task: Task, error: BaseException) -> dict[str, Any]:
             "quantities": {}, "checks": {}}
 
 
-def _process_pool(workers: int) -> Executor:
-    """Fresh interpreters (spawn: no inherited torch state), one torch thread each."""
-    return ProcessPoolExecutor(max_workers=workers, mp_context=get_context("spawn"),
-                               initializer=_init_worker, initargs=(os.getpid(),))
-
-
 def run_local(tasks: list[Task], workers: int, report: Report,
               runner: Callable[[Task], dict[str, Any]] = run_task,
-              pool: Callable[[int], Executor] = _process_pool) -> None:
+              pool: Callable[[int], Executor] = process_pool) -> None:
     """Run ``tasks`` in a local pool; a task that raises (or whose worker dies) is retried
     once, then reported as failed with its error.
 
@@ -537,6 +483,35 @@ def _slug(text: str) -> str:
     return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")[:80]
 
 
+#: A quantity named with its own scale (``0 = entropy rate, 1 = H(pi)``) or a fraction lives on
+#: [0, 1]: its colour bar is fixed to that range, so a colour means the same thing in every
+#: sweep (an auto-scaled bar would stretch 0..4.5e-6 over the full colour map under a label
+#: that says ``1 = H(pi)``).
+UNIT_SCALE = re.compile(r"\b0 = .+\b1 = |\bfraction\b")
+
+
+def _colour_scale(quantity: str, grid: Any) -> tuple[float | None, float | None]:
+    """``(0, 1)`` for a quantity on the unit scale, else ``(None, None)`` (the data's range)."""
+    return (0.0, 1.0) if UNIT_SCALE.search(quantity) else (None, None)
+
+
+def _extend(grid: Any, low: float | None, high: float | None) -> str:
+    """Which ends of a fixed colour bar the data runs past (``neither`` when auto-scaled)."""
+    import numpy as np
+
+    below = low is not None and bool(np.nanmin(grid, initial=np.inf) < low)
+    above = high is not None and bool(np.nanmax(grid, initial=-np.inf) > high)
+    return {(False, False): "neither", (True, False): "min", (False, True): "max",
+            (True, True): "both"}[(below, above)]
+
+
+def _wrapped(text: str, width: int = 40) -> str:
+    """The quantity in full, on lines of at most ``width`` characters (a colour bar label)."""
+    import textwrap
+
+    return "\n".join(textwrap.wrap(text, width)) or text
+
+
 def write_heatmaps(directory: Path, spec: dict[str, Any], records: list[dict[str, Any]],
                    overlay: Callable | None = None) -> list[Path]:
     """One PNG per quantity: a heatmap over two swept axes (a curve over one).
@@ -568,9 +543,11 @@ def write_heatmaps(directory: Path, spec: dict[str, Any], records: list[dict[str
                 for j, x in enumerate(axes[0]["values"]):
                     grid[i, j] = by_point.get((x, y), {}).get("quantities", {}).get(
                         quantity, np.nan)
+            low, high = _colour_scale(quantity, grid)
             image = ax.pcolormesh(values[0], values[1], grid, shading="nearest",
-                                  cmap="viridis")
-            fig.colorbar(image, ax=ax, label=quantity[:60])
+                                  cmap="viridis", vmin=low, vmax=high)
+            fig.colorbar(image, ax=ax, label=_wrapped(quantity),
+                         extend=_extend(grid, low, high))
             outside = [(float(Fraction(x)), float(Fraction(y)))
                        for (x, y), r in by_point.items() if r["status"] != "passed"
                        and r["status"] != "failed-checks"]

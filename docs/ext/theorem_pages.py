@@ -14,13 +14,15 @@ from its record), so no page can fall out of date, and no paper needs a hand-wri
 
 from __future__ import annotations
 
+import inspect
 import re
+from dataclasses import fields
 from pathlib import Path
 
 from verify import baseline
 from verify.cli import build_parser
-from verify.harness import prediction_record
-from verify.records import Relation
+from verify.harness import estimated_seconds, prediction_record
+from verify.records import BUDGETS, Relation
 from verify.registry import Registry, default
 
 DOCS = Path(__file__).resolve().parent.parent
@@ -89,6 +91,102 @@ def _check_rows(record: dict) -> list[str]:
     return rows
 
 
+def _recorded(record: dict) -> str:
+    """Where a baseline was recorded: its budget, the git revision and the run's wall time."""
+    recorded = record["recorded"]
+    revision = recorded["revision"] or "outside a git checkout"
+    if revision.endswith("+dirty"):
+        revision = (f"on top of revision `{revision.removesuffix('+dirty')[:12]}` plus the "
+                    "changes committed with the baseline")
+    else:
+        revision = f"at revision `{revision[:12]}`"
+    return (f"the committed baseline, {record['budget']} budget, recorded in "
+            f"{recorded['seconds']:.0f} s {revision}")
+
+
+def _obligation_rows(record: dict) -> list[str]:
+    """The obligations in the order the proof checks them: claim, result and method."""
+    rows = ["| # | obligation | claim | holds | decided |", "|---|---|---|---|---|"]
+    for ob in sorted(record["obligations"].values(), key=lambda ob: ob["order"]):
+        rows.append(f"| {ob['order'] + 1} | {_text(ob['name'])} | {_text(_short(ob['claim']))} "
+                    f"| {'✓' if ob['holds'] else '✗ FAILS'} | {_text(ob['method'])} |")
+    return rows
+
+
+def _short(text: str, limit: int = 90) -> str:
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _attributes(config: object) -> dict[str, str]:
+    """``field -> meaning`` from the ``Attributes`` section of a budget dataclass's docstring
+    (NumPy style: ``name : type`` then indented lines)."""
+    meanings: dict[str, str] = {}
+    current = None
+    for line in inspect.cleandoc(type(config).__doc__ or "").splitlines():
+        if match := re.fullmatch(r"(\w+(?:, \w+)*) : .*", line):
+            current = match.group(1).split(", ")
+            for name in current:
+                meanings[name] = ""
+        elif current and line.startswith("    "):
+            for name in current:
+                meanings[name] = (meanings[name] + " " + line.strip()).strip()
+        else:
+            current = None
+    return meanings
+
+
+def _setup_rows(theorem_id: str, registry: Registry) -> list[str]:
+    """Per budget: the parameter defaults, the seeds and the experiment's sizes."""
+    entry, experiment = registry.entry(theorem_id), registry.experiment(theorem_id)
+    budgets = experiment.budgets
+    rows = ["| | " + " | ".join(f"`--budget {b}`" for b in BUDGETS) + " | meaning |",
+            "|---|" + "---|" * len(BUDGETS) + "---|",
+            "| seeds | " + " | ".join(str(entry.default_seeds(b)) for b in BUDGETS)
+            + " | training runs, each from its own seed |"]
+    theorem = entry.theorem
+    for parameter in theorem.parameters:
+        values = [entry.budget_defaults(b).get(parameter.name, str(parameter.default))
+                  for b in BUDGETS]
+        if len(set(values)) > 1:
+            rows.append(f"| `{parameter.name}` | " + " | ".join(f"`{v}`" for v in values)
+                        + f" | {_text(parameter.description)} |")
+    if not budgets:
+        return [*rows, "", "The experiment declares no sizes per budget."]
+    meanings = _attributes(budgets[BUDGETS[0]])
+    for name in (f.name for f in fields(budgets[BUDGETS[0]])):
+        values = [_setting(getattr(budgets[b], name)) for b in BUDGETS]
+        rows.append(f"| `{name}` | " + " | ".join(values)
+                    + f" | {_text(meanings.get(name, ''))} |")
+    return rows
+
+
+def _setting(value: object) -> str:
+    text = str(value).removeprefix("torch.")
+    return f"`{text}`"
+
+
+def _run_time(theorem_id: str, record: dict | None, registry: Registry) -> list[str]:
+    """Expected wall time: the baseline's measured run (fast) and the paper's cost model for
+    the full budget at its defaults."""
+    entry = registry.entry(theorem_id)
+    params = entry.theorem.resolve_params(entry.budget_defaults("full"))
+    seconds = estimated_seconds(entry, params, "full", entry.default_seeds("full"))
+    lines = []
+    if record is not None:
+        lines.append(f"Run time: {record['recorded']['seconds']:.0f} s in the fast budget "
+                     "(measured when the baseline was recorded, 2-core CPU)")
+    if seconds:
+        lines.append(f"about {_duration(seconds)} in the full budget (the paper's cost model, "
+                     "calibrated on a 2-core CPU; a GPU is faster).")
+    return ["; ".join(lines) + ("." if lines and not seconds else "")] if lines else []
+
+
+def _duration(seconds: float) -> str:
+    if seconds < 120:
+        return f"{seconds:.0f} s"
+    return f"{seconds / 60:.0f} min" if seconds < 7200 else f"{seconds / 3600:.1f} h"
+
+
 def theorem_page(theorem_id: str, registry: Registry | None = None) -> str:
     """The MyST Markdown page of one theorem."""
     reg = registry or default()
@@ -137,25 +235,39 @@ def theorem_page(theorem_id: str, registry: Registry | None = None) -> str:
         lines += [f"No baseline recorded yet: run `verify --theorem {theorem_id} "
                   "--update-baseline`.", ""]
     else:
-        lines += ["Checked exactly by sympy at the default parameters (from the committed "
-                  "proof-regression baseline):", ""]
-        lines += [f"- {'✓' if ob['holds'] else '✗'} {_text(ob['name'])} ({_text(ob['method'])})"
-                  for ob in record["obligations"].values()]
+        lines += [f"Checked exactly by sympy, in the proof's order ({_recorded(record)}):", "",
+                  *_obligation_rows(record), ""]
         params = ", ".join(f"{k} = {v}" for k, v in record["params"].items())
-        lines += ["", "## Bridge, training and control checks", "",
+        lines += ["## Bridge, training and control checks", "",
                   "What the numeric side measures, against which prediction, with which "
                   "tolerance and why, and what the committed baseline measured (the "
                   f"{record['budget']} budget, at {_text(params)}, seeds "
                   f"{_text(record['seeds'])}), grouped by kind:", "", *_check_rows(record), ""]
-    lines += ["## Run it", "", "```bash", f"verify --theorem {theorem_id}",
+    lines += ["## Training setup", "", *_setup_rows(theorem_id, reg), "",
+              "## Run it", "", *_run_time(theorem_id, record, reg), "", "```bash",
+              f"verify --theorem {theorem_id}",
               f"verify --theorem {theorem_id} --budget full --device cuda --json report.json",
               "```", ""]
-    figures = sorted(FIGURES.glob(f"{theorem_id}-*.png"))
-    if figures:
-        lines += ["## Figures (fast budget)", ""]
-        lines += [f"![{theorem_id} figure {i}](../figures/{path.name})" + "\n"
-                  for i, path in enumerate(figures)]
+    lines += _figures(theorem_id)
     return "\n".join(lines) + "\n"
+
+
+def _figures(theorem_id: str) -> list[str]:
+    """The committed figures of a fast run, in order, each with the caption written next to it
+    (``<id>-<i>.txt``, see :func:`verify.figures.draw_curves`)."""
+    pattern = re.compile(rf"{re.escape(theorem_id)}-(\d+)\.png")
+    found = {int(m.group(1)): path for path in FIGURES.glob(f"{theorem_id}-*.png")
+             if (m := pattern.fullmatch(path.name))}
+    if not found:
+        return []
+    lines = ["## Figures (fast budget)", ""]
+    for index in sorted(found):
+        path = found[index]
+        caption = path.with_suffix(".txt")
+        text = caption.read_text(encoding="utf-8").strip() if caption.exists() else ""
+        lines += [f"```{{figure}} ../figures/{path.name}", f":alt: {theorem_id} figure {index}",
+                  "", _text(text), "```", ""]
+    return lines
 
 
 def paper_page(prefix: str, registry: Registry | None = None) -> str:
@@ -165,8 +277,12 @@ def paper_page(prefix: str, registry: Registry | None = None) -> str:
     link = f" · [arXiv:{paper.arxiv}]({paper.url})" if paper.url else ""
     lines = [f"# {_text(paper.title)}", "",
              f"{_text(', '.join(paper.authors))} ({paper.year}){link}", "",
-             paper.setting.strip(), "", "```{toctree}", ":maxdepth: 1", "",
-             *[f"../theorems/{entry.theorem.id}" for entry in paper.theorems], "```", ""]
+             paper.setting.strip(), ""]
+    if paper.notation:
+        lines += ["## Notation", "", "| symbol | meaning |", "|---|---|",
+                  *[f"| ${symbol}$ | {meaning} |" for symbol, meaning in paper.notation], ""]
+    lines += ["## Theorems", "", "```{toctree}", ":maxdepth: 1", "",
+              *[f"../theorems/{entry.theorem.id}" for entry in paper.theorems], "```", ""]
     return "\n".join(lines)
 
 

@@ -10,6 +10,10 @@ Complex-tensor convention, in the common eigenbasis (the same as :mod:`theorems.
 
 A batch is drawn in one tensor operation (no loop over positions or sequences).
 
+Every token is a monomial ``exp(i F[t, j] . theta)`` in the independent uniform angles
+(:func:`rotation_frequencies`), so the expectation of a trigonometric polynomial of the sequence
+is exact on a lattice of angles (:func:`lattice_rotation_sequences`).
+
 :func:`sample_haar_sequences` is the paper's experimental, non-commuting case: a real ``W``
 drawn Haar-orthogonal per sequence (``scipy.stats.ortho_group``), so that different sequences'
 matrices do not commute.
@@ -21,7 +25,6 @@ import math
 
 import numpy as np
 import torch
-from scipy.stats import ortho_group
 
 
 def sample_rotation_sequences(
@@ -56,6 +59,55 @@ def sample_rotation_sequences(
                        t[None, :, None] * angles[:, None, :] + phases[:, None, :]).to(dtype)
 
 
+def rotation_frequencies(d: int, length: int, paired: bool = False,
+                         random_phase: bool = False) -> np.ndarray:
+    """Integer frequency vectors of the tokens: ``s_{t,j} = exp(i F[t, j] . theta)``.
+
+    ``theta`` holds the independent uniform angles of :func:`sample_rotation_sequences`, in its
+    order: the ``lambda_j`` (``l_m`` when ``paired``), then the phases ``phi_j`` when
+    ``random_phase``.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``int64``, shape ``(length, d, angles)``.
+    """
+    if paired and d % 2:
+        raise ValueError(f"paired (orthogonal) sequences need an even d, got {d}")
+    count = d // 2 if paired else d
+    F = np.zeros((length, d, count + (d if random_phase else 0)), dtype=np.int64)
+    t = np.arange(length)
+    for j in range(d):
+        F[:, j, j // 2 if paired else j] = -t if paired and j % 2 else t
+        if random_phase:
+            F[:, j, count + j] = 1
+    return F
+
+
+def lattice_rotation_sequences(d: int, length: int, points: int, paired: bool = False,
+                               random_phase: bool = False, device: torch.device | None = None,
+                               dtype: torch.dtype = torch.complex128) -> torch.Tensor:
+    """The sequences at every point of the product lattice ``theta_a in {2 pi n / points}``.
+
+    Exactness (the lattice rule for trigonometric polynomials): the mean over the lattice of
+    ``exp(i f . theta)`` is 1 if every ``f_a`` is a multiple of ``points`` and 0 otherwise, while
+    its expectation over uniform angles is ``[f = 0]``. So for any function of the sequence
+    whose frequencies ``f`` satisfy ``|f_a| < points`` for every angle, the lattice mean *is*
+    the expectation over the law of :func:`sample_rotation_sequences`, up to float round-off.
+
+    Returns
+    -------
+    torch.Tensor
+        Complex, ``(points^angles, length, d)``.
+    """
+    F = torch.as_tensor(rotation_frequencies(d, length, paired, random_phase), device=device)
+    real = torch.float64 if dtype == torch.complex128 else torch.float32
+    grid = 2 * math.pi * torch.arange(points, device=device, dtype=real) / points
+    theta = torch.cartesian_prod(*[grid] * F.shape[-1]).reshape(-1, F.shape[-1])
+    return torch.polar(torch.ones((), dtype=real, device=device),
+                       torch.einsum("ltk,bk->blt", F.to(real), theta)).to(dtype)
+
+
 def sample_haar_sequences(
     batch: int,
     d: int,
@@ -78,6 +130,8 @@ def sample_haar_sequences(
         float64, ``(batch, length, d)``. The powers of ``W`` are applied by ``length`` batched
         matrix products (a loop over time, not over sequences).
     """
+    from scipy.stats import ortho_group  # heavy (about 1 s): only the Haar case needs it
+
     if d == 1:
         W = rng.choice([-1.0, 1.0], size=(batch, 1, 1))
     else:

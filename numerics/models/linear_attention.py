@@ -5,6 +5,9 @@ Parameters are real tensors; the data are complex (see :mod:`numerics.data.ortho
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
+import numpy as np
 import torch
 from torch import nn
 
@@ -103,6 +106,67 @@ class BlockLinearAttention(LinearAttention):
         T = s.shape[1] - 2
         return (self(s[:, : T + 1]) - s[:, T + 1]).abs().pow(2).sum(-1)
 
+    @staticmethod
+    def features(s: torch.Tensor) -> torch.Tensor:
+        """``X_{abc} = sum_{t=1}^{T} s_{t,a} conj(s_{t-1,b}) s_{T,c}`` of each context, so that
+        the head's output is ``sum_{a,b,c} V_{ja} Q_{bc} X_{abc}`` (the forward pass written as
+        a linear map of ``V (x) Q``).
+
+        Parameters
+        ----------
+        s : torch.Tensor
+            ``(B, T+1, d)``: the contexts ``s_0..s_T``.
+
+        Returns
+        -------
+        torch.Tensor
+            ``(B, d, d, d)``, the dtype of ``s``.
+        """
+        return torch.einsum("bta,btc->bac", s[:, 1:], s[:, :-1].conj())[..., None] \
+            * s[:, -1, None, None, :]
+
+
+@dataclass(frozen=True)
+class BlockMoments:
+    """Second moments of a fixed set of sequences that give the block head's mean squared error
+    ``(1/n) sum_i ||s_hat_{T+1}^{(i)} - s_{T+1}^{(i)}||^2`` for every ``(V, Q)``.
+
+    The output is linear in ``K_j = V_{j.} (x) Q`` (:meth:`BlockLinearAttention.features`), and
+    ``V, Q`` are real, so the mean squared error is the quadratic form
+    ``sum_j K_j^T G K_j - 2 K_j^T r_j + m`` with ``G = Re mean X X^*``,
+    ``r_j = Re mean X conj(y_j)``, ``m = mean ||y||^2``: the same number as the mean over the
+    set, up to float64 round-off, at a cost per evaluation that does not grow with ``n``
+    (full-batch training on a fixed set, as in the augmented-token experiments of
+    Sander et al., 2024).
+
+    Attributes
+    ----------
+    gram : torch.Tensor
+        ``G``, real ``(d^3, d^3)``.
+    cross : torch.Tensor
+        ``r``, real ``(d, d^3)``.
+    target : torch.Tensor
+        ``m``, a real scalar.
+    """
+
+    gram: torch.Tensor
+    cross: torch.Tensor
+    target: torch.Tensor
+
+    @classmethod
+    def of(cls, s: torch.Tensor) -> BlockMoments:
+        """The moments of the sequences ``s`` (``(n, T+2, d)``: contexts and targets)."""
+        n, d = s.shape[0], s.shape[-1]
+        X = BlockLinearAttention.features(s[:, :-1]).reshape(n, d**3)
+        y = s[:, -1]
+        return cls((X.T @ X.conj()).real / n, (y.conj().T @ X).real / n,
+                   y.abs().pow(2).sum() / n)
+
+    def loss(self, model: BlockLinearAttention) -> torch.Tensor:
+        """The mean squared error of ``model`` over the set (differentiable in ``V, Q``)."""
+        K = (model.V[:, :, None, None] * model.Q[None, None]).reshape(model.d, -1)
+        return ((K @ self.gram) * K).sum() - 2 * (K * self.cross).sum() + self.target
+
 
 class DiagonalLinearAttention(LinearAttention):
     """``H`` heads with diagonal query-key ``diag(a_h)`` and value ``diag(b_h)``, positional
@@ -169,3 +233,64 @@ class DiagonalLinearAttention(LinearAttention):
             Real, ``(B, T)``; column ``t-1`` is row ``t`` (the prediction of ``s_{t+1}``).
         """
         return (self(s[:, :-1]) - s[:, 2:]).abs().pow(2).sum(-1)
+
+
+@dataclass(frozen=True)
+class DiagonalMoments:
+    """The exact population loss of :class:`DiagonalLinearAttention`, row by row.
+
+    Row ``t``'s error in coordinate ``j`` is ``sum_{k<=t, l} P_{t,k} C_{jl} Z_{tklj} - s_{t+1,j}``
+    with the monomials ``Z_{tklj} = conj(s_{t-1,l}) s_{k,l} s_{k,j}``. When every token is a
+    monomial ``exp(i F[t, j] . theta)`` in independent uniform angles
+    (:func:`numerics.data.orthogonal.rotation_frequencies`), ``E[Z_x conj(Z_y)] = [f_x = f_y]``
+    (the moment lemma: ``E exp(i f . theta) = [f = 0]``), so the expected squared error is the
+    quadratic form ``sum_j K_j^T G_j K_j - 2 K_j^T r_j + d`` in ``K_j = (P_{t,.} C_{j,.})`` with
+    0/1 matrices ``G`` and ``r``: exact, with no sampling error, and differentiable in ``A, B, P``
+    (the population loss of Sander et al., 2024, non-augmented setting).
+
+    Attributes
+    ----------
+    gram : torch.Tensor
+        ``G``, ``(T, d, (T+1) d, (T+1) d)``.
+    cross : torch.Tensor
+        ``r``, ``(T, d, (T+1) d)``.
+    points : int
+        Lattice points per angle at which the lattice mean of the module's squared errors is
+        exact (:func:`numerics.data.orthogonal.lattice_rotation_sequences`): one more than the
+        largest spread of a frequency component over an error's monomials.
+    """
+
+    gram: torch.Tensor
+    cross: torch.Tensor
+    points: int
+
+    @classmethod
+    def of(cls, frequencies: np.ndarray, device: torch.device | None = None) -> DiagonalMoments:
+        """The moments for tokens with ``frequencies`` ``(T+2, d, angles)``: ``s_0..s_{T+1}``."""
+        T, d = frequencies.shape[0] - 2, frequencies.shape[1]
+        F = frequencies
+        rows = np.arange(1, T + 1)
+        # monomial (t, j, k, l): -F[t-1, l] + F[k, l] + F[k, j]
+        features = (-F[rows - 1][:, None, None, :, :] + F[None, None, : T + 1, :, :]
+                    + F[: T + 1][None, :, :, None, :].transpose(0, 2, 1, 3, 4))
+        features = features.reshape(T, d, (T + 1) * d, F.shape[-1])
+        targets = F[rows + 1]  # (T, d, angles)
+        gram = (features[:, :, :, None] == features[:, :, None, :]).all(-1)
+        cross = (features == targets[:, :, None]).all(-1)
+        causal = (np.arange(T + 1)[None, :] <= rows[:, None]).repeat(d, axis=1)  # k <= t
+        spread = 0
+        for t in range(T):
+            support = np.concatenate((features[t][:, causal[t]].reshape(-1, F.shape[-1]),
+                                      targets[t]))
+            spread = max(spread, int((support.max(0) - support.min(0)).max()))
+        kw = {"dtype": torch.float64, "device": device}
+        return cls(torch.as_tensor(gram, **kw), torch.as_tensor(cross, **kw), spread + 1)
+
+    def loss(self, model: DiagonalLinearAttention) -> torch.Tensor:
+        """The population loss of every row, ``(T,)`` (row ``t`` predicts ``s_{t+1}``)."""
+        weights = model.P[1:] * model.causal  # (T, T+1)
+        C = model.coupling()
+        T, d = weights.shape[0], C.shape[0]
+        K = (weights[:, None, :, None] * C[None, :, None, :]).reshape(T, d, -1)
+        return (torch.einsum("tjx,tjxy,tjy->t", K, self.gram, K)
+                - 2 * (K * self.cross).sum((1, 2)) + d)

@@ -56,6 +56,15 @@ class MarkovTransformerConfig:
             raise ValueError(f"memory must be None or >= 0, got {self.memory}")
 
 
+#: How :class:`MarkovTransformer` computes layer 1's attention (see
+#: :meth:`MarkovTransformer.uses_binary_path`).
+ATTENTION_PATHS = ("auto", "fused", "binary")
+#: Shortest sequence for which ``attention="auto"`` takes the binary path on the CPU. Forward
+#: plus backward of a batch of 16 at d = 8, float32, one thread, measured on a 2-core CPU:
+#: fused kernel / binary path 0.64x at n = 128, 1.2x at n = 256; a whole training step at
+#: n = 1024 about 2.6x (``benchmarks/markov_steps.py``).
+BINARY_MIN_LENGTH = 256
+
 #: The attention and FFN matrices of one layer, in registration order.
 LAYER_MATRICES = ("W_Q", "W_K", "W_V", "W_O", "W_1", "W_2")
 
@@ -66,6 +75,14 @@ def _add_layer_matrices(module: nn.Module, d: int, m: int, r: int, **kw) -> None
     shapes = ((m, d), (m, d), (m, d), (d, m), (r, d), (d, r))
     for name, shape in zip(LAYER_MATRICES, shapes, strict=True):
         module.register_parameter(name, nn.Parameter(torch.zeros(shape, **kw)))
+
+
+def _binary_path(attention: str, x: torch.Tensor) -> bool:
+    """The rule of :meth:`MarkovTransformer.uses_binary_path` for ``attention`` and input ``x``."""
+    if attention not in ATTENTION_PATHS:
+        raise ValueError(f"attention must be one of {ATTENTION_PATHS}, got {attention!r}")
+    return attention == "binary" or (attention == "auto" and x.device.type == "cpu"
+                                     and x.shape[-1] >= BINARY_MIN_LENGTH)
 
 
 def _matrices(module: nn.Module) -> list[nn.Parameter]:
@@ -101,13 +118,153 @@ def _attend(queries: torch.Tensor, keys: torch.Tensor, values: torch.Tensor,
 
 
 def _layer(u: torch.Tensor, layer: MarkovTransformer | DeeperLayer,
-           config: MarkovTransformerConfig) -> torch.Tensor:
-    """One attention + FFN layer on the residual stream ``u`` (``(B, n, d)``)."""
-    heads = u.unsqueeze(-3)  # (B, 1, n, d): one head; the 4-D layout takes the fused kernel
-    queries, keys, values = heads @ layer.W_Q.T, heads @ layer.W_K.T, heads @ layer.W_V.T
-    attended = _attend(queries, keys, values, config).squeeze(-3)  # (B, n, m)
+           config: MarkovTransformerConfig, attended: torch.Tensor | None = None) -> torch.Tensor:
+    """One attention + FFN layer on the residual stream ``u`` (``(B, n, d)``); ``attended``
+    (``(B, n, m)``, the attention's output before ``W_O``) when already computed, else the
+    fused kernel computes it."""
+    if attended is None:
+        heads = u.unsqueeze(-3)  # (B, 1, n, d): one head; the 4-D layout takes the fused kernel
+        queries, keys, values = heads @ layer.W_Q.T, heads @ layer.W_K.T, heads @ layer.W_V.T
+        attended = _attend(queries, keys, values, config).squeeze(-3)  # (B, n, m)
     y = u + attended @ layer.W_O.T  # (B, n, d)
     return y + F.relu(y @ layer.W_1.T) @ layer.W_2.T  # (B, n, d)
+
+
+#: Row blocks of :func:`binary_attention` per group of rows: the causal table is computed and
+#: multiplied block by block, up to each block's last visible key, so about half of the
+#: ``n x n`` products (the hidden upper triangle) is never formed.
+BINARY_ROW_BLOCKS = 16
+
+
+def binary_attention(x: torch.Tensor, e: torch.Tensor, pos: torch.Tensor, W_Q: torch.Tensor,
+                     W_K: torch.Tensor, W_V: torch.Tensor,
+                     config: MarkovTransformerConfig) -> torch.Tensor:
+    """Layer-1 attention output ``sum_i att_{n,i} W_V u_i`` (before ``W_O``) of binary
+    sequences ``x`` (``(B, n)``), without a ``(B, n, n)`` tensor; ``e``, ``pos``, ``W_Q``,
+    ``W_K``, ``W_V`` are one model's parameters (:class:`MarkovTransformer`).
+
+    With ``u_i = x_i e + p_i`` every query, key and value at position ``i`` is one of two
+    vectors (Makkuva et al., 2024, Section 2): ``k_i = k0_i + x_i dk`` with ``k0 = W_K p``,
+    ``dk = W_K e`` (the same for ``q`` and ``v``). For a query of class ``a = x_n`` the score
+    of key ``i`` is ``s_a[n, i] + x_i gamma_a[n]`` with ``s_a = <q0_n + a dq, k0_i> / sqrt(d)``
+    and ``gamma_a[n] = <q0_n + a dq, dk> / sqrt(d)``: the ``(2, n, n)`` table ``s`` does not
+    depend on the batch. Dividing the softmax by ``exp(max(0, gamma))`` gives the key classes
+    the weights ``c = exp(-|gamma|)`` and 1; then with ``E = exp(s)`` (each row normalised, a
+    factor that cancels) and the indicator ``h`` of the heavier key class (``x`` where
+    ``gamma >= 0``, else ``1 - x``)
+
+    ``Z = c E 1 + (1 - c) E h`` and ``Z out = c E v' + (1 - c) E (h v0) + s dv E h``
+
+    with ``v' = v0, s = 1`` where ``gamma >= 0`` and ``v' = v0 + dv, s = -c`` elsewhere: every
+    term is a product of the table with ``m + 1`` columns shared by the batch or ``m + 1``
+    columns per sequence. The weights ``c, 1 - c`` are non-negative, so nothing cancels beyond
+    the round-off of the products themselves: the same function as the fused kernel (to float
+    round-off) for any parameters, causal or windowed (``config.memory``). A table row is
+    normalised over all visible positions, not per sequence as in the fused kernel: a
+    sequence's row would underflow only if every key it shows scored ~80 (float32) or ~700
+    (float64) below the row's largest score, far outside the scores of training.
+
+    Returns
+    -------
+    torch.Tensor
+        ``(B, n, m)``.
+    """
+    batch, n = x.shape
+    bits = x.to(e.dtype)
+    pos = pos[:n]
+    scale = 1 / math.sqrt(config.d)
+    keys0, values0 = pos @ W_K.T, pos @ W_V.T  # (n, m)
+    d_query, d_key, d_value = W_Q @ e, W_K @ e, W_V @ e
+    m = values0.shape[-1]
+    ones = torch.ones(n, 1, dtype=bits.dtype, device=x.device)
+    column = bits.T[:, :, None]  # (n, B, 1): x_i of each sequence
+    rhs = {  # per heavier key class: shared columns [1, v_light], then [h, h v0] per sequence
+        True: torch.cat([ones, values0, torch.cat([column, column * values0[:, None]], -1)
+                         .reshape(n, -1)], -1),
+        False: torch.cat([ones, values0 + d_value, torch.cat(
+            [1 - column, (1 - column) * values0[:, None]], -1).reshape(n, -1)], -1),
+    }
+    queries0 = pos @ W_Q.T * scale
+    queries = torch.cat([queries0, queries0 + d_query * scale])  # (2n, m): x_n = 0, then 1
+    gamma = queries @ d_key  # (2n,)
+    heavy_one = gamma.detach() >= 0  # in this row the x_i = 1 keys weigh more
+    rows_in_order, products = [], []
+    for heavy in (True, False):  # the rows of both query classes that share one right side
+        rows = torch.nonzero(heavy_one == heavy).squeeze(-1)
+        rows = rows[torch.argsort(rows % n, stable=True)]  # by position, for the causal blocks
+        if not len(rows):  # every row in the other group (e.g. e = 0: gamma = 0 everywhere)
+            continue
+        rows_in_order.append(rows)
+        products.append(_table_products(queries[rows], rows % n, keys0, rhs[heavy],
+                                        config.memory))
+    out = torch.cat(products)[torch.argsort(torch.cat(rows_in_order))].reshape(2, n, -1)
+    # exp(-|gamma|) written per group, so that its derivative at gamma = 0 is the group's
+    c = torch.exp(torch.where(heavy_one, -gamma, gamma))
+    light_dv = torch.where(heavy_one, 1.0, -c).to(bits.dtype)
+    # each sequence's query class x_n picks its row of the two classes' results
+    own = torch.where(column > 0.5, *out[[1, 0], :, None, m + 1:].reshape(2, n, batch, m + 1)
+                      .unbind())  # (n, B, m + 1)
+    shared, c, light_dv = (torch.where(column > 0.5, *v[[1, 0], :, None].unbind())
+                           for v in (out[..., : m + 1], c.reshape(2, n, 1),
+                                     light_dv.reshape(2, n, 1)))  # (n, B, .)
+    total = c * shared[..., :1] + (1 - c) * own[..., :1]
+    weighted = c * shared[..., 1:] + (1 - c) * own[..., 1:] + light_dv * own[..., :1] * d_value
+    # (B, n, m) in row-major order: a transposed layout makes the FFN's products slow
+    return (weighted / total).transpose(0, 1).contiguous()
+
+
+def _table_products(queries: torch.Tensor, positions: torch.Tensor, keys: torch.Tensor,
+                    rhs: torch.Tensor, memory: int | None) -> torch.Tensor:
+    """``E @ rhs`` with ``E = exp(queries keys^T) / row sum`` on the keys visible from
+    ``positions`` (ascending), in :data:`BINARY_ROW_BLOCKS` row blocks, each up to its last
+    visible key (:class:`_CausalTableProduct`)."""
+    count = len(positions)
+    bounds = [round(k * count / BINARY_ROW_BLOCKS) for k in range(BINARY_ROW_BLOCKS + 1)]
+    blocks = []
+    for start, stop in zip(bounds[:-1], bounds[1:], strict=True):
+        if stop > start:
+            at = positions[start:stop]
+            first = 0 if memory is None else max(0, int(at[0]) - memory)
+            cols = torch.arange(first, int(at[-1]) + 1, device=positions.device)
+            hidden = cols[None, :] > at[:, None]
+            if memory is not None:
+                hidden |= cols[None, :] < at[:, None] - memory
+            blocks.append((start, stop, first, hidden))
+    return _CausalTableProduct.apply(queries, keys, rhs, blocks)
+
+
+class _CausalTableProduct(torch.autograd.Function):
+    """Row blocks ``softmax(q k^T, masked) @ rhs`` with a hand-written backward that
+    accumulates the key and right-side gradients in place (autograd through the blocks'
+    slices would zero-fill a full-size gradient per block). ``blocks`` holds per block its
+    rows ``start:stop``, first key and hidden-key mask (its width reaches the last key)."""
+
+    @staticmethod
+    def forward(ctx, queries, keys, rhs, blocks):
+        tables, products = [], []
+        for start, stop, first, hidden in blocks:
+            last = first + hidden.shape[1]
+            scores = (queries[start:stop] @ keys[first:last].T).masked_fill_(hidden, -math.inf)
+            tables.append(torch.softmax(scores, dim=-1))
+            products.append(tables[-1] @ rhs[first:last])
+        ctx.blocks = blocks
+        ctx.save_for_backward(queries, keys, rhs, *tables)
+        return torch.cat(products)
+
+    @staticmethod
+    def backward(ctx, grad):
+        queries, keys, rhs, *tables = ctx.saved_tensors
+        grad_queries = torch.empty_like(queries)
+        grad_keys, grad_rhs = torch.zeros_like(keys), torch.zeros_like(rhs)
+        for (start, stop, first, hidden), table in zip(ctx.blocks, tables, strict=True):
+            last = first + hidden.shape[1]
+            rows = grad[start:stop]
+            scores = torch.ops.aten._softmax_backward_data(  # d scores from d table
+                rows @ rhs[first:last].T, table, -1, table.dtype)
+            torch.mm(scores, keys[first:last], out=grad_queries[start:stop])
+            grad_keys[first:last].addmm_(scores.T, queries[start:stop])
+            grad_rhs[first:last].addmm_(table.T, rows)
+        return grad_queries, grad_keys, grad_rhs, None
 
 
 class MarkovTransformer(nn.Module):
@@ -119,9 +276,12 @@ class MarkovTransformer(nn.Module):
         config: MarkovTransformerConfig,
         dtype: torch.dtype = torch.float64,
         device: torch.device | None = None,
+        attention: str = "auto",
     ) -> None:
         super().__init__()
+        _binary_path(attention, torch.zeros(0))  # validates the name
         self.config = config
+        self.attention = attention
         d, m, r = config.d, config.m, config.r
         kw = {"dtype": dtype, "device": device}
         self.e = nn.Parameter(torch.zeros(d, **kw))  # token vector
@@ -169,9 +329,26 @@ class MarkovTransformer(nn.Module):
         """
         n = x.shape[-1]
         z = x.unsqueeze(-1).to(self.e.dtype) * self.e + self.pos[:n]  # (B, n, d)
-        for layer in (self, *self.deeper):
+        first = None
+        if self.uses_binary_path(x):
+            first = binary_attention(x, self.e, self.pos, self.W_Q, self.W_K, self.W_V,
+                                     self.config)
+        z = _layer(z, self, self.config, first)
+        for layer in self.deeper:  # continuous inputs from layer 2 on: the fused kernel
             z = _layer(z, layer, self.config)
         return z @ self.head + self.b  # (B, n)
+
+    def uses_binary_path(self, x: torch.Tensor) -> bool:
+        """Whether :meth:`forward` computes layer 1's attention by :func:`binary_attention`.
+
+        ``attention="binary"``: always; ``"fused"``: never; ``"auto"``: on the CPU for
+        sequences of at least :data:`BINARY_MIN_LENGTH` positions, where the fused kernel with
+        a head of ``m <= 16`` dimensions is the slow part of a step. On CUDA the fused kernel
+        is fast and the binary path's data-dependent row split would synchronise every step;
+        short sequences (the exact budgets, the bridges' autograd Hessians and ``vmap``, which
+        the binary path's hand-written backward does not support) keep the fused kernel.
+        """
+        return _binary_path(self.attention, x)
 
     def last_logits(self, x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         """Logit at the last position of each zero-padded prefix, shape ``(P,)``.
@@ -261,10 +438,15 @@ class MarkovEnsemble(nn.Module):
     ----------
     members : list[MarkovTransformer]
         Same configuration, any parameters (e.g. different seeds' initialisations).
+    attention : {"auto", "fused", "binary"}
+        How the attention is computed (:meth:`MarkovTransformer.uses_binary_path`); the binary
+        path runs member by member.
     """
 
-    def __init__(self, members: list[MarkovTransformer]) -> None:
+    def __init__(self, members: list[MarkovTransformer], attention: str = "auto") -> None:
         super().__init__()
+        _binary_path(attention, torch.zeros(0))  # validates the name
+        self.attention = attention
         self.config = members[0].config
         if any(m.config != self.config for m in members):
             raise ValueError("ensemble members must share one configuration")
@@ -283,14 +465,21 @@ class MarkovEnsemble(nn.Module):
         return _matrices(self)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Logits of every member, shape ``(S, B, n)`` for inputs ``(B, n)``."""
+        """Logits of every member, shape ``(S, B, n)``, for inputs ``(B, n)`` shared by the
+        members or ``(S, B, n)``, one batch per member."""
         n = x.shape[-1]
-        u = (x[None, :, :, None].to(self.e.dtype) * self.e[:, None, None, :]
+        x = x.expand(len(self), *x.shape[-2:])  # (S, B, n)
+        u = (x[..., None].to(self.e.dtype) * self.e[:, None, None, :]
              + self.pos[:, None, :n])  # (S, B, n, d)
-        # einsum folds (B, n) into one matrix dimension: S batched matmuls, not S*B tiny ones
-        queries, keys, values = (torch.einsum("sbnd,smd->sbnm", u, W)
-                                 for W in (self.W_Q, self.W_K, self.W_V))  # (S, B, n, m)
-        attended = _attend(queries, keys, values, self.config)
+        if _binary_path(self.attention, x):
+            attended = torch.stack([
+                binary_attention(x[s], self.e[s], self.pos[s], self.W_Q[s], self.W_K[s],
+                                 self.W_V[s], self.config) for s in range(len(self))])
+        else:
+            # einsum folds (B, n) into one matrix dimension: S batched matmuls, not S*B tiny
+            queries, keys, values = (torch.einsum("sbnd,smd->sbnm", u, W)
+                                     for W in (self.W_Q, self.W_K, self.W_V))  # (S, B, n, m)
+            attended = _attend(queries, keys, values, self.config)
         y = u + torch.einsum("sbnm,sdm->sbnd", attended, self.W_O)  # (S, B, n, d)
         hidden = F.relu(torch.einsum("sbnd,srd->sbnr", y, self.W_1))  # (S, B, n, r)
         z = y + torch.einsum("sbnr,sdr->sbnd", hidden, self.W_2)
@@ -303,7 +492,7 @@ class MarkovEnsemble(nn.Module):
 
     def member(self, index: int) -> MarkovTransformer:
         """Member ``index`` as a stand-alone :class:`MarkovTransformer`."""
-        model = MarkovTransformer(self.config, self.e.dtype, self.e.device)
+        model = MarkovTransformer(self.config, self.e.dtype, self.e.device, self.attention)
         model.load_state_dict({name: getattr(self, name)[index].detach()
                                for name in self.names})
         return model

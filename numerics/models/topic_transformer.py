@@ -163,9 +163,9 @@ class TopicTransformer(nn.Module):
             return self.E[:, : self.V].T
         return torch.eye(self.V, self.d, dtype=self.E.dtype, device=self.E.device)
 
-    def forward(self, x: torch.Tensor, keys: torch.Tensor | None = None
-                ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Logits at every position and the attention matrix.
+    def forward(self, x: torch.Tensor, keys: torch.Tensor | None = None,
+                queries: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """Logits at every position (or at the ``queries`` positions) and the attention matrix.
 
         Parameters
         ----------
@@ -174,23 +174,30 @@ class TopicTransformer(nn.Module):
             stands for the long-document limit of a context).
         keys : torch.Tensor, optional
             ``(B, N)`` bool, positions usable as keys (default: all).
+        queries : torch.Tensor, optional
+            ``(B, Q)`` positions whose outputs are wanted (default: all ``N``, in order). Every
+            query still attends to all usable keys, so each output is the one the full pass
+            gives at that position; only the rows nobody reads are not computed (the masked-LM
+            loss reads the masked positions only).
 
         Returns
         -------
         logits : torch.Tensor
-            ``(B, N, V)``.
+            ``(B, N_query, V)``.
         attention : torch.Tensor
             ``(B, N_query, N_key)``, rows sum to 1 over usable keys.
         """
         embedded = (self.E.T[x] if x.dtype == torch.long else x @ self.E.T)  # (B, N, d)
         if keys is None:
             keys = torch.ones(embedded.shape[:2], dtype=torch.bool, device=embedded.device)
+        rows = embedded if queries is None else embedded.gather(
+            1, queries[..., None].expand(-1, -1, embedded.shape[-1]))  # (B, Nq, d)
         if self.uniform:
-            scores = torch.zeros(embedded.shape[0], embedded.shape[1], embedded.shape[1],
+            scores = torch.zeros(embedded.shape[0], rows.shape[1], embedded.shape[1],
                                  dtype=embedded.dtype, device=embedded.device)
         else:
-            queries, keys_ = embedded @ self.W_Q.T, embedded @ self.W_K.T
-            scores = queries @ keys_.transpose(1, 2) / math.sqrt(self.d)  # (B, Nq, Nk)
+            queries_, keys_ = rows @ self.W_Q.T, embedded @ self.W_K.T
+            scores = queries_ @ keys_.transpose(1, 2) / math.sqrt(self.d)  # (B, Nq, Nk)
         scores = scores.masked_fill(~keys[:, None, :], -math.inf)
         attention = torch.softmax(scores, dim=-1)
         values = embedded @ self.W_V.T  # (B, N, d)

@@ -72,6 +72,15 @@ def _fixed_phases(monkeypatch) -> None:
     monkeypatch.setattr(ical_experiment, "sample_rotation_sequences", sample)
 
 
+def _unpaired_frequencies(monkeypatch) -> None:
+    """The exact population loss built for unitary W when the data are real rotations."""
+    original = ical_experiment.rotation_frequencies
+
+    def frequencies(*args, **kwargs):
+        return original(*args[:2], **(kwargs | {"paired": False}))
+    monkeypatch.setattr(ical_experiment, "rotation_frequencies", frequencies)
+
+
 def _topics_by_residue(monkeypatch) -> None:
     original = population.context_distributions
 
@@ -101,6 +110,8 @@ MUTANTS = [
      _uniform_start),
     ("data", "rotation sequences with s_0 = 1 instead of uniform phases", "ical-one-step-gd",
      _fixed_phases),
+    ("data", "exact population loss of real rotations built from unitary frequencies",
+     "ical-pe-trigonometric", _unpaired_frequencies),
     ("data", "topic of word w taken as w mod T instead of w // v",
      "topics-value-block-structure", _topics_by_residue),
     ("data", "sentence labels read the query one token early", "ntp-attention-max-margin",

@@ -127,3 +127,88 @@ def test_haar_sequences_are_orbits_of_one_orthogonal_matrix_each():
     line = sample_haar_sequences(64, 1, 3, np.random.default_rng(2))  # O(1) = {-1, 1}
     assert torch.allclose(line.abs(), torch.ones_like(line), atol=1e-15)
     assert set((line[:, 1, 0] / line[:, 0, 0]).round().tolist()) == {-1.0, 1.0}
+
+
+@pytest.mark.parametrize(("d", "heads", "T", "paired"), [(3, 2, 4, False), (4, 2, 5, True)])
+def test_exact_population_loss_of_the_diagonal_heads(cpu, d, heads, T, paired):
+    """The moment-lemma quadratic form, the lattice mean of the module's squared errors and a
+    large Monte Carlo mean agree: the first two to round-off (both exact), the Monte Carlo
+    within 5 of its standard errors; one lattice point fewer per angle aliases (unpaired)."""
+    from numerics.data.orthogonal import lattice_rotation_sequences, rotation_frequencies
+    from numerics.models.linear_attention import DiagonalMoments
+
+    model = DiagonalLinearAttention(d, heads, T)
+    model.reset_parameters(generator(cpu, 11), 0.5)
+    moments = DiagonalMoments.of(rotation_frequencies(d, T + 2, paired))
+    with torch.no_grad():
+        exact = moments.loss(model)
+        lattice = model.squared_errors(
+            lattice_rotation_sequences(d, T + 2, moments.points, paired)).mean(0)
+        n = 200_000
+        sampled = model.squared_errors(sample_rotation_sequences(n, d, T + 2, generator(cpu, 12),
+                                                                 paired=paired))
+    assert exact.shape == (T,)
+    assert torch.allclose(lattice, exact, rtol=0, atol=1e-11)
+    error = sampled.std(0) / n**0.5
+    assert ((sampled.mean(0) - exact).abs() <= 5 * error).all()
+    if not paired:
+        coarse = model.squared_errors(
+            lattice_rotation_sequences(d, T + 2, moments.points - 1, paired)).mean(0)
+        assert (coarse - exact).abs().max() > 1e-3
+
+
+def test_exact_population_loss_is_zero_at_the_unitary_minimum_and_differentiable(cpu):
+    from numerics.data.orthogonal import rotation_frequencies
+    from numerics.models.linear_attention import DiagonalMoments
+
+    d, T = 3, 5
+    model = DiagonalLinearAttention(d, d, T)
+    with torch.no_grad():
+        model.A.copy_(2 * torch.eye(d, dtype=torch.float64))
+        model.B.copy_(torch.eye(d, dtype=torch.float64))
+        model.P.copy_(0.5 * torch.eye(T + 1, dtype=torch.float64))
+    moments = DiagonalMoments.of(rotation_frequencies(d, T + 2))
+    loss = moments.loss(model)
+    assert loss.abs().max() < 1e-12
+    loss.sum().backward()  # a global minimum: the gradient vanishes too
+    assert all(p.grad.abs().max() < 1e-12 for p in model.parameters())
+    assert moments.points == 2 * T + 1  # spread 2T per angle: target T+1 vs -(T-1)
+
+
+def test_lattice_sequences_are_the_rotation_sequences_at_grid_angles():
+    from numerics.data.orthogonal import lattice_rotation_sequences, rotation_frequencies
+
+    s = lattice_rotation_sequences(4, 6, 5, paired=True)
+    assert s.shape == (25, 6, 4)
+    assert torch.allclose(s[:, :, 0::2], s[:, :, 1::2].conj())  # conjugate pairs: real W
+    ratio = s[:, 1:] / s[:, :-1]
+    assert torch.allclose(ratio, ratio[:, :1].expand_as(ratio), atol=1e-12)
+    phases = lattice_rotation_sequences(2, 3, 4, random_phase=True)
+    assert phases.shape == (4**4, 3, 2)
+    assert len({tuple(x) for x in phases[:, 0].angle().round(decimals=6).tolist()}) == 16
+    F = rotation_frequencies(4, 3, paired=True, random_phase=True)
+    assert F.shape == (3, 4, 6) and F[2, 1, 0] == -2 and F[2, 3, 1] == -2
+    assert F[1, 2, 4] == 1 and F[1, 2, 5] == 0  # phases after the d / 2 plane angles
+
+
+@pytest.mark.parametrize("haar", [False, True])
+def test_block_moments_give_the_module_mean_squared_error(cpu, haar):
+    """The second-moment quadratic form equals the mean of the module's squared errors over the
+    set, value and gradient, at a random (V, Q)."""
+    import numpy as np
+
+    from numerics.data.orthogonal import sample_haar_sequences
+    from numerics.models.linear_attention import BlockMoments
+
+    d, T = 3, 5
+    s = (sample_haar_sequences(500, d, T + 2, np.random.default_rng(0)) if haar
+         else sample_rotation_sequences(500, d, T + 2, generator(cpu, 8), random_phase=True))
+    model = BlockLinearAttention(d)
+    model.reset_parameters(generator(cpu, 9), 0.3)
+    direct = model.squared_errors(s).mean()
+    grads = torch.autograd.grad(direct, (model.V, model.Q))
+    moments = BlockMoments.of(s)
+    quadratic = moments.loss(model)
+    assert abs(quadratic.item() - direct.item()) <= 1e-12 * direct.item()
+    for a, b in zip(torch.autograd.grad(quadratic, (model.V, model.Q)), grads, strict=True):
+        assert torch.allclose(a, b, rtol=1e-10, atol=1e-12)

@@ -148,3 +148,63 @@ def test_a_model_needs_a_layer_and_ensembles_stay_one_layer(cpu):
         _deep(cpu, 0)
     with pytest.raises(ValueError, match="one-layer"):
         MarkovEnsemble([_deep(cpu, 2), _deep(cpu, 2, seed=1)])
+
+
+def _loss_and_gradients(model, x, y, attention):
+    model.attention = attention
+    model.zero_grad(set_to_none=True)
+    loss = torch.nn.functional.binary_cross_entropy_with_logits(model(x), y)
+    loss.backward()
+    return loss.detach(), {name: p.grad.clone() for name, p in model.named_parameters()}
+
+
+@pytest.mark.parametrize("tied", [True, False])
+@pytest.mark.parametrize("memory", [None, 7])
+@pytest.mark.parametrize("layers", [1, 2])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_binary_attention_path_equals_the_fused_kernel(cpu, tied, memory, layers, dtype):
+    """Layer 1's attention from the batch-independent score tables is the same function as
+    the fused kernel: same loss and gradients to round-off, on random parameters large enough
+    that the attention is far from uniform and both signs of the key-class shift occur."""
+    from numerics.data.markov import sample_markov_chains
+
+    d, N = 4, 96
+    config = MarkovTransformerConfig(d, N, tied, n_layers=layers, memory=memory)
+    model = MarkovTransformer(config, dtype, cpu)
+    model.reset_parameters(generator(cpu, 7), std=0.6)
+    data = sample_markov_chains(0.3, 0.6, 5, N + 1, generator(cpu, 8), dtype)
+    x, y = data[:, :-1], data[:, 1:]
+    _assert_paths_agree(model, x, y)
+    gamma = (model.pos @ model.W_Q.T) @ (model.W_K @ model.e)
+    assert (gamma > 0).any() and (gamma < 0).any()  # both row groups of the path are used
+    with torch.no_grad():
+        model.e.zero_()  # the unigram point: every row in one group, the other one empty
+    _assert_paths_agree(model, x, y)
+
+
+def _assert_paths_agree(model, x, y):
+    """Same loss and gradients from both paths: round-off of sums over the B n positions in
+    two summation orders, relative to the largest gradient entry (a small entry such as b's
+    is a cancelling sum of O(1) terms)."""
+    fused_loss, fused = _loss_and_gradients(model, x, y, "fused")
+    binary_loss, binary = _loss_and_gradients(model, x, y, "binary")
+    eps = torch.finfo(x.dtype).eps
+    assert abs(binary_loss - fused_loss) <= 20 * eps * abs(fused_loss)
+    scale = max(gradient.abs().max() for gradient in fused.values())
+    for name, gradient in fused.items():
+        assert (binary[name] - gradient).abs().max() <= 50 * eps * scale, name
+
+
+def test_attention_path_is_chosen_by_device_and_length(cpu):
+    from numerics.models.markov_transformer import BINARY_MIN_LENGTH
+
+    model = MarkovTransformer(MarkovTransformerConfig(2, BINARY_MIN_LENGTH, True),
+                              torch.float32, cpu)
+    long, short = torch.zeros(1, BINARY_MIN_LENGTH), torch.zeros(1, BINARY_MIN_LENGTH - 1)
+    assert model.uses_binary_path(long) and not model.uses_binary_path(short)
+    model.attention = "fused"
+    assert not model.uses_binary_path(long)
+    model.attention = "binary"
+    assert model.uses_binary_path(short)
+    with pytest.raises(ValueError, match="attention must be one of"):
+        MarkovTransformer(MarkovTransformerConfig(2, 4, True), attention="flash")

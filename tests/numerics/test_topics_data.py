@@ -144,3 +144,40 @@ def test_topic_population_losses_at_known_points(cpu):
         1.0, rel=1e-14)
     loss = topic_population_loss(model, distributions, 0.3, model.trainable())
     assert loss.item() == pytest.approx(np.log(T * v), rel=1e-14)
+
+
+@pytest.mark.parametrize("uniform", [False, True])
+def test_query_positions_give_the_full_pass_rows_and_the_same_masked_lm_loss(cpu, uniform):
+    """Outputs at chosen query positions are the full pass's rows there (every query still
+    attends to all usable keys), and the masked-LM objective, which computes only the masked
+    positions, equals the cross-entropy of the full pass on them, value and gradient."""
+    import torch.nn.functional as F
+
+    from numerics.monte_carlo import MaskedLMBatches
+
+    rng = np.random.default_rng(5)
+    masked = mask_for_mlm(rng, sample_lda_documents(rng, 12, T=4, v=3), 12, mask_prob=0.15,
+                          keep_prob=0.1, random_prob=0.1)
+    inputs, keys, labels = (torch.tensor(x) for x in (masked.inputs, masked.keys, masked.labels))
+    model = (TopicTransformer(12, uniform_attention=True) if uniform
+             else TopicTransformer.joint_model(12))
+    model.reset_parameters(generator(cpu, 0), 0.5)
+    full_logits, full_attention = model(inputs[:4], keys[:4])
+    positions = torch.tensor([[3, 0, 7], [1, 1, 149], [0, 2, 4], [5, 6, 8]])
+    logits, attention = model(inputs[:4], keys[:4], queries=positions)
+    expand = positions[..., None]
+    assert torch.allclose(logits, full_logits.gather(1, expand.expand(-1, -1, 12)), atol=1e-14)
+    assert torch.allclose(attention, full_attention.gather(1, expand.expand(-1, -1, 150)),
+                          atol=1e-14)
+    batches = MaskedLMBatches(inputs, keys, labels, 6)
+    for rows in (slice(0, 6), slice(6, 12)):
+        loss, _ = batches.objective(model)
+        full, _ = model(inputs[rows], keys[rows])
+        chosen = labels[rows] >= 0
+        expected = F.cross_entropy(full[chosen], labels[rows][chosen])
+        assert abs(loss.item() - expected.item()) <= 1e-13
+        trainable = model.trainable()
+        if trainable:
+            for a, b in zip(torch.autograd.grad(loss, trainable),
+                            torch.autograd.grad(expected, trainable), strict=True):
+                assert torch.allclose(a, b, rtol=1e-10, atol=1e-14)

@@ -109,8 +109,10 @@ def test_local_minima_passes_and_is_discriminating(capsys, tmp_path):
     untied = next(c for c in entry["checks"] if c["name"].startswith("untied"))
     assert untied["kind"] == "control" and untied["passed"]
     assert untied["measured"] <= untied["predicted"]
-    assert sorted(p.name for p in plots.iterdir()) == [
-        "markov-local-minima-0.png", "markov-local-minima-1.png"]
+    assert sorted(p.name for p in plots.iterdir()) == [  # each figure with its caption
+        "markov-local-minima-0.png", "markov-local-minima-0.txt",
+        "markov-local-minima-1.png", "markov-local-minima-1.txt"]
+    assert all((plots / f"markov-local-minima-{i}.txt").read_text().strip() for i in (0, 1))
 
 
 def test_untied_run_ends_at_the_entropy_rate(capsys, tmp_path):
@@ -155,11 +157,56 @@ def test_all_runs_every_registered_theorem_in_order(capsys, tmp_path, monkeypatc
 
     one_paper = registry.Registry([("transformer-theorems", ntp.PAPER)])
     monkeypatch.setattr(registry, "default", lambda: one_paper)
-    code, _, _ = _run(capsys, "--all", "--json", str(tmp_path / "r.json"))
+    code, _, _ = _run(capsys, "--all", "--workers", "1", "--json", str(tmp_path / "r.json"))
     report = json.loads((tmp_path / "r.json").read_text())
     assert [t["id"] for t in report["theorems"]] == one_paper.ids()
     assert len(one_paper.ids()) == len(ntp.PAPER.theorems) > 1
     assert code == (0 if report["passed"] else 1)
+    # the same theorems in two worker processes: the same verdicts, values and order
+    code2, out, _ = _run(capsys, "--all", "--workers", "2", "--json", str(tmp_path / "p.json"))
+    parallel = json.loads((tmp_path / "p.json").read_text())
+    assert code2 == code and "2 workers" in out and parallel["settings"]["workers"] == 2
+    assert [t["id"] for t in parallel["theorems"]] == one_paper.ids()
+    printed = [out.index(f"{theorem_id}  (") for theorem_id in one_paper.ids()]
+    assert printed == sorted(printed)
+    for serial, other in zip(report["theorems"], parallel["theorems"], strict=True):
+        assert [(c["key"], c["measured"], c["passed"]) for c in serial["checks"]] == [
+            (c["key"], c["measured"], c["passed"]) for c in other["checks"]]
+
+
+def test_workers_keep_the_request_order_whatever_finishes_first():
+    import time
+    from concurrent.futures import ThreadPoolExecutor
+
+    from verify.pool import TheoremRequest, run_theorems
+
+    requests = [TheoremRequest(f"t-{i}") for i in range(5)]
+
+    def runner(request):  # the first request finishes last
+        index = int(request.theorem_id[2:])
+        time.sleep(0.05 * (5 - index))
+        return request.theorem_id
+
+    started = []
+
+    def recording(request):
+        started.append(request.theorem_id)
+        return runner(request)
+
+    out = list(run_theorems(requests, 2, order=lambda i: i, runner=recording,
+                            pool=lambda workers, threads: ThreadPoolExecutor(workers)))
+    assert out == [r.theorem_id for r in requests]
+    assert started[:2] == ["t-4", "t-3"]  # the costliest first
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--all", "--workers", "0"], "--workers must lie in 1.."),
+    (["--all", "--workers", "100000"], "--workers must lie in 1.."),
+    (["--theorem", "markov-local-minima", "--workers", "2"], "use it with --all"),
+])
+def test_bad_workers_are_refused_before_any_work(capsys, argv, message):
+    code, _, err = _run(capsys, *argv)
+    assert code == 2 and message in err and len(err.strip().splitlines()) == 1
 
 
 @pytest.mark.parametrize("theorem_id", ["markov-saddle-untied", "markov-depth-escape"])
@@ -206,7 +253,7 @@ def test_ical_full_budget_path_at_paper_size(capsys, tmp_path, monkeypatch):
     from verify.experiments import ical as experiments
 
     monkeypatch.setitem(experiments.BUDGETS, "full", experiments.IcalBudget(
-        batch=16, steps=5, train_set=256, gd_steps=5, mc_samples=experiments.MC_CHUNK + 10))
+        steps=5, train_set=256, gd_steps=5, mc_samples=experiments.MC_CHUNK + 10))
     code, _, _ = _run(capsys, "--theorem", "ical-one-step-gd", "--budget", "full", "--seeds",
                       "1", "--json", str(tmp_path / "r.json"))
     (entry,) = json.loads((tmp_path / "r.json").read_text())["theorems"]

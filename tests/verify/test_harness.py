@@ -96,7 +96,7 @@ def test_non_finite_ical_training_is_a_failed_check(monkeypatch, cpu):
     monkeypatch.setattr(ical_experiments, "TrainConfig",
                         lambda **kw: real(**{**kw, "lr": 1e300}))
     monkeypatch.setitem(ical_experiments.BUDGETS, "fast", ical_experiments.IcalBudget(
-        batch=8, steps=20, train_set=64, gd_steps=20, mc_samples=1000))
+        steps=20, train_set=64, gd_steps=20, mc_samples=1000))
     verdict = api.run(api.prepare("ical-unitary-global-minima"), device=cpu)
     diverged = [c for c in verdict.checks if "diverged" in c.name]
     assert diverged and not any(c.passed for c in diverged) and not verdict.passed

@@ -169,7 +169,8 @@ def test_malformed_records_are_reported_not_raised():
               dataclasses.replace(markov, authors=("",)),
               dataclasses.replace(markov, theorems=(dataclasses.replace(entry, seeds=5),)),
               dataclasses.replace(markov, theorems=(dataclasses.replace(entry, experiment=None),)),
-              dataclasses.replace(markov, theorems=entry)]
+              dataclasses.replace(markov, theorems=entry),
+              dataclasses.replace(markov, notation=(("p", 1),))]
     reg = Registry([(f"dist-{i}", paper) for i, paper in enumerate(broken)])
     assert reg.ids() == [] and len(reg.problems) == len(broken)
     assert all(f"dist-{i}" in line for i, line in enumerate(reg.problems))
@@ -290,3 +291,33 @@ def test_every_theorem_has_a_control_that_reports_its_margin():
         assert controls, f"{theorem_id} has no control"
         assert all(record["passed"] and record["details"]["margin"] > 0
                    for record in controls), theorem_id
+
+
+def _notation_covers(paper, symbol) -> bool:
+    """A closed form's symbol is in the notation: itself, or its family (``\\theta_{01}`` is
+    covered by an entry ``\\theta_c``; ``\\eta_{0}`` by ``\\eta_0``)."""
+    import sympy as sp
+
+    latex = sp.latex(symbol)
+    written = [part.strip() for row in paper.notation for part in row[0].split(",")]
+    family = latex.split("_")[0] + "_"
+    return (latex in written or latex.replace("{", "").replace("}", "") in written
+            or "_" in latex and any(w.startswith(family) and len(w) == len(family) + 1
+                                    for w in written))
+
+
+@pytest.mark.parametrize("prefix", ["markov", "ical", "topics", "ntp"])
+def test_every_symbol_of_the_closed_forms_is_in_the_papers_notation(prefix):
+    import sympy as sp
+
+    paper = _builtin(prefix)
+    symbols = set()
+    for entry in paper.theorems:
+        theorem = entry.theorem
+        prediction = theorem.predict(theorem.resolve_params({}))
+        forms = [*prediction.closed_forms.values(),
+                 *(v for spectrum in prediction.spectra.values() for v, _ in spectrum)]
+        symbols |= set().union(*(sp.sympify(form).free_symbols for form in forms))
+    assert symbols
+    missing = [str(s) for s in symbols if not _notation_covers(paper, s)]
+    assert not missing, f"{prefix}: no notation for {missing}"

@@ -224,3 +224,26 @@ def test_ray_backend_reports_a_task_that_keeps_failing():
     assert {k: r["status"] for k, r in results.items()} == {"0": "passed", "1": "passed",
                                                             "2": "failed"}
     assert "ValueError: always broken" in results["2"]["reason"]
+
+
+def test_a_unit_scale_quantity_keeps_its_colour_bar_on_0_to_1(tmp_path, monkeypatch):
+    """The untied sweep ends within 1e-5 of the entropy rate everywhere: on a bar labelled
+    "0 = entropy rate, 1 = H(pi)" that must read as 0, not fill the colour map."""
+    from matplotlib.figure import Figure
+
+    drawn = []
+    monkeypatch.setattr(Figure, "savefig", lambda self, *a, **k: drawn.append(self))
+    name = "untied: final loss, 0 = entropy rate, 1 = H(pi)"
+    values = ("1/2", "3/5")
+    spec = {"theorem": "markov-local-minima",
+            "grid": [{"name": "p", "values": values}, {"name": "q", "values": values}]}
+    records = [{"params": {"p": p, "q": q}, "status": "passed",
+                "quantities": {name: 4.5e-6 * i, "plain": float(i)}}
+               for i, (p, q) in enumerate((p, q) for p in values for q in values)]
+    sweeps.write_heatmaps(tmp_path, spec, records)
+    by_label = {}
+    for fig in drawn:
+        heatmap, bar = fig.axes  # the heatmap, then its colour bar
+        by_label[bar.get_ylabel().replace("\n", " ")] = heatmap.collections[0].get_clim()
+    assert by_label[name] == (0.0, 1.0)
+    assert by_label["plain"] == (0.0, 3.0)  # no stated scale: the data's range

@@ -173,5 +173,5 @@ def test_full_budget_code_path_shrunk_to_seconds(capsys, tmp_path, monkeypatch):
             # the Wikipedia gap is not significant
             significant = check["details"].get("wikipedia_gap_significant", [True, True])
             assert [math.isfinite(v) for v in check["per_seed"]] == significant
-    assert sorted(p.name for p in (tmp_path / "figures").iterdir()) == [
-        f"{THEOREM}-{i}.png" for i in range(3)]
+    assert sorted(p.name for p in (tmp_path / "figures").iterdir()) == [  # with captions
+        f"{THEOREM}-{i}.{ext}" for i in range(3) for ext in ("png", "txt")]

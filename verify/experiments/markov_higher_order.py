@@ -181,7 +181,13 @@ def _curves(ctx: Context, title: str, label: str, runs: list[MarkovRun]) -> list
         ylabel = "loss at the positions n >= k (nats, exact)"
     else:  # the sampled curve is the training batch loss; its floor is H_k up to (k-1)/N
         ylabel = "batch loss, every position (nats, moving average)"
-    return [Curve(title, f"{label}, seed {seed}", run.curve, references, ylabel=ylabel)
+    caption = (f"{ylabel[0].upper()}{ylabel[1:]} per training step, one line per seed. "
+               f"Black lines: the exact conditional entropy rates H_j of the order-{k} chain "
+               "given the last j bits (H_k is the best any model can reach) and H(pi). A model "
+               f"that uses the last {k} tokens ends near H_{k}; one that sees only "
+               f"{k - 1} cannot go below H_{k - 1}.")
+    return [Curve(title, f"{label}, seed {seed}", run.curve, references, ylabel=ylabel,
+                  caption=caption)
             for seed, run in zip(ctx.plan.seeds, runs, strict=True)]
 
 
@@ -378,4 +384,4 @@ def _control(ctx: Context) -> tuple[list[Check], list[Curve]]:
     ], _curves(ctx, f"control: {label}", label, runs)
 
 
-HIGHER_ORDER = Experiment((_bridge, _window_training, _full_attention, _control))
+HIGHER_ORDER = Experiment((_bridge, _window_training, _full_attention, _control), budgets=BUDGETS)

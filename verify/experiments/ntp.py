@@ -30,7 +30,7 @@ from numerics.statistics import linear_fit
 from numerics.train import History, TrainConfig, train
 from theorems import ntp
 from verify.compare import apart, at_least, at_most, close, divergence
-from verify.records import Check, Context, Curve, Experiment, Tolerance
+from verify.records import Check, Context, Curve, Experiment, Plot, Structure, Tolerance
 
 #: float64 round-off of a loss or gradient of O(1) logits (the model against closed forms).
 BRIDGE = Tolerance(1e-12, "float64 round-off of the model's loss/gradient at the closed form")
@@ -259,7 +259,7 @@ def _unprepared(ctx: Context, seed: int) -> TwoStageRun:
 def _unprepared_control(statistic: Callable[[Context, TwoStageRun, int], Check]):
     """A control stage: ``statistic`` read on :func:`_unprepared` for every seed."""
 
-    def stage(ctx: Context) -> tuple[list[Check], list[Curve]]:
+    def stage(ctx: Context) -> tuple[list[Check], list[Plot]]:
         checks, curves = [], []
         for seed in ctx.plan.seeds:
             run = _unprepared(ctx, seed)
@@ -268,7 +268,10 @@ def _unprepared_control(statistic: Callable[[Context, TwoStageRun, int], Check])
             checks += failed or [statistic(ctx, run, seed)]
             curves.append(Curve("control: stage 2 on a random W_ov", f"seed {seed}",
                                 run.stage2.losses, {}, ylabel="loss (nats)", xscale="linear",
-                                yscale="log"))
+                                yscale="log",
+                                caption="Control, outside the assumptions: stage 2 on a "
+                                        "random W_ov of the trained norm (stage 1 skipped), "
+                                        "one line per seed."))
         return checks, curves
 
     return stage
@@ -310,7 +313,10 @@ def _unprepared_accuracy(ctx: Context, run: TwoStageRun, seed: int) -> Check:
 def _direction_curves(title: str, label: str, history: History, ylabel: str = "1 - corr"
                       ) -> Curve:
     return Curve(title, label, 1 - history.probes["corr"], {}, ylabel=ylabel, xscale="log",
-                 yscale="log")
+                 yscale="log",
+                 caption="1 - corr (cosine similarity) between the trained matrix and the "
+                         "theorem's max-margin matrix per step, on log-log axes: convergence "
+                         "in direction shows as a line falling towards 0.")
 
 
 # ----------------------------------------------------------------------------- feed-forward
@@ -323,7 +329,7 @@ def _law(ctx: Context) -> Callable[[np.ndarray], np.ndarray]:
     return sp.lambdify(ntp.t_, pred.closed_forms["L0"].subs(point), "numpy")
 
 
-def _ffn_bridge(ctx: Context) -> tuple[list[Check], list[Curve]]:
+def _ffn_bridge(ctx: Context) -> tuple[list[Check], list[Plot]]:
     resolved = ntp.resolve(ctx.plan.params)
     K = resolved.K
     W_star = _matrix(ctx.prediction.value("W_ov"))
@@ -362,7 +368,7 @@ def _ffn_bridge(ctx: Context) -> tuple[list[Check], list[Curve]]:
     return checks, []
 
 
-def _ffn_training(ctx: Context) -> tuple[list[Check], list[Curve]]:
+def _ffn_training(ctx: Context) -> tuple[list[Check], list[Plot]]:
     resolved = ntp.resolve(ctx.plan.params)
     K, p = resolved.K, ctx.plan.params
     eta0 = float(p["eta0"])
@@ -388,21 +394,46 @@ def _ffn_training(ctx: Context) -> tuple[list[Check], list[Curve]]:
                             "from 0: collocation loss after T0 steps = L0(T0)", "training",
                             ctx.prediction.float("L0(T0)"), stopped, LAW_VALUE,
                             uses=("L0(T0)",), steps=len(history.losses)))
-    curves = [
+    curves: list[Plot] = [
         Curve("stage 1: collocation loss L0(t)", "NGD from 0", history.losses, {},
-              ylabel="L0 (nats)", xscale="linear", yscale="log"),
+              ylabel="L0 (nats)", xscale="linear", yscale="log",
+              caption="The collocation loss L0 of stage 1 (normalized GD on W_ov from 0) per "
+                      "step, and the theorem's closed-form law L0(t) = log(1 + (K-1) "
+                      "exp(-eta0 t/sqrt(K-1))): the two lines should coincide."),
         Curve("stage 1: collocation loss L0(t)", "law log(1 + (K-1) e^(-eta0 t/sqrt(K-1)))",
               law, {}, ylabel="L0 (nats)", xscale="linear", yscale="log"),
     ]
+    trained = [("from 0", model.W_ov.detach().cpu().numpy())]
     for seed in ctx.plan.seeds:
         tag = f" (seed {seed})"
-        checks_seed, curves_seed = _ffn_random_init(ctx, batch, W_star, steps, eta0, seed, tag)
+        checks_seed, curves_seed, W = _ffn_random_init(ctx, batch, W_star, steps, eta0, seed,
+                                                       tag)
         checks += checks_seed
         curves += curves_seed
+        if W is not None:
+            trained.append((f"random init, seed {seed}", W))
         checks_seed, curves_seed = _ffn_gaussian(ctx, resolved, steps, seed, tag)
         checks += checks_seed
         curves += curves_seed
+    curves.insert(0, _direction_structure(
+        "stage 1: W_ov rescaled to ||W_ov*||, trained vs predicted", W_star, trained,
+        "W_ov", "the max-margin feed-forward matrix W_ov* of the theorem"))
     return checks, curves
+
+
+def _direction_structure(title: str, W_star: np.ndarray, trained: list[tuple[str, np.ndarray]],
+                         name: str, claim: str) -> Structure:
+    """The predicted max-margin matrix and each trained matrix rescaled to its norm (the
+    theorems claim a direction, not a size)."""
+    norm = np.linalg.norm(W_star)
+    return Structure(
+        title, W_star, tuple(W * norm / np.linalg.norm(W) for _, W in trained),
+        tuple(f"trained, {label}" for label, _ in trained),
+        f"entry of {name} (rescaled to ||{name}*||_F)",
+        f"The trained {name} of each run, rescaled to the Frobenius norm of {claim}, next to "
+        f"{name}* itself (from the symbolic prediction). Training converges in direction "
+        "only, so the rescaled panels should show the same pattern. Same colour scale in "
+        "every panel.", f"predicted: {name}*")
 
 
 def _log_linear(history: History, label: str, bound: float) -> Check:
@@ -415,7 +446,10 @@ def _log_linear(history: History, label: str, bound: float) -> Check:
 
 
 def _ffn_random_init(ctx: Context, batch: Sentences, W_star: np.ndarray, steps: int,
-                     eta0: float, seed: int, tag: str) -> tuple[list[Check], list[Curve]]:
+                     eta0: float, seed: int, tag: str
+                     ) -> tuple[list[Check], list[Plot], np.ndarray | None]:
+    """Stage 1 from a random init: its checks, its direction curve and the trained W_ov
+    (``None`` when training diverged)."""
     suffix = f"-seed-{seed}"
     K = W_star.shape[0]
     model = _one_hot_model(K, ctx.device)
@@ -425,7 +459,7 @@ def _ffn_random_init(ctx: Context, batch: Sentences, W_star: np.ndarray, steps: 
     norm0 = torch.linalg.norm(model.W_ov).item()
     history = _stage1(ctx, model, batch, W_star, f"stage 1, random init{tag}", steps)
     if failed := divergence(history, f"stage-1-random-init{tag}", f"stage 1 random init{tag}"):
-        return failed, []
+        return failed, [], None
     t = len(history.losses) - 1
     perp = history.probes["perp"]
     radius = eta0 * t - norm0
@@ -443,11 +477,12 @@ def _ffn_random_init(ctx: Context, batch: Sentences, W_star: np.ndarray, steps: 
                 "eta0 t - ||W(0)||: bound (1/2)(||W(0)||/(eta0 t - ||W(0)||))^2",
                 uses=("W_ov",), W0_norm=norm0, steps=t, start=float(1 - history.probes["corr"][0])),
         _log_linear(history, "random init" + tag, R2_COLLOCATION),
-    ], [_direction_curves("stage 1: 1 - corr(W_ov, W_ov*)", "random init" + tag, history)]
+    ], [_direction_curves("stage 1: 1 - corr(W_ov, W_ov*)", "random init" + tag, history)], (
+        model.W_ov.detach().cpu().numpy())
 
 
 def _ffn_gaussian(ctx: Context, resolved: ntp.Setting, steps: int, seed: int, tag: str
-                  ) -> tuple[list[Check], list[Curve]]:
+                  ) -> tuple[list[Check], list[Plot]]:
     """Non-orthonormal (Gaussian) embeddings: W* only numerically (cvxpy), training from 0."""
     suffix = f"-seed-{seed}"
     K = resolved.K
@@ -489,7 +524,7 @@ def _ffn_gaussian(ctx: Context, resolved: ntp.Setting, steps: int, seed: int, ta
 # ----------------------------------------------------------------------------- attention
 
 
-def _attention_bridge(ctx: Context) -> tuple[list[Check], list[Curve]]:
+def _attention_bridge(ctx: Context) -> tuple[list[Check], list[Plot]]:
     resolved = ntp.resolve(ctx.plan.params)
     K, pred, p = resolved.K, ctx.prediction, ctx.plan.params
     batch, _ = training_sentences(resolved)
@@ -541,20 +576,46 @@ def _attention_bridge(ctx: Context) -> tuple[list[Check], list[Curve]]:
     ], []
 
 
-def _stage2_curves(run: TwoStageRun, floor: float) -> list[Curve]:
+#: The predicted-rate line of the figure is drawn this factor above the measured gap.
+RATE_OFFSET = 10.0
+
+
+def _stage2_curves(run: TwoStageRun, floor: float, rate: float | None = None) -> list[Curve]:
+    """Stage 1 and 2 curves; with ``rate``, the predicted per-step factor drawn as a line
+    through the measured gap at the start of the last quarter (where the check fits it)."""
     stage2 = run.stage2
+    gap = stage2.losses - floor
+    caption = ("The training loss minus its floor L_inf = L0(T0) per step of stage 2 "
+               "(normalized GD on W_kq from 0, W_ov frozen after stage 1), on a log y axis: a "
+               "linear rate is a straight line.")
+    reference = []
+    if rate is not None:  # drawn a decade above the curve so that both stay visible
+        start = 3 * len(gap) // 4
+        steps = np.arange(len(gap) // 2, len(gap))
+        reference = [Curve("stage 2: loss - L_inf", f"predicted rate exp(-eta/||W_kq*||) = "
+                           f"{rate:.4g} per step (x10)",
+                           RATE_OFFSET * gap[start] * rate ** (steps - start), {},
+                           ylabel="loss - L_inf (nats)", xscale="linear", yscale="log",
+                           steps=steps + 1)]
+        caption += (" The second line has the theorem's per-step factor exp(-eta/||W_kq*||) "
+                    f"and passes {RATE_OFFSET:g} times above the measured gap where the "
+                    "last-quarter fit starts: parallel lines mean the predicted rate.")
     return [
         Curve("stage 1: collocation loss L0(t)", "stage 1 (W_ov from 0)", run.stage1.losses, {},
-              ylabel="L0 (nats)", xscale="linear", yscale="log"),
-        Curve("stage 2: loss - L_inf", "stage 2 (W_kq from 0)", stage2.losses - floor, {},
-              ylabel="loss - L_inf (nats)", xscale="linear", yscale="log"),
+              ylabel="L0 (nats)", xscale="linear", yscale="log",
+              caption="The collocation loss L0 of stage 1 per normalized-GD step."),
+        Curve("stage 2: loss - L_inf", "stage 2 (W_kq from 0)", gap, {},
+              ylabel="loss - L_inf (nats)", xscale="linear", yscale="log", caption=caption),
+        *reference,
         _direction_curves("stage 2: 1 - corr(W_kq, W_kq*)", "stage 2", stage2),
         Curve("stage 2: smallest attention on the optimal token", "stage 2",
-              stage2.probes["attention"], {"1": 1.0}, ylabel="min attention on x*"),
+              stage2.probes["attention"], {"1": 1.0}, ylabel="min attention on x*",
+              caption="The smallest attention weight on the optimal token x* over the "
+                      "training sentences per step; the theorem's attention tends to 1."),
     ]
 
 
-def _attention_training(ctx: Context) -> tuple[list[Check], list[Curve]]:
+def _attention_training(ctx: Context) -> tuple[list[Check], list[Plot]]:
     run = _two_stage(ctx)
     checks = (divergence(run.stage1, "stage-1", "stage 1")
               + divergence(run.stage2, "stage-2", "stage 2"))
@@ -581,10 +642,14 @@ def _attention_training(ctx: Context) -> tuple[list[Check], list[Curve]]:
         at_least("training-accuracy-argmax-logit-n-x", "training accuracy (argmax logit = n(x*))",
                  "training", 1.0, float((logits.argmax(-1) == targets).double().mean()),
                  "attention on x* and W_ov's margin make every prediction correct"),
-    ], _stage2_curves(run, ctx.prediction.float("floor"))
+    ], [_direction_structure("stage 2: W_kq rescaled to ||W_kq*||, trained vs predicted",
+                             W_star, [("stage 2 from 0", W)], "W_kq",
+                             "the max-margin attention matrix W_kq* (rows: keys, columns: "
+                             "queries)"),
+        *_stage2_curves(run, ctx.prediction.float("floor"))]
 
 
-def _rate_training(ctx: Context) -> tuple[list[Check], list[Curve]]:
+def _rate_training(ctx: Context) -> tuple[list[Check], list[Plot]]:
     run = _two_stage(ctx)
     checks = (divergence(run.stage1, "stage-1", "stage 1")
               + divergence(run.stage2, "stage-2", "stage 2"))
@@ -614,13 +679,13 @@ def _rate_training(ctx: Context) -> tuple[list[Check], list[Curve]]:
                         "-eta/||W*|| by a relative amount of order the direction error theta = "
                         "sqrt(2(1 - corr)) at the start of the fit"),
               uses=("rate", "floor"), theta=theta, fit_from_step=int(tail[0])),
-    ], _stage2_curves(run, floor)
+    ], _stage2_curves(run, floor, predicted)
 
 
 # ----------------------------------------------------------------------------- dataset shift
 
 
-def _shift_training(ctx: Context) -> tuple[list[Check], list[Curve]]:
+def _shift_training(ctx: Context) -> tuple[list[Check], list[Plot]]:
     resolved = ntp.resolve(ctx.plan.params)
     q, a, _, c = resolved.holdout
     run = _two_stage(ctx)
@@ -688,10 +753,10 @@ def _held_out_accuracy(ctx: Context, model: NTPTransformer, batch: Sentences,
                     sentences=decided, ties_skipped=ties)
 
 
-FFN_MAX_MARGIN = Experiment((_ffn_bridge, _ffn_training))
+FFN_MAX_MARGIN = Experiment((_ffn_bridge, _ffn_training), budgets=BUDGETS)
 ATTENTION_MAX_MARGIN = Experiment((_attention_bridge, _attention_training,
-                                   _unprepared_control(_unprepared_direction)))
+                                   _unprepared_control(_unprepared_direction)), budgets=BUDGETS)
 LOSS_LINEAR_RATE = Experiment((_attention_bridge, _rate_training,
-                               _unprepared_control(_unprepared_floor)))
+                               _unprepared_control(_unprepared_floor)), budgets=BUDGETS)
 DATASET_SHIFT = Experiment((_attention_bridge, _shift_training,
-                            _unprepared_control(_unprepared_accuracy)))
+                            _unprepared_control(_unprepared_accuracy)), budgets=BUDGETS)

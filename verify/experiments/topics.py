@@ -36,8 +36,10 @@ from numerics.topic_statistics import lift_table
 from numerics.train import History, TrainConfig, train
 from theorems.topics import population_loss
 from verify.compare import apart, at_least, at_most, close, divergence
-from verify.records import Check, Context, Curve, Experiment, Tolerance
+from verify.records import Check, Context, Curve, Experiment, Plot, Structure, Tolerance
 
+#: What the population curves are: the exact objective (every topic set enumerated), not a batch.
+POPULATION_OBJECTIVE = "population objective (nats + penalty, exact)"
 #: Bridge: float64 round-off of an exact sum over C(T, tau) sets and V words.
 BRIDGE = Tolerance(1e-12, "float64 round-off of the exact population sum")
 BRIDGE_GRADIENT = 1e-9
@@ -49,7 +51,7 @@ ENTRY_RTOL = 1e-6
 GRAM_DEVIATION = 1e-4
 RANK_TOLERANCE = 1e-4
 #: Same-topic words share one direction: their mean inner product exceeds the different-topic
-#: one by more than the optimisation error of G (entries found to ~1e-5 of max |G|; the
+#: one by more than the optimisation error of G (entries found to ~1e-5 of ``max |G|``; the
 #: excess is O(1) at the defaults, and ~1e-13 when documents carry no topic, tau = T).
 SAME_TOPIC_EXCESS = 1e-4
 SAME_TOPIC_REASON = "same-topic words share one direction (excess above the optimisation error)"
@@ -136,7 +138,7 @@ def _progress(ctx: Context, label: str, steps: int):
 # ----------------------------------------------------------------------------- value matrix
 
 
-def _value_bridge(ctx: Context) -> tuple[list[Check], list[Curve]]:
+def _value_bridge(ctx: Context) -> tuple[list[Check], list[Plot]]:
     T, v, _, lam = _sizes(ctx)
     pred = ctx.prediction
     model = TopicTransformer.value_model(T * v, device=ctx.device)
@@ -170,10 +172,10 @@ def _train_population(ctx: Context, model: TopicTransformer, label: str, seed: i
                  _progress(ctx, label, steps))
 
 
-def _value_training(ctx: Context) -> tuple[list[Check], list[Curve]]:
+def _value_training(ctx: Context) -> tuple[list[Check], list[Plot]]:
     T, v, tau, _ = _sizes(ctx)
     pred = ctx.prediction
-    checks, curves = [], []
+    checks, curves, trained = [], [], []
     for seed in ctx.plan.seeds:
         model = TopicTransformer.value_model(T * v, device=ctx.device)
         history = _train_population(ctx, model, f"population W^V, seed {seed}", seed)
@@ -200,8 +202,25 @@ def _value_training(ctx: Context) -> tuple[list[Check], list[Curve]]:
                   + tag, "training", pred.float("delta"), (same - other) / tau, entry,
                   uses=("delta",)),
         ]
-        curves.append(Curve("value matrix: population objective", f"seed {seed}",
-                            history.losses, {"L(delta*)": pred.float("loss")}))
+        trained.append((seed, model.W_V.detach()[: T * v, : T * v].cpu().numpy()))
+        curves.append(Curve(
+            "value matrix: population objective", f"seed {seed}", history.losses,
+            {"L(delta*)": pred.float("loss")}, ylabel=POPULATION_OBJECTIVE,
+            caption="The exact population objective (cross-entropy over every topic set, "
+                    "plus the penalty) per L-BFGS step, one line per seed. Dashed: the "
+                    "theorem's minimum L(delta*) at the block optimum."))
+    if trained:
+        blocks = topic_blocks(T, v)
+        predicted = np.where(blocks, pred.float("a"), pred.float("b"))
+        curves.insert(0, Structure(
+            "value matrix W^V: trained vs predicted a Blk + b (J - Blk)", predicted,
+            tuple(m for _, m in trained), tuple(f"trained, seed {seed}" for seed, _ in trained),
+            "entry of W^V",
+            f"The value matrix W^V trained on the exact population objective (one panel per "
+            f"seed; words ordered by topic, {v} per topic) next to the theorem's unique "
+            f"optimum a Blk + b (J - Blk), a = {pred.float('a'):.4g} on the {T} same-topic "
+            f"blocks, b = {pred.float('b'):.4g} elsewhere (a + (T-1) b = 0). Same colour "
+            "scale in every panel.", predicted_label="predicted: a Blk + b (J - Blk)"))
     return checks + _sampled_checks(ctx), curves
 
 
@@ -238,7 +257,7 @@ def _sampled_checks(ctx: Context) -> list[Check]:
     return checks
 
 
-def _value_control(ctx: Context) -> tuple[list[Check], list[Curve]]:
+def _value_control(ctx: Context) -> tuple[list[Check], list[Plot]]:
     """Squared loss without penalty: W = I is optimal, so training need not give blocks."""
     T, v, _, _ = _sizes(ctx)
     checks = []
@@ -258,7 +277,7 @@ def _value_control(ctx: Context) -> tuple[list[Check], list[Curve]]:
 # ----------------------------------------------------------------------------- embeddings
 
 
-def _embedding_bridge(ctx: Context) -> tuple[list[Check], list[Curve]]:
+def _embedding_bridge(ctx: Context) -> tuple[list[Check], list[Plot]]:
     """The torch model with random tied embeddings vs the sympy objective at G = E^T E."""
     T, v, tau, lam = _sizes(ctx)
     model = TopicTransformer.embedding_model(T * v, device=ctx.device)
@@ -311,7 +330,7 @@ def _same_topic_excess(model: TopicTransformer, T: int, v: int) -> tuple[np.ndar
     return gram, same - other, deviation
 
 
-def _embedding_training(ctx: Context) -> tuple[list[Check], list[Curve]]:
+def _embedding_training(ctx: Context) -> tuple[list[Check], list[Plot]]:
     T, v, tau, _ = _sizes(ctx)
     checks, curves = [], []
     for seed in ctx.plan.seeds:
@@ -343,11 +362,14 @@ def _embedding_training(ctx: Context) -> tuple[list[Check], list[Curve]]:
                     "rank G <= T; singular values below the optimisation error count as 0",
                     uses=("rank_bound",)),
         ]
-        curves.append(Curve("embeddings: population objective", f"seed {seed}", losses, {}))
+        curves.append(Curve("embeddings: population objective", f"seed {seed}", losses, {},
+                            ylabel=POPULATION_OBJECTIVE,
+                            caption="The exact population objective per step (Adam warm-up, "
+                                    "then L-BFGS polish), one line per seed."))
     return checks, curves
 
 
-def _embedding_control(ctx: Context) -> tuple[list[Check], list[Curve]]:
+def _embedding_control(ctx: Context) -> tuple[list[Check], list[Plot]]:
     """Control: tau = T (every document mixes every topic, just outside tau < T), so the
     context carries no topic; the same-topic excess of the training check must vanish."""
     T, v, _, _ = _sizes(ctx)
@@ -363,7 +385,10 @@ def _embedding_control(ctx: Context) -> tuple[list[Check], list[Curve]]:
             f"tau = T = {T}: same-topic minus different-topic mean inner product (seed {seed})",
             "control", SAME_TOPIC_EXCESS, excess,
             "without topic structure the excess must not reach the training check's bound"))
-        curves.append(Curve("control: embeddings, tau = T", f"seed {seed}", losses, {}))
+        curves.append(Curve("control: embeddings, tau = T", f"seed {seed}", losses, {},
+                            ylabel=POPULATION_OBJECTIVE,
+                            caption="Control (tau = T, outside the assumptions): the exact "
+                                    "population objective per step, one line per seed."))
     return checks, curves
 
 
@@ -405,7 +430,7 @@ def _frozen_value_model(ctx: Context, same: float, other: float, seed: int,
     return model
 
 
-def _attention_bridge(ctx: Context) -> tuple[list[Check], list[Curve]]:
+def _attention_bridge(ctx: Context) -> tuple[list[Check], list[Plot]]:
     """The module's logits equal b sum(alpha) + (a - b) m_topic (the obligation), for random
     attention; uniform attention and attention only on copies of the query's word both have
     same/different lift ratio exactly 1 (the statistic ignores copies)."""
@@ -604,7 +629,7 @@ def _claim_checks(ctx: Context, measured: TopicAttention, seed: int, **details: 
     ]
 
 
-def _attention_training(ctx: Context) -> tuple[list[Check], list[Curve]]:
+def _attention_training(ctx: Context) -> tuple[list[Check], list[Plot]]:
     """Two stages on LDA documents; the same-topic lift (copies excluded) must exceed the
     different-topic lift by the spec's ratio and significance."""
     T, v, _, _ = _sizes(ctx)
@@ -617,11 +642,14 @@ def _attention_training(ctx: Context) -> tuple[list[Check], list[Curve]]:
         checks += _claim_checks(ctx, measured, seed,
                                 **_attention_details(measured, value_block, T, v))
         curves.append(Curve("attention: masked-LM loss (stage 2)", f"seed {seed}",
-                            history.losses, {}))
+                            history.losses, {}, ylabel="batch loss (nats, masked-LM, sampled)",
+                            caption="Stage 2 (W^K, W^Q trained, W^V frozen at the stage-1 "
+                                    "matrix): the masked-LM loss of each sampled batch, one "
+                                    "line per seed."))
     return checks, curves
 
 
-def _attention_control(ctx: Context) -> tuple[list[Check], list[Curve]]:
+def _attention_control(ctx: Context) -> tuple[list[Check], list[Plot]]:
     """Two controls. Topic-free documents (no co-occurrence): the gap must vanish, i.e. the
     ratio stays below the training threshold and the lift difference is within the training
     check's significance of 0 (either sign). ``W^V`` frozen at minus the stage-1 matrix:
@@ -664,6 +692,8 @@ def _attention_control(ctx: Context) -> tuple[list[Check], list[Curve]]:
     return checks, []
 
 
-VALUE_BLOCKS = Experiment((_value_bridge, _value_training, _value_control))
-EMBEDDING_BLOCKS = Experiment((_embedding_bridge, _embedding_training, _embedding_control))
-ATTENTION_TOPICS = Experiment((_attention_bridge, _attention_training, _attention_control))
+VALUE_BLOCKS = Experiment((_value_bridge, _value_training, _value_control), budgets=BUDGETS)
+EMBEDDING_BLOCKS = Experiment((_embedding_bridge, _embedding_training, _embedding_control),
+                              budgets=BUDGETS)
+ATTENTION_TOPICS = Experiment((_attention_bridge, _attention_training, _attention_control),
+                              budgets=BUDGETS)

@@ -363,7 +363,12 @@ def _curves(title: str, run: Trajectory) -> list[Curve]:
         marks = {f"{label.split(' (')[0]}: half at step {step}": step} if step is not None else {}
         curves.append(Curve(title, label, getattr(run, name)[shown] / final,
                             {"half of the final value": HALF}, ylabel="value / its final value",
-                            xscale="log", steps=run.steps[shown], marks=marks))
+                            xscale="log", steps=run.steps[shown], marks=marks,
+                            caption="Each structure divided by its final value over the "
+                                    "training steps (log axis), with the step where it first "
+                                    "reaches half its final value marked: the claim is that "
+                                    "W^V's block pattern gets there before the attention "
+                                    "gap."))
     return curves
 
 
@@ -454,4 +459,4 @@ def _control(ctx: Context) -> tuple[list[Check], list[Curve]]:
     return checks, curves
 
 
-TWO_STAGE_DYNAMICS = Experiment((_bridge, _training, _control))
+TWO_STAGE_DYNAMICS = Experiment((_bridge, _training, _control), budgets=BUDGETS)

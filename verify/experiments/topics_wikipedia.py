@@ -451,7 +451,9 @@ def _training(ctx: Context) -> tuple[list[Check], list[Curve]]:
         found.append(_final(ctx, seed, shuffled=False))
         curves += _probe_curves(probes, seed)
         curves.append(Curve("Wikipedia: masked-LM training loss", f"seed {seed}",
-                            history.losses, {}))
+                            history.losses, {}, ylabel="batch loss (nats, masked-LM, sampled)",
+                            caption="The masked-LM loss of each training batch of Wikipedia "
+                                    "text, one line per seed."))
     if not found:
         return checks, curves
     embedding = [m.embedding.sigmas for m in found]
@@ -488,7 +490,12 @@ def _probe_curves(probes: dict[str, list[float]], seed: int, shuffled: bool = Fa
         for name, label in lines:
             curves.append(Curve(title, label, np.array(probes[name]), references,
                                 ylabel="gap in standard errors of the permutation null",
-                                xscale="linear", steps=np.array(probes["step"])))
+                                xscale="linear", steps=np.array(probes["step"]),
+                                caption=f"The same-topic minus different-topic gap at the "
+                                        f"probed steps, in standard errors of a permutation "
+                                        f"null; the claim is a gap above +{SIGMAS:g} with "
+                                        f"the true labels, while a random relabelling "
+                                        f"stays within +-{SIGMAS:g}."))
     return curves
 
 
@@ -580,4 +587,5 @@ def _control(ctx: Context) -> tuple[list[Check], list[Curve]]:
     return checks, curves
 
 
-WIKIPEDIA = Experiment((_data_bridge, _assumptions, _training, _relabelling, _control))
+WIKIPEDIA = Experiment((_data_bridge, _assumptions, _training, _relabelling, _control),
+                       budgets=BUDGETS)

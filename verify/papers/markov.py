@@ -68,6 +68,35 @@ def _higher_order_cost(one_layer: float, two_layers: float) -> Cost:
                 * (int(params["d"]) / 8) ** 2)
 
 
+#: Every symbol of the statements, assumptions and closed forms (the paper page's notation).
+NOTATION = (
+    (r"x_n \in \{0, 1\}", "the n-th token of a sequence; $x_1^n$ the first n tokens"),
+    (r"N", "sequence length of training"),
+    (r"p", r"switching probability $P(x_{n+1} = 1 \mid x_n = 0)$"),
+    (r"q", r"switching probability $P(x_{n+1} = 0 \mid x_n = 1)$"),
+    (r"P", r"the transition matrix $\begin{pmatrix}1-p & p\\ q & 1-q\end{pmatrix}$"),
+    (r"\pi = (\pi_0, \pi_1)", r"the stationary law $(q, p)/(p+q)$; $x_1 \sim \pi$"),
+    (r"\kappa", r"$\pi_0 \pi_1$, the curvature scale of the Hessians"),
+    (r"h(p)", r"binary entropy $-p\ln p - (1-p)\ln(1-p)$ (nats)"),
+    (r"H(\pi)", "entropy of the stationary law: the loss of a model that ignores the context"),
+    (r"H(x_{n+1} \mid x_n)", "the entropy rate, the smallest possible loss (first order)"),
+    (r"d", "embedding dimension"),
+    (r"e", "token embedding vector (the input embedding of token 1 minus that of token 0)"),
+    (r"a", "output (logit) vector; weight tying means $a = e$"),
+    (r"b", "bias of the output logit"),
+    (r"p_n", "positional embedding of position n (not the switching probability p)"),
+    (r"W_1, W_2", "the feed-forward matrices; $w_1, w_2$ and the unit vector $u$ are "
+     "their values at the global minimum"),
+    (r"\theta", "all parameters of the model; $\\theta_\\pi$ the unigram point (e = 0, "
+     r"$b = \ln(p/q)$), $\theta_*$ the global minimum"),
+    (r"f_\theta(x_1^n)", r"the model's probability that $x_{n+1} = 1$"),
+    (r"L(\theta)", "population cross-entropy loss (nats per token)"),
+    (r"k", "order of the chain (markov-higher-order): the next bit depends on the last k"),
+    (r"\theta_c", r"$P(x_{n+1} = 1 \mid$ the last k bits are the context $c)$, oldest bit "
+     "first, e.g. $\\theta_{01}$"),
+    (r"H_j", "entropy rate given the last j bits; $H_k$ is the best loss at order k"),
+)
+
 PAPER = Paper(
     key="makkuva2024markov",
     title=("Attention with Markov: A Framework for Principled Analysis of Transformers via "
@@ -142,4 +171,5 @@ to the real `nn.Module` (population loss, gradient, full autograd Hessian).
 }
 """,
     baselines=Path(__file__).resolve().parent.parent / "baselines",
+    notation=NOTATION,
 )

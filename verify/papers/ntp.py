@@ -25,6 +25,26 @@ _SVM = Cost("the exact attention SVM (rational least-distance problems)", ("K",)
 _FFN_COSTS = {"fast": (_SENTENCES,), "full": (_SENTENCES,)}
 _COSTS = {"fast": (_SENTENCES, _SVM), "full": (_SENTENCES, _SVM)}
 
+#: Every symbol of the statements, assumptions and closed forms (the paper page's notation).
+NOTATION = (
+    (r"K", "vocabulary size; one-hot embeddings $e_x$, $d = K$"),
+    (r"E", "embedding matrix (columns $e_x$); $\\bar e$ the mean embedding"),
+    (r"n(x)", "the collocation: the token that follows token x (a permutation)"),
+    (r"X = (x_1, \dots, x_L)", "a sentence; its last token $x_L = q$ is the query"),
+    (r"L", "longest training sentence"),
+    (r">_q", "the partial order of query q; $x^*(X)$ the greatest token of X under it"),
+    (r"W_{ov}, W_{kq}", "feed-forward (output-value) and key-query matrices"),
+    (r"W_{ov}^*, W_{kq}^*", "the hard-margin SVM solutions they align with"),
+    (r"\eta_0, \eta", "normalized-GD steps of stage 1 and stage 2"),
+    (r"T_0", "stage-1 steps ($W_{ov}$ is then frozen)"),
+    (r"t", "step of normalized GD"),
+    (r"L_0", "the collocation loss of stage 1"),
+    (r"L_\infty", "the limit of the stage-2 loss"),
+    (r"C, \rho", "constant and rate of the linear convergence $L(t) - L_\\infty \\le C\\rho^t$"),
+    (r"s_q(x)", "score $e_x^\\top W_{kq}^* e_q$ of token x for query q"),
+    (r"N", "number of training sentences"),
+)
+
 PAPER = Paper(
     key="huang2024ntp",
     title="Non-asymptotic Convergence of Training Transformers for Next-token Prediction",
@@ -72,4 +92,5 @@ the paper's results, checked with a float64 re-implementation.
 }
 """,
     baselines=Path(__file__).resolve().parent.parent / "baselines",
+    notation=NOTATION,
 )

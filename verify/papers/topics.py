@@ -46,6 +46,25 @@ def _time(steps: int) -> Cost:
 
 _COSTS = {"fast": (_MEMORY, _time(500)), "full": (_MEMORY, _time(2000))}
 
+#: Every symbol of the statements, assumptions and closed forms (the paper page's notation).
+NOTATION = (
+    (r"T", "number of topics"),
+    (r"v", "words per topic; the vocabulary has $V = Tv$ words"),
+    (r"\tau", "topics per document ($1 \\le \\tau < T$)"),
+    (r"S", "the topic set of a document; $p_S$ the uniform distribution over its words"),
+    (r"\lambda", r"the $L^2$ penalty ($\lambda\|W\|_F^2$ or $\lambda\,\mathrm{tr}\,G$)"),
+    (r"W, W^V", "the value matrix (logits $W p_S$ under uniform attention)"),
+    (r"W^K, W^Q", "key and query matrices"),
+    (r"E, E_i", "embedding matrix and the embedding of word i; $G = E^\\top E$"),
+    (r"d", "embedding dimension"),
+    (r"\mathrm{Blk}", "the same-topic indicator matrix (1 where words i, j share a topic)"),
+    (r"J", "the all-ones matrix"),
+    (r"a, b", "same-topic and different-topic entries of the optimal $W$"),
+    (r"\delta", "logit gap $(a - b)/\\tau$"),
+    (r"s", "same-topic entry of the optimal $G$ times $v$"),
+    (r"p(t \mid w)", "LDA's topic posterior of word w (Wikipedia claim)"),
+)
+
 PAPER = Paper(
     key="li2023topics",
     title="How Do Transformers Learn Topic Structure: Towards a Mechanistic Understanding",
@@ -88,4 +107,5 @@ equation, which `theorems.topics` solves to 50 digits.
 }
 """,
     baselines=Path(__file__).resolve().parent.parent / "baselines",
+    notation=NOTATION,
 )

@@ -35,4 +35,11 @@ theorem in this tool has; the package shows how a paper is shipped from outside 
 }
 """,
     baselines=Path(__file__).resolve().parent / "baselines",
+    notation=(
+        (r"X, y", "the fixed integer design ($n \\times d$) and its targets"),
+        (r"n, d", "number of samples and of features"),
+        (r"w", "the weights; $w^*$ the minimiser"),
+        (r"\lambda", "the ridge penalty"),
+        (r"\beta", "smoothness constant of $L$ (largest Hessian eigenvalue): GD steps $1/\\beta$"),
+    ),
 )

@@ -1,0 +1,153 @@
+"""Worker processes: the one process pool that sweeps and ``verify --all --workers N`` share.
+
+Workers are fresh interpreters (``spawn``: no inherited torch or OpenMP state), each with a
+fixed number of torch threads (one by default), Ctrl-C left to the parent (which stops the
+pool and kills its workers at once), and they die with the parent.
+
+:func:`run_theorems` runs independent theorems in such a pool and hands their verdicts back in
+the order they were asked for, whatever order they finish in, so that reports and the terminal
+are the same as a serial run's. A worker receives only the request (theorem id, the parameters
+as the user wrote them, budget, number of seeds, device) and prepares it again from the
+registry it discovers itself, since papers hold callables that do not pickle.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from concurrent.futures import FIRST_COMPLETED, Executor, Future, ProcessPoolExecutor, wait
+from dataclasses import dataclass, field
+from multiprocessing import get_context
+
+from verify.records import Budget, Verdict
+
+
+def available_cores() -> int:
+    """The cores this process may run on (its CPU affinity, not the machine's count)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        return os.cpu_count() or 1
+
+
+def process_pool(workers: int, threads: int = 1) -> Executor:
+    """``workers`` fresh interpreters (spawn), ``threads`` torch threads each."""
+    return ProcessPoolExecutor(max_workers=workers, mp_context=get_context("spawn"),
+                               initializer=_init_worker, initargs=(os.getpid(), threads))
+
+
+def _init_worker(parent: int, threads: int = 1) -> None:
+    """A worker: its torch threads, Ctrl-C left to the parent (which stops the pool), and death
+    with the parent (a parent-death signal on Linux, and a watchdog on the parent's pid)."""
+    import signal
+    import threading
+
+    import torch
+
+    torch.set_num_threads(threads)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    _die_with_parent(parent)
+    threading.Thread(target=_watch_parent, args=(parent,), daemon=True).start()
+
+
+def _die_with_parent(parent: int) -> None:
+    """Ask Linux to kill this process when its parent dies (``PR_SET_PDEATHSIG``)."""
+    import ctypes
+    import signal
+    import sys
+
+    if not sys.platform.startswith("linux"):
+        return
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, signal.SIGKILL)  # 1 = PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        return
+    if os.getppid() != parent:  # the parent died before the request took effect
+        os._exit(1)
+
+
+def _watch_parent(parent: int, interval: float = 1.0) -> None:
+    """Exit when the parent is gone (its pid is no longer our parent's)."""
+    import time
+
+    while os.getppid() == parent:
+        time.sleep(interval)
+    os._exit(1)
+
+
+def stop_workers(pool: Executor) -> None:
+    """Kill the worker processes of ``pool`` at once (after Ctrl-C or SIGTERM), so that no
+    discarded work goes on and nothing waits for it; other processes are left alone."""
+    for process in list((getattr(pool, "_processes", None) or {}).values()):
+        process.kill()
+
+
+@dataclass(frozen=True)
+class TheoremRequest:
+    """One theorem to verify in a worker (already validated by the parent).
+
+    Attributes
+    ----------
+    theorem_id : str
+    params : Mapping[str, str]
+        The parameters as the user gave them (the worker resolves the same plan from them).
+    budget : {"fast", "full"}
+    seeds : int or None
+        Number of seeds; None for the theorem's default.
+    device : str
+        ``cpu`` or ``cuda`` (the device the parent resolved).
+    """
+
+    theorem_id: str
+    params: Mapping[str, str] = field(default_factory=dict)
+    budget: Budget = "fast"
+    seeds: int | None = None
+    device: str = "cpu"
+
+
+def verify_request(request: TheoremRequest) -> Verdict:
+    """Prepare and run one request in this process (what a worker does)."""
+    import numpy as np
+    import torch
+
+    from verify import harness, registry
+
+    reg = registry.default()
+    plan = harness.prepare(reg.entry(request.theorem_id), request.params, request.budget,
+                           request.seeds, allow_expensive=True)  # the parent checked it
+    with np.errstate(all="ignore"):  # non-finite values are reported by the checks
+        return harness.run(plan, reg.experiment(request.theorem_id),
+                           torch.device(request.device))
+
+
+def run_theorems(requests: Sequence[TheoremRequest], workers: int, threads: int = 1,
+                 order: Callable[[int], float] | None = None,
+                 runner: Callable[[TheoremRequest], Verdict] = verify_request,
+                 pool: Callable[[int, int], Executor] = process_pool) -> Iterator[Verdict]:
+    """Verify ``requests`` in ``workers`` processes; yield the verdicts in request order.
+
+    ``order(i)`` is the expected cost of request ``i``: the costliest are submitted first, so
+    that a long theorem does not start last (the order of the results does not change). On
+    Ctrl-C or SIGTERM the workers are killed at once and the interrupt propagates; the verdicts
+    yielded before it are the caller's to keep.
+    """
+    ranked = sorted(range(len(requests)), key=lambda i: -order(i) if order else i)
+    executor = pool(workers, threads)
+    try:
+        futures: dict[Future, int] = {executor.submit(runner, requests[i]): i for i in ranked}
+        finished: dict[int, Verdict] = {}
+        following = 0
+        pending = set(futures)
+        while pending:
+            done, pending = wait(pending, return_when=FIRST_COMPLETED)
+            for future in done:
+                finished[futures[future]] = future.result()
+            while following in finished:
+                yield finished.pop(following)
+                following += 1
+    except BaseException:  # Ctrl-C, SIGTERM, a worker's error, or the caller stopped early
+        stop_workers(executor)
+        executor.shutdown(wait=False, cancel_futures=True)
+        raise
+    executor.shutdown()
