@@ -96,3 +96,21 @@ def test_the_paper_page_defines_its_notation():
                 assert f"${symbol}$" in page
         if paper.arxiv:
             assert f"https://arxiv.org/abs/{paper.arxiv}" in page
+
+
+def test_a_baseline_outside_git_or_in_an_old_layout_still_gives_a_page(tmp_path, monkeypatch):
+    import dataclasses
+    import json
+
+    record = {"budget": "fast", "recorded": {"revision": None, "seconds": 3.0}}
+    assert "outside a git checkout" in pages._recorded(record)
+    reg = registry.default()
+    paper = reg.paper_of("ntp-ffn-max-margin")
+    old = json.loads((paper.baselines / "ntp-ffn-max-margin.json").read_text())
+    old["schema_version"] = 3
+    for key in ("recorded",):
+        old.pop(key)
+    (tmp_path / "ntp-ffn-max-margin.json").write_text(json.dumps(old))
+    moved = registry.Registry([("test", dataclasses.replace(paper, baselines=tmp_path))])
+    page = pages.theorem_page("ntp-ffn-max-margin", moved)
+    assert "No baseline in the current layout" in page and "--update-baseline" in page

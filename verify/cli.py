@@ -14,6 +14,8 @@ import stat
 import sys
 import threading
 from collections.abc import Iterator, Sequence
+from concurrent.futures.process import BrokenProcessPool
+from contextlib import closing
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -206,7 +208,7 @@ def _verify(args: argparse.Namespace, console) -> int:
         raise UsageError(str(exc)) from None
     threads = set_threads(args.threads)
     workers = min(len(plans), args.workers if args.workers is not None
-                  else 1 if device.type != "cpu" else available_cores())
+                  else 1 if device.type != "cpu" else max(1, available_cores() // threads))
     console.print(f"device: {describe(device)}   budget: {args.budget}"
                   + (f"   {workers} workers" if workers > 1 else ""))
     settings = {"command": ["verify", *sys.argv[1:]], "budget": args.budget,
@@ -228,16 +230,23 @@ def _verify(args: argparse.Namespace, console) -> int:
             else:
                 task = None
                 stream = _serial(plans, device, progress)
-            for verdict in stream:
-                verdicts.append(verdict)
-                if task is not None:
-                    progress.advance(task)
-                progress.console.print()
-                report.render(verdict, progress.console)
+            with closing(stream):
+                for verdict in stream:
+                    verdicts.append(verdict)
+                    if task is not None:
+                        progress.advance(task)
+                    progress.console.print()
+                    report.render(verdict, progress.console)
+    except BrokenProcessPool as exc:  # a worker was killed (out of memory, a signal)
+        verdicts += getattr(exc, "finished", [])
+        _partial_report(args, verdicts, settings, descriptor)
+        raise WorkerDied("a worker process died (out of memory or killed); finished "
+                         f"theorems: {', '.join(v.theorem_id for v in verdicts) or 'none'}"
+                         + (f" (incomplete report in {args.json})" if args.json else "")
+                         + "; rerun with fewer --workers") from None
     except KeyboardInterrupt as interrupt:
-        if args.json is not None:
-            _write_report(report.report(verdicts, settings, complete=False), args.json,
-                          descriptor)
+        verdicts += getattr(interrupt, "finished", [])
+        _partial_report(args, verdicts, settings, descriptor)
         done = ", ".join(v.theorem_id for v in verdicts) or "none"
         print(f"verify: interrupted; finished theorems: {done}"
               + (f" (incomplete report in {args.json})" if args.json is not None else ""),
@@ -261,6 +270,18 @@ def _verify(args: argparse.Namespace, console) -> int:
             else f"[red]{failed} failed[/red]")
     console.print(f"{len(verdicts)} theorem(s), {total} checks: {word}")
     return 0 if passed else 1
+
+
+def _partial_report(args: argparse.Namespace, verdicts: list, settings: dict,
+                    descriptor: int | None) -> None:
+    """With ``--json``, the report of an interrupted run: the theorems that finished, in the
+    registry's order, marked ``"complete": false``."""
+    from verify import report
+
+    if args.json is not None:
+        order = {theorem_id: i for i, theorem_id in enumerate(registry.default().ids())}
+        verdicts = sorted(verdicts, key=lambda v: order.get(v.theorem_id, len(order)))
+        _write_report(report.report(verdicts, settings, complete=False), args.json, descriptor)
 
 
 def _serial(plans: list, device: Any, progress: Any) -> Iterator[Any]:
@@ -303,6 +324,11 @@ def _write_report(data: dict, path: Path, descriptor: int | None) -> None:
     except OSError as exc:
         raise OutputError(f"--json {path}: cannot write the report ({exc.strerror or exc})"
                           ) from None
+
+
+class WorkerDied(Exception):
+    """A worker process of ``--workers`` died: one line, exit code 1 (the run is incomplete,
+    so not every check passed)."""
 
 
 class OutputError(Exception):
@@ -472,6 +498,9 @@ def _main(argv: list[str]) -> int:
     except OutputError as exc:
         print(f"verify: error: {exc}", file=sys.stderr)
         return 2
+    except WorkerDied as exc:
+        print(f"verify: error: {exc}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt as interrupt:
         print("verify: interrupted", file=sys.stderr)
         return _exit_code(interrupt)

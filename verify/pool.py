@@ -129,14 +129,17 @@ def run_theorems(requests: Sequence[TheoremRequest], workers: int, threads: int 
 
     ``order(i)`` is the expected cost of request ``i``: the costliest are submitted first, so
     that a long theorem does not start last (the order of the results does not change). On
-    Ctrl-C or SIGTERM the workers are killed at once and the interrupt propagates; the verdicts
-    yielded before it are the caller's to keep.
+    Ctrl-C, SIGTERM or a dead worker the workers are killed at once and the exception
+    propagates with the verdicts that had finished but were not yet yielded (they wait for an
+    earlier, slower theorem) in its ``finished`` attribute, in request order: with those
+    yielded before, the caller's partial report loses nothing that finished. Workers discover
+    the registry themselves (``registry.default()``).
     """
     ranked = sorted(range(len(requests)), key=lambda i: -order(i) if order else i)
     executor = pool(workers, threads)
+    finished: dict[int, Verdict] = {}
     try:
         futures: dict[Future, int] = {executor.submit(runner, requests[i]): i for i in ranked}
-        finished: dict[int, Verdict] = {}
         following = 0
         pending = set(futures)
         while pending:
@@ -146,8 +149,9 @@ def run_theorems(requests: Sequence[TheoremRequest], workers: int, threads: int 
             while following in finished:
                 yield finished.pop(following)
                 following += 1
-    except BaseException:  # Ctrl-C, SIGTERM, a worker's error, or the caller stopped early
+    except BaseException as exc:  # Ctrl-C, SIGTERM, a worker's error, or the caller stopped
         stop_workers(executor)
         executor.shutdown(wait=False, cancel_futures=True)
+        exc.finished = [finished[i] for i in sorted(finished)]  # type: ignore[attr-defined]
         raise
     executor.shutdown()

@@ -490,7 +490,7 @@ def _slug(text: str) -> str:
 UNIT_SCALE = re.compile(r"\b0 = .+\b1 = |\bfraction\b")
 
 
-def _colour_scale(quantity: str, grid: Any) -> tuple[float | None, float | None]:
+def _colour_scale(quantity: str) -> tuple[float | None, float | None]:
     """``(0, 1)`` for a quantity on the unit scale, else ``(None, None)`` (the data's range)."""
     return (0.0, 1.0) if UNIT_SCALE.search(quantity) else (None, None)
 
@@ -543,7 +543,7 @@ def write_heatmaps(directory: Path, spec: dict[str, Any], records: list[dict[str
                 for j, x in enumerate(axes[0]["values"]):
                     grid[i, j] = by_point.get((x, y), {}).get("quantities", {}).get(
                         quantity, np.nan)
-            low, high = _colour_scale(quantity, grid)
+            low, high = _colour_scale(quantity)
             image = ax.pcolormesh(values[0], values[1], grid, shading="nearest",
                                   cmap="viridis", vmin=low, vmax=high)
             fig.colorbar(image, ax=ax, label=_wrapped(quantity),

@@ -22,7 +22,7 @@ from pathlib import Path
 from verify import baseline
 from verify.cli import build_parser
 from verify.harness import estimated_seconds, prediction_record
-from verify.records import BUDGETS, Relation
+from verify.records import BUDGETS, SCHEMA_VERSION, Relation
 from verify.registry import Registry, default
 
 DOCS = Path(__file__).resolve().parent.parent
@@ -94,8 +94,10 @@ def _check_rows(record: dict) -> list[str]:
 def _recorded(record: dict) -> str:
     """Where a baseline was recorded: its budget, the git revision and the run's wall time."""
     recorded = record["recorded"]
-    revision = recorded["revision"] or "outside a git checkout"
-    if revision.endswith("+dirty"):
+    revision = recorded["revision"]
+    if revision is None:
+        revision = "outside a git checkout"
+    elif revision.endswith("+dirty"):
         revision = (f"on top of revision `{revision.removesuffix('+dirty')[:12]}` plus the "
                     "changes committed with the baseline")
     else:
@@ -150,11 +152,11 @@ def _setup_rows(theorem_id: str, registry: Registry) -> list[str]:
         if len(set(values)) > 1:
             rows.append(f"| `{parameter.name}` | " + " | ".join(f"`{v}`" for v in values)
                         + f" | {_text(parameter.description)} |")
-    if not budgets:
+    if BUDGETS[0] not in budgets:
         return [*rows, "", "The experiment declares no sizes per budget."]
     meanings = _attributes(budgets[BUDGETS[0]])
     for name in (f.name for f in fields(budgets[BUDGETS[0]])):
-        values = [_setting(getattr(budgets[b], name)) for b in BUDGETS]
+        values = [_setting(getattr(budgets[b], name)) if b in budgets else "" for b in BUDGETS]
         rows.append(f"| `{name}` | " + " | ".join(values)
                     + f" | {_text(meanings.get(name, ''))} |")
     return rows
@@ -231,9 +233,11 @@ def theorem_page(theorem_id: str, registry: Registry | None = None) -> str:
             lines += ["At the default parameters:", _math(value)]
     record = baseline.load(theorem_id, paper.baselines) if paper.baselines else None
     lines += ["## Proof obligations", ""]
-    if record is None:
-        lines += [f"No baseline recorded yet: run `verify --theorem {theorem_id} "
+    if record is None or record.get("schema_version") != SCHEMA_VERSION:
+        state = "recorded yet" if record is None else "in the current layout"
+        lines += [f"No baseline {state}: run `verify --theorem {theorem_id} "
                   "--update-baseline`.", ""]
+        record = None
     else:
         lines += [f"Checked exactly by sympy, in the proof's order ({_recorded(record)}):", "",
                   *_obligation_rows(record), ""]
@@ -270,6 +274,11 @@ def _figures(theorem_id: str) -> list[str]:
     return lines
 
 
+def _cell(row: str) -> str:
+    """A table row whose LaTeX norms (``\\|``) survive the table's own ``|`` syntax."""
+    return row.replace("\\|", "\\Vert ")
+
+
 def paper_page(prefix: str, registry: Registry | None = None) -> str:
     """The MyST Markdown page of the paper with id prefix ``prefix``."""
     reg = registry or default()
@@ -280,7 +289,8 @@ def paper_page(prefix: str, registry: Registry | None = None) -> str:
              paper.setting.strip(), ""]
     if paper.notation:
         lines += ["## Notation", "", "| symbol | meaning |", "|---|---|",
-                  *[f"| ${symbol}$ | {meaning} |" for symbol, meaning in paper.notation], ""]
+                  *[_cell(f"| ${symbol}$ | {meaning} |") for symbol, meaning in paper.notation],
+                  ""]
     lines += ["## Theorems", "", "```{toctree}", ":maxdepth: 1", "",
               *[f"../theorems/{entry.theorem.id}" for entry in paper.theorems], "```", ""]
     return "\n".join(lines)

@@ -136,6 +136,13 @@ def _layer(u: torch.Tensor, layer: MarkovTransformer | DeeperLayer,
 BINARY_ROW_BLOCKS = 16
 
 
+def safe_gamma(dtype: torch.dtype) -> float:
+    """The largest ``|gamma|`` :func:`binary_attention` accepts: ``exp(-|gamma|)`` stays a
+    normal number of ``dtype`` with a factor 1e6 to spare (about 73 in float32, 694 in
+    float64), so that no weight loses precision to a denormal."""
+    return -math.log(torch.finfo(dtype).tiny) - math.log(1e6)
+
+
 def binary_attention(x: torch.Tensor, e: torch.Tensor, pos: torch.Tensor, W_Q: torch.Tensor,
                      W_K: torch.Tensor, W_V: torch.Tensor,
                      config: MarkovTransformerConfig) -> torch.Tensor:
@@ -166,8 +173,10 @@ def binary_attention(x: torch.Tensor, e: torch.Tensor, pos: torch.Tensor, W_Q: t
 
     Returns
     -------
-    torch.Tensor
-        ``(B, n, m)``.
+    torch.Tensor or None
+        ``(B, n, m)``; None when some ``|gamma|`` is so large that ``exp(-|gamma|)`` would
+        underflow in this dtype (a row whose visible keys are all of the lighter class would
+        be 0/0): the caller then takes the fused kernel.
     """
     batch, n = x.shape
     bits = x.to(e.dtype)
@@ -187,6 +196,8 @@ def binary_attention(x: torch.Tensor, e: torch.Tensor, pos: torch.Tensor, W_Q: t
     queries0 = pos @ W_Q.T * scale
     queries = torch.cat([queries0, queries0 + d_query * scale])  # (2n, m): x_n = 0, then 1
     gamma = queries @ d_key  # (2n,)
+    if gamma.detach().abs().max() > safe_gamma(gamma.dtype):
+        return None
     heavy_one = gamma.detach() >= 0  # in this row the x_i = 1 keys weigh more
     rows_in_order, products = [], []
     for heavy in (True, False):  # the rows of both query classes that share one right side
@@ -329,7 +340,7 @@ class MarkovTransformer(nn.Module):
         """
         n = x.shape[-1]
         z = x.unsqueeze(-1).to(self.e.dtype) * self.e + self.pos[:n]  # (B, n, d)
-        first = None
+        first = None  # None: the fused kernel computes it (see binary_attention's return)
         if self.uses_binary_path(x):
             first = binary_attention(x, self.e, self.pos, self.W_Q, self.W_K, self.W_V,
                                      self.config)
@@ -471,11 +482,12 @@ class MarkovEnsemble(nn.Module):
         x = x.expand(len(self), *x.shape[-2:])  # (S, B, n)
         u = (x[..., None].to(self.e.dtype) * self.e[:, None, None, :]
              + self.pos[:, None, :n])  # (S, B, n, d)
-        if _binary_path(self.attention, x):
-            attended = torch.stack([
-                binary_attention(x[s], self.e[s], self.pos[s], self.W_Q[s], self.W_K[s],
-                                 self.W_V[s], self.config) for s in range(len(self))])
-        else:
+        members = ([binary_attention(x[s], self.e[s], self.pos[s], self.W_Q[s], self.W_K[s],
+                                     self.W_V[s], self.config) for s in range(len(self))]
+                   if _binary_path(self.attention, x) else [None])
+        if all(member is not None for member in members):
+            attended = torch.stack(members)
+        else:  # the fused kernel (short sequences, CUDA, or scores beyond safe_gamma)
             # einsum folds (B, n) into one matrix dimension: S batched matmuls, not S*B tiny
             queries, keys, values = (torch.einsum("sbnd,smd->sbnm", u, W)
                                      for W in (self.W_Q, self.W_K, self.W_V))  # (S, B, n, m)

@@ -208,3 +208,25 @@ def test_attention_path_is_chosen_by_device_and_length(cpu):
     assert model.uses_binary_path(short)
     with pytest.raises(ValueError, match="attention must be one of"):
         MarkovTransformer(MarkovTransformerConfig(2, 4, True), attention="flash")
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_scores_beyond_the_safe_range_take_the_fused_kernel(cpu, dtype):
+    """A key-class shift |gamma| past :func:`safe_gamma` would underflow exp(-|gamma|) (a row
+    of light keys only is then 0/0): the binary path declines and the logits are the fused
+    kernel's, finite."""
+    from numerics.models.markov_transformer import binary_attention, safe_gamma
+
+    d, N = 4, 8
+    model = MarkovTransformer(MarkovTransformerConfig(d, N, True), dtype, cpu, attention="binary")
+    with torch.no_grad():  # gamma at position 0 = <W_Q p_0, W_K e> / sqrt(d)
+        for W in (model.W_Q, model.W_K, model.W_V, model.W_O):
+            W.copy_(torch.eye(d, dtype=dtype))
+        model.e.copy_(torch.tensor([1.0, 0, 0, 0]))
+        model.pos[:, 0] = 2 * safe_gamma(dtype) * d ** 0.5
+    x = torch.zeros(2, N, dtype=dtype)
+    assert binary_attention(x, model.e, model.pos, model.W_Q, model.W_K, model.W_V,
+                            model.config) is None
+    logits = model(x)
+    model.attention = "fused"
+    assert torch.isfinite(logits).all() and torch.equal(logits, model(x))

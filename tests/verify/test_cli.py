@@ -279,3 +279,50 @@ def test_ical_full_budget_path_at_paper_size(capsys, tmp_path, monkeypatch):
 def test_topics_bad_input_exit_2(capsys, argv, message):
     code, _, err = _run(capsys, *argv)
     assert code == 2 and message in err and len(err.strip().splitlines()) == 1
+
+
+def test_finished_verdicts_survive_an_interrupt_or_a_dead_worker():
+    """Verdicts that finished behind a slower, earlier theorem are handed over with the
+    exception, so a partial report keeps every theorem that finished."""
+    import time
+    from concurrent.futures import ThreadPoolExecutor
+    from concurrent.futures.process import BrokenProcessPool
+
+    from verify.pool import TheoremRequest, run_theorems
+
+    def runner(request):
+        if request.theorem_id == "t-0":  # the first (slowest) one dies
+            time.sleep(0.2)
+            raise BrokenProcessPool("killed")
+        return request.theorem_id
+
+    stream = run_theorems([TheoremRequest(f"t-{i}") for i in range(3)], 2, runner=runner,
+                          pool=lambda workers, threads: ThreadPoolExecutor(workers))
+    with pytest.raises(BrokenProcessPool) as caught:
+        list(stream)
+    assert caught.value.finished == ["t-1", "t-2"]
+
+
+def test_a_dead_worker_is_one_line_exit_1_with_a_partial_report(capsys, tmp_path, monkeypatch):
+    from concurrent.futures.process import BrokenProcessPool
+
+    import verify
+    import verify.pool
+    from verify.papers import ntp
+
+    one_paper = registry.Registry([("transformer-theorems", ntp.PAPER)])
+    monkeypatch.setattr(registry, "default", lambda: one_paper)
+    done = verify.check(one_paper.ids()[1], device="cpu")
+
+    def dying(requests, *args, **kwargs):
+        error = BrokenProcessPool("a worker was killed")
+        error.finished = [done]
+        raise error
+        yield  # a generator, like the real one
+
+    monkeypatch.setattr(verify.pool, "run_theorems", dying)
+    code, _, err = _run(capsys, "--all", "--workers", "2", "--json", str(tmp_path / "r.json"))
+    assert code == 1 and "a worker process died" in err and len(err.strip().splitlines()) == 1
+    report = json.loads((tmp_path / "r.json").read_text())
+    assert report["complete"] is False
+    assert [t["id"] for t in report["theorems"]] == [done.theorem_id]

@@ -2,6 +2,7 @@
 records, and a stage that returns a structure record built from the prediction."""
 
 import dataclasses
+import os
 
 import numpy as np
 import pytest
@@ -63,6 +64,9 @@ def test_captions_are_written_next_to_the_pngs(tmp_path):
                                                           "t-1.txt"]
     # the caption opens with the figure's title (two figures may share how to read them)
     assert (tmp_path / "t-0.txt").read_text() == "Loss. read me\n"
+    umask = os.umask(0)
+    os.umask(umask)  # readable like the PNG beside it, not private to its writer
+    assert (tmp_path / "t-0.txt").stat().st_mode & 0o777 == 0o666 & ~umask
     assert (tmp_path / "t-1.txt").read_text() == "VQ, trained vs predicted. how to read it\n"
 
 

@@ -427,7 +427,8 @@ def _direction_structure(title: str, W_star: np.ndarray, trained: list[tuple[str
     theorems claim a direction, not a size)."""
     norm = np.linalg.norm(W_star)
     return Structure(
-        title, W_star, tuple(W * norm / np.linalg.norm(W) for _, W in trained),
+        title, W_star, tuple(W * (norm / size if (size := np.linalg.norm(W)) > 0 else 0.0)
+                             for _, W in trained),  # a run still at 0 shows as 0
         tuple(f"trained, {label}" for label, _ in trained),
         f"entry of {name} (rescaled to ||{name}*||_F)",
         f"The trained {name} of each run, rescaled to the Frobenius norm of {claim}, next to "
