@@ -226,6 +226,8 @@ def test_full_budget_path_runs_on_sampled_batches(capsys, tmp_path, monkeypatch,
     report = json.loads((tmp_path / "r.json").read_text())
     (entry,) = report["theorems"]
     assert code in (0, 1) and entry["budget"] == "full" and entry["params"]["d"] == "8"
+    from verify.pool import available_cores  # one full-budget run takes every core
+    assert report["settings"]["threads"] == available_cores()
     final = next(c for c in entry["checks"] if "final population loss" in c["name"])
     assert len(final["details"]["standard_errors"]) == 2
     assert all(se > 0 for se in final["details"]["standard_errors"])
