@@ -327,8 +327,13 @@ def _train_diagonal(ctx: Context, heads: int, seed: int, paired: bool,
 
 
 def _moments(ctx: Context, paired: bool) -> DiagonalMoments:
-    T = _size(ctx, "T")
-    return DiagonalMoments.of(rotation_frequencies(_size(ctx, "d"), T + 2, paired), ctx.device)
+    """The exact population moments of the diagonal heads, built once per invocation (every
+    seed, the last-row losses and the bridge read the same ones from ``ctx.cache``)."""
+    d, T = _size(ctx, "d"), _size(ctx, "T")
+    key = ("ical-diagonal-moments", d, T, paired, str(ctx.device))
+    if key not in ctx.cache:
+        ctx.cache[key] = DiagonalMoments.of(rotation_frequencies(d, T + 2, paired), ctx.device)
+    return ctx.cache[key]
 
 
 def _last_row_loss(ctx: Context, model: DiagonalLinearAttention, paired: bool) -> float:
