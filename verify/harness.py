@@ -24,6 +24,7 @@ from verify.records import (
     Budget,
     Check,
     Context,
+    Cost,
     Experiment,
     Plan,
     Plot,
@@ -57,14 +58,20 @@ def estimated_seconds(entry: TheoremEntry, params: Mapping[str, Any], budget: Bu
                       seeds: int) -> float:
     """The paper's estimate of a request's CPU seconds (the sum of its time costs; 0 when it
     declares none): what the docs quote and what ``verify --all --workers`` starts first."""
-    total = 0.0
-    for cost in entry.costs.get(budget, ()):
-        if cost.unit == "s":
-            try:
-                total += float(cost.estimate(params, seeds))
-            except (ArithmeticError, TypeError, ValueError):
-                continue
-    return total
+    estimates = (_estimate(cost, params, seeds) for cost in entry.costs.get(budget, ())
+                 if cost.unit == "s")
+    return sum(e for e in estimates if e is not None)
+
+
+def _estimate(cost: Cost, params: Mapping[str, Any], seeds: int) -> float | None:
+    """``cost``'s estimate: infinite beyond any float (certainly too expensive), None for an
+    inadmissible value (a negative size: the assumptions name it)."""
+    try:
+        return float(cost.estimate(params, seeds))
+    except OverflowError:
+        return math.inf
+    except (ArithmeticError, TypeError, ValueError):
+        return None
 
 
 def check_cost(entry: TheoremEntry, params: Mapping[str, Any], budget: Budget,
@@ -85,12 +92,9 @@ def check_cost(entry: TheoremEntry, params: Mapping[str, Any], budget: Budget,
     if allow_expensive:
         return
     for cost in entry.costs.get(budget, ()):
-        try:
-            estimate = float(cost.estimate(params, seeds))
-        except OverflowError:  # beyond any float: certainly too expensive
-            estimate = math.inf
-        except (ArithmeticError, TypeError, ValueError):  # an inadmissible value (a negative
-            continue  # size): the assumptions name it
+        estimate = _estimate(cost, params, seeds)
+        if estimate is None:
+            continue
 
         limit = COST_LIMITS[budget][cost.unit]
         if not estimate <= limit:

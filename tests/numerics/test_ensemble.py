@@ -43,12 +43,7 @@ def test_training_the_ensemble_is_training_each_member(cpu):
     assert batched.losses.shape == (40, 3) and batched.probes["after_0"].shape == (40, 3)
     for index, member in enumerate(_members(cpu, [3, 4, 5])):
         alone = train(member, population.objective, config)
-        split = batched.member(index)
-        assert abs(split.losses - alone.losses).max() < 1e-12
-        assert abs(split.grad_norms - alone.grad_norms).max() < 1e-10
-        assert abs(split.probes["after_1"] - alone.probes["after_1"]).max() < 1e-12
-        for name, value in alone.final_state.items():
-            assert torch.allclose(split.final_state[name], value, atol=1e-12, rtol=0)
+        _assert_same_run(batched.member(index), alone, "after_1")
 
 
 def test_members_must_share_a_configuration(cpu):
@@ -116,10 +111,15 @@ def test_sampled_ensemble_draws_each_members_own_batches(cpu, attention):
         model.reset_parameters(generator(cpu, seed), std=0.3)
         batches = MarkovBatches(0.6, 0.7, 4, length, generator(cpu, 100 + seed), torch.float64)
         alone = train(model, batches.objective, config)
-        split = batched.member(index)
-        assert abs(split.losses - alone.losses).max() < 1e-12
-        assert abs(split.grad_norms - alone.grad_norms).max() < 1e-10
-        assert abs(split.probes["after_0"] - alone.probes["after_0"]).max() < 1e-12
-        for name, value in alone.final_state.items():
-            assert torch.allclose(split.final_state[name], value, atol=1e-12, rtol=0)
+        _assert_same_run(batched.member(index), alone, "after_0")
         assert torch.equal(gens[index].get_state(), batches.generator.get_state())
+
+
+def _assert_same_run(split, alone, probe: str) -> None:
+    """A member of a batched run is the same run as its seed trained alone: losses, gradient
+    norms, the ``probe`` and the final weights, to float64 round-off."""
+    assert abs(split.losses - alone.losses).max() < 1e-12
+    assert abs(split.grad_norms - alone.grad_norms).max() < 1e-10
+    assert abs(split.probes[probe] - alone.probes[probe]).max() < 1e-12
+    for name, value in alone.final_state.items():
+        assert torch.allclose(split.final_state[name], value, atol=1e-12, rtol=0)

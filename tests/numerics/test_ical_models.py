@@ -94,13 +94,19 @@ def test_one_step_head_squared_error_at_the_optimal_step(cpu):
     assert abs(errors.mean().item() - d * (d - 1) / (T + d - 1)) <= 5 * error
 
 
-def test_diagonal_squared_errors_vanish_at_the_unitary_minimum(cpu):
-    d, T = 3, 5
+def _at_the_unitary_minimum(d: int, T: int) -> DiagonalLinearAttention:
+    """``d`` heads with ``C = B^T A = 2 I`` and ``p_T = 1/2`` (``p_T C = I``), other ``p = 0``."""
     model = DiagonalLinearAttention(d, d, T)
     with torch.no_grad():
         model.A.copy_(2 * torch.eye(d, dtype=torch.float64))
         model.B.copy_(torch.eye(d, dtype=torch.float64))
         model.P.copy_(0.5 * torch.eye(T + 1, dtype=torch.float64))
+    return model
+
+
+def test_diagonal_squared_errors_vanish_at_the_unitary_minimum(cpu):
+    d, T = 3, 5
+    model = _at_the_unitary_minimum(d, T)
     s = sample_rotation_sequences(7, d, T + 2, generator(cpu, 3))
     errors = model.squared_errors(s)
     assert errors.shape == (7, T)
@@ -162,11 +168,7 @@ def test_exact_population_loss_is_zero_at_the_unitary_minimum_and_differentiable
     from numerics.models.linear_attention import DiagonalMoments
 
     d, T = 3, 5
-    model = DiagonalLinearAttention(d, d, T)
-    with torch.no_grad():
-        model.A.copy_(2 * torch.eye(d, dtype=torch.float64))
-        model.B.copy_(torch.eye(d, dtype=torch.float64))
-        model.P.copy_(0.5 * torch.eye(T + 1, dtype=torch.float64))
+    model = _at_the_unitary_minimum(d, T)
     moments = DiagonalMoments.of(rotation_frequencies(d, T + 2))
     loss = moments.loss(model)
     assert loss.abs().max() < 1e-12

@@ -326,6 +326,12 @@ def _train_diagonal(ctx: Context, heads: int, seed: int, paired: bool,
                         _progress(ctx, label, steps))
 
 
+def _predicted_identity(ctx: Context, d: int) -> np.ndarray:
+    """The claimed ``d x d`` matrix ``I`` (up to scale), its off-diagonal entries the
+    prediction's ``off_diagonal`` value (0), for the structure figures."""
+    return np.eye(d) + ctx.prediction.float("off_diagonal") * (np.ones((d, d)) - np.eye(d))
+
+
 def _moments(ctx: Context, paired: bool) -> DiagonalMoments:
     """The exact population moments of the diagonal heads, built once per invocation (every
     seed, the last-row losses and the bridge read the same ones from ``ctx.cache``)."""
@@ -530,7 +536,7 @@ def _heads_training(ctx: Context) -> tuple[list[Check], list[Plot]]:
         d = _size(ctx, "d")
         curves.insert(0, _matrix_structure(
             "orthogonal heads: A A^T / mean diagonal, trained vs predicted",
-            np.eye(d) + ctx.prediction.float("off_diagonal") * (np.ones((d, d)) - np.eye(d)),
+            _predicted_identity(ctx, d),
             trained, "entry of A A^T / mean diagonal",
             "The Gram matrix A A^T of the trained heads, divided by its mean diagonal (one "
             "panel per seed), next to the theorem's A A^T = c I: orthogonal heads of equal "
@@ -754,7 +760,7 @@ def _haar_training(ctx: Context) -> tuple[list[Check], list[Plot]]:
     if trained:
         curves.insert(0, _matrix_structure(
             "Haar W: VQ / eta, trained vs predicted",
-            np.eye(d) + ctx.prediction.float("off_diagonal") * (np.ones((d, d)) - np.eye(d)),
+            _predicted_identity(ctx, d),
             trained, "entry of VQ / eta, eta = tr(VQ)/d",
             "The product VQ of the trained head divided by its fitted step eta = tr(VQ)/d (one "
             "panel per seed) next to the claim VQ = eta I (one scalar GD step). Same colour "
