@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from verify.files import write_atomic
 from verify.records import SCHEMA_VERSION, Relation, Tolerance, Verdict
 from verify.report import check_record
 
@@ -105,9 +106,7 @@ def write(record: dict[str, Any], directory: Path) -> Path:
     """Write ``record`` as the baseline of its theorem (sorted keys, stable diffs, atomic)."""
     path = path_for(record["theorem"], directory)
     path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_name(f".{path.name}.tmp")
-    partial.write_text(json.dumps(record, indent=1, sort_keys=True) + "\n")
-    partial.replace(path)
+    write_atomic(path, json.dumps(record, indent=1, sort_keys=True) + "\n")
     return path
 
 

@@ -13,12 +13,12 @@ global backend (safe in notebooks and in headless runs alike).
 from __future__ import annotations
 
 import math
-import os
-import tempfile
 import textwrap
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+
+from verify.files import write_atomic
 
 if TYPE_CHECKING:  # records import this module lazily (Verdict.figures): no import back
     from verify.records import Curve, Structure
@@ -50,7 +50,7 @@ def draw_curves(theorem_id: str, curves: Sequence[Curve | Structure],
         if directory is not None:  # the caption opens with the figure's title: several
             fig.savefig(directory / f"{theorem_id}-{index}.png", dpi=120)  # share a reading
             title = group[0].title[:1].upper() + group[0].title[1:]
-            _write_atomic(directory / f"{theorem_id}-{index}.txt",
+            write_atomic(directory / f"{theorem_id}-{index}.txt",
                           (f"{title}. {caption}" if caption else title) + "\n")
         figures.append(fig)
     return figures
@@ -116,19 +116,3 @@ def draw_structure(theorem_id: str, record: Structure) -> Any:
     colour_bar.set_label(record.colorbar, fontsize=8)
     colour_bar.ax.tick_params(labelsize=7)
     return fig
-
-
-def _write_atomic(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` through a temporary file in the same directory, with the
-    permissions of a plainly written file (``mkstemp`` makes it private)."""
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    try:
-        with os.fdopen(handle, "w", encoding="utf-8") as stream:
-            stream.write(text)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(temporary, 0o666 & ~umask)
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise

@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import json
-import os
 import platform
 import subprocess
 import sys
@@ -14,6 +13,7 @@ from typing import Any
 
 from rich.console import Console
 
+from verify.files import write_atomic
 from verify.records import SCHEMA_VERSION, Check, Verdict
 
 _PACKAGES = ("transformer-theorems", "torch", "sympy", "numpy", "scipy", "rich", "matplotlib")
@@ -130,12 +130,7 @@ def write_json(data: dict[str, Any], path: Path) -> None:
     """
     text = json_text(data)
     if not path.exists() or path.is_file():
-        partial = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-        try:
-            partial.write_text(text)
-            partial.replace(path)
-        finally:
-            partial.unlink(missing_ok=True)
+        write_atomic(path, text)
         return
     with path.open("w") as handle:  # a device or pipe (e.g. /dev/stdout): write in place
         handle.write(text)

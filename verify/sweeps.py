@@ -34,6 +34,7 @@ from typing import Any
 from theorems import Parameter, ParameterError, Theorem, TheoremError
 from theorems.core import MAX_DIGITS
 from verify import harness, registry
+from verify.files import write_atomic
 from verify.pool import process_pool, stop_workers
 
 #: Statuses of a finished task; ``failed`` tasks are run again by a re-run of the sweep.
@@ -460,10 +461,8 @@ class ResultStore:
 
     def write(self, record: dict[str, Any]) -> None:
         """Store one task's record (atomically: a killed sweep never leaves half a file)."""
-        path = self.tasks / f"{record['key']}.json"
-        partial = path.with_suffix(".tmp")
-        partial.write_text(json.dumps(record, indent=1, sort_keys=True))
-        partial.replace(path)
+        write_atomic(self.tasks / f"{record['key']}.json",
+                     json.dumps(record, indent=1, sort_keys=True))
 
 
 def write_tables(directory: Path, spec: dict[str, Any], records: list[dict[str, Any]]) -> None:
