@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Literal
+import threading
+from collections.abc import Callable, Sequence
+from typing import Literal, TypeVar
 
 import numpy as np
 import torch
+
+T = TypeVar("T")
 
 DeviceName = Literal["auto", "cpu", "cuda"]
 
@@ -48,6 +52,81 @@ def set_threads(count: int | None = None) -> int:
     """Set torch's intra-op CPU threads (``None``: :data:`DEFAULT_THREADS`); returns it."""
     torch.set_num_threads(count if count is not None else DEFAULT_THREADS)
     return torch.get_num_threads()
+
+
+class RunCancelled(RuntimeError):
+    """A job of :func:`run_concurrently` stopped early because its caller was interrupted."""
+
+
+_job_state = threading.local()  # in a run_concurrently thread: the stop event of its call
+
+
+def check_cancelled() -> None:
+    """Raise :class:`RunCancelled` if this thread's :func:`run_concurrently` call was
+    interrupted (the trainer calls it at every sync); a no-op anywhere else."""
+    stop = getattr(_job_state, "stop", None)
+    if stop is not None and stop.is_set():
+        raise RunCancelled("interrupted")
+
+
+def run_concurrently(jobs: Sequence[Callable[[], T]], device: torch.device) -> list[T]:
+    """Run independent jobs on ``device`` side by side when it is the CPU, each with one
+    intra-op thread; results in order. Elsewhere (CUDA) one after the other.
+
+    With ``k = torch.get_num_threads()`` intra-op threads, up to ``k`` jobs run at once on
+    ``k`` Python threads (torch releases the GIL inside its kernels), each single-threaded,
+    and the thread count is restored afterwards; with ``k = 1`` or one job they run one after
+    the other. A single-threaded run gives the same numbers wherever it runs, so the results
+    are those of the jobs run one by one with one thread. Independent training runs of a few
+    large products scale better this way than by splitting each product over threads: one
+    full-budget Markov step (d = 8, N = 1024, batch 16, float32) took 21 ms with 2 intra-op
+    threads, while two single-threaded runs side by side took 34 ms per step each (2-core CPU),
+    1.2x more steps per second.
+
+    If a job raises, the others stop at their next :func:`check_cancelled` and the error of the
+    first failing job (in job order) is raised. On ``KeyboardInterrupt`` the running jobs are
+    asked to stop the same way and the interrupt is raised again at once (the job threads are
+    daemons: they never hold up the interpreter's exit).
+    """
+    width = min(len(jobs), torch.get_num_threads()) if device.type == "cpu" else 1
+    if width <= 1:
+        return [job() for job in jobs]
+    stop = threading.Event()
+    results: list = [None] * len(jobs)
+    errors: dict[int, BaseException] = {}
+    pending = iter(range(len(jobs)))
+    lock = threading.Lock()
+
+    def work() -> None:
+        _job_state.stop = stop
+        while not stop.is_set():
+            with lock:
+                index = next(pending, None)
+            if index is None:
+                return
+            try:
+                results[index] = jobs[index]()
+            except BaseException as exc:  # noqa: BLE001  (re-raised in the caller's thread)
+                errors[index] = exc
+                stop.set()
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    workers = [threading.Thread(target=work, daemon=True) for _ in range(width)]
+    try:
+        for worker in workers:
+            worker.start()
+        for worker in workers:
+            worker.join()
+    except KeyboardInterrupt:
+        stop.set()
+        raise
+    finally:
+        torch.set_num_threads(threads)
+    failures = {i: e for i, e in errors.items() if not isinstance(e, RunCancelled)}
+    if failures or errors:
+        raise (failures or errors)[min(failures or errors)]
+    return results
 
 
 def describe(device: torch.device) -> str:

@@ -15,6 +15,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from numerics.device import check_cancelled
+
 Objective = Callable[[nn.Module], tuple[torch.Tensor, dict[str, torch.Tensor]]]
 Progress = Callable[[int, int, float], None]
 
@@ -196,6 +198,12 @@ def train(
         Optimiser and schedule.
     progress : callable, optional
         ``progress(steps_done, steps_total, last_loss)``, called every ``config.sync_every``.
+
+    Raises
+    ------
+    numerics.device.RunCancelled
+        At a sync, when the run is a job of :func:`~numerics.device.run_concurrently` whose
+        caller was interrupted or whose other job failed.
     """
     optimizer, scheduler = make_optimizer(model, config)
     params = [p for p in model.parameters() if p.requires_grad]
@@ -241,6 +249,7 @@ def train(
                     break
             if progress is not None:
                 progress(steps_run, config.steps, float(rows[-1].max()))
+            check_cancelled()
     if device.type == "cuda":
         torch.cuda.synchronize(device)
     wall = time.perf_counter() - start

@@ -537,8 +537,12 @@ def prefix_logits(model: MarkovTransformer | MarkovEnsemble, x: torch.Tensor,
     visible = position < lengths[:, None]
     if model.config.memory is not None:  # the window [n - memory, n] of the query at n
         visible &= position >= lengths[:, None] - 1 - model.config.memory
-    attention = torch.softmax((scores / math.sqrt(model.config.d)).masked_fill(
-        ~visible, float("-inf")), dim=-1)
+    scores = (scores / math.sqrt(model.config.d)).masked_fill(~visible, float("-inf"))
+    # softmax written out: torch.softmax over rows of n <= 16 keys is one slow loop per row on
+    # the CPU (16 members of the fast budget: 5.3 ms per step with it, 4.5 ms without); the
+    # shift by the (constant) row maximum leaves every derivative unchanged
+    weights = torch.exp(scores - scores.detach().amax(-1, keepdim=True))
+    attention = weights / weights.sum(-1, keepdim=True)
     attended = (attention * (1 - bits)) @ values0 + (attention * bits) @ values1  # (..., P, m)
     y = u_last + attended @ model.W_O.transpose(-1, -2)  # (..., P, d)
     z = y + F.relu(y @ model.W_1.transpose(-1, -2)) @ model.W_2.transpose(-1, -2)

@@ -35,3 +35,28 @@ def test_batched_seeds_reproduce_the_sequential_runs(monkeypatch, cpu, budget, l
     assert len(finals) == 3  # three seeds, three different runs
     if budget == "full":
         assert all(run.final.standard_error > 0 and run.curve_error > 0 for run in batched)
+
+
+def test_sampled_seeds_side_by_side_reproduce_the_sequential_runs(monkeypatch, cpu):
+    """On the CPU with two intra-op threads, the sampled budget trains its seeds side by side
+    (one thread each): every run is its single-threaded sequential run, bit for bit, the
+    thread count is restored, and the runs land in the cache under their own seeds."""
+    small = markov.MarkovBudget(N=24, steps=30, exact=False, batch=4, eval_sequences=32,
+                                smoothing=5, dtype=torch.float64)
+    monkeypatch.setitem(markov.BUDGETS, "full", small)
+    seeds = (0, 1, 2)
+    threads = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        alone = [markov.train_markov(0.6, 0.7, 4, True, "full", seed, cpu, {}) for seed in seeds]
+        torch.set_num_threads(2)
+        cache: dict = {}
+        together = markov.train_seeds(0.6, 0.7, 4, True, "full", seeds, cpu, cache)
+        assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(threads)
+    assert len(cache) == len(seeds)
+    for run, solo in zip(together, alone, strict=True):
+        np.testing.assert_array_equal(run.history.losses, solo.history.losses)
+        assert run.final == solo.final
+    assert len({run.final.mean for run in together}) == len(seeds)

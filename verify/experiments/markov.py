@@ -15,6 +15,7 @@ from __future__ import annotations
 import math
 from collections.abc import MutableMapping
 from dataclasses import dataclass
+from functools import partial
 
 import numpy as np
 import sympy as sp
@@ -22,7 +23,7 @@ import torch
 from torch.func import functional_call, hessian, vmap
 from torch.nn.attention import SDPBackend, sdpa_kernel
 
-from numerics.device import stream
+from numerics.device import run_concurrently, stream
 from numerics.models.markov_transformer import (
     MarkovEnsemble,
     MarkovTransformer,
@@ -256,7 +257,8 @@ def train_seeds(
     device: torch.device, cache: MutableMapping, start: tuple[float, float] | None = None,
     progress: ProgressFactory | None = None, layers: int = 1,
 ) -> list[MarkovRun]:
-    """One run per seed: one batched model for several seeds of one layer, else one by one.
+    """One run per seed: one batched model for several seeds of one layer, else one by one
+    (side by side on the CPU's threads, :func:`~numerics.device.run_concurrently`).
 
     Sampled budgets batch their seeds on CUDA only: a CPU step at N = 1024 is compute, one
     attention per member, and ``benchmarks/seed_ensembles.py`` measured 16 batched seeds
@@ -265,8 +267,9 @@ def train_seeds(
     if len(seeds) > 1 and layers == 1 and (BUDGETS[budget].exact or device.type == "cuda"):
         return train_markov_ensemble(p, q, d, tied, budget, seeds, device, cache, start,
                                      progress)
-    return [train_markov(p, q, d, tied, budget, seed, device, cache, start, progress, layers)
-            for seed in seeds]
+    jobs = [partial(train_markov, p, q, d, tied, budget, seed, device, cache, start, progress,
+                    layers) for seed in seeds]
+    return run_concurrently(jobs, device)
 
 
 def _runs(ctx: Context, p: float, q: float, tied: bool,

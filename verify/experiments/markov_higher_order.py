@@ -19,11 +19,12 @@ its standard error.
 from __future__ import annotations
 
 import math
+from functools import partial
 
 import numpy as np
 import torch
 
-from numerics.device import stream
+from numerics.device import run_concurrently, stream
 from numerics.models.markov_transformer import (
     MarkovEnsemble,
     MarkovTransformer,
@@ -103,7 +104,8 @@ def _label(layers: int, memory: int | None) -> str:
 
 def _runs(ctx: Context, layers: int, memory: int | None) -> list[MarkovRun]:
     """One run per seed (memoised in ``ctx.cache``): one batched model for one-layer seeds of
-    the exact budget, else seed by seed."""
+    the exact budget, else seed by seed (sampled budgets: side by side on the CPU's threads,
+    :func:`~numerics.device.run_concurrently`)."""
     budget = BUDGETS[ctx.plan.budget]
     k = _order(ctx)
 
@@ -130,7 +132,8 @@ def _runs(ctx: Context, layers: int, memory: int | None) -> list[MarkovRun]:
                 run = history.member(member) if batched else history
                 ctx.cache[key(seed)] = MarkovRun(run, run.probes["tail"], 0.0,
                                                  Estimate(float(finals[member]), 0.0))
-    for seed in missing if not budget.exact else ():
+
+    def sampled(seed: int) -> None:
         model = _model(ctx, layers, memory, seed, budget)
         data = stream(ctx.device, seed, "data")
         batches = KernelBatches(_kernel(ctx), budget.batch, budget.N, data, budget.dtype)
@@ -140,6 +143,9 @@ def _runs(ctx: Context, layers: int, memory: int | None) -> list[MarkovRun]:
                                    budget.dtype)
         curve, error = moving_average(history.losses, budget.smoothing)
         ctx.cache[key(seed)] = MarkovRun(history, curve, error, final)
+
+    run_concurrently([partial(sampled, seed) for seed in missing if not budget.exact],
+                     ctx.device)  # side by side on the CPU's threads
     return [ctx.cache[key(seed)] for seed in ctx.plan.seeds]
 
 
