@@ -19,6 +19,7 @@ import csv
 import hashlib
 import json
 import math
+import pickle
 import re
 import socket
 import warnings
@@ -27,6 +28,7 @@ from concurrent.futures import FIRST_COMPLETED, Executor, wait
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from fractions import Fraction
+from functools import partial
 from itertools import product
 from pathlib import Path
 from typing import Any
@@ -198,9 +200,15 @@ def _failure(task: Task, error: BaseException) -> dict[str, Any]:
 
 def run_local(tasks: list[Task], workers: int, report: Report,
               runner: Callable[[Task], dict[str, Any]] = run_task,
-              pool: Callable[[int], Executor] = process_pool) -> None:
+              pool: Callable[[int], Executor] = process_pool,
+              finish: Callable[[Callable], Any] = lambda map_: None) -> Any:
     """Run ``tasks`` in a local pool; a task that raises (or whose worker dies) is retried
     once, then reported as failed with its error.
+
+    Once every task is reported, ``finish(map_)`` runs and its result is returned: ``map_`` is
+    the last pool's ``map`` while its workers are still up (the sweep draws its heatmaps
+    there, in parallel), or the built-in ``map`` when no pool is left (no task to run, or the
+    last pool broke).
 
     On Ctrl-C (or SIGTERM, raised as :class:`KeyboardInterrupt` by the command line) pending
     tasks are cancelled and the workers killed at once; every result reported before that is
@@ -208,12 +216,14 @@ def run_local(tasks: list[Task], workers: int, report: Report,
     """
     attempts = dict.fromkeys(tasks, 0)
     pending = list(tasks)
-    while pending:
+    if not pending:
+        return finish(map)
+    while True:
         pool_now = pool(workers)
+        broken = False
         try:
             futures = {pool_now.submit(runner, task): task for task in pending}
             pending = []
-            broken = False
             while futures:
                 done, _ = wait(futures, return_when=FIRST_COMPLETED)
                 for future in done:
@@ -225,11 +235,14 @@ def run_local(tasks: list[Task], workers: int, report: Report,
                         _retry(task, exc, attempts, pending, report)
                     except Exception as exc:  # noqa: BLE001  (a task's error is data)
                         _retry(task, exc, attempts, pending, report)
+            if not pending:
+                return finish(map if broken else pool_now.map)
         except KeyboardInterrupt:
             stop_workers(pool_now)
             pool_now.shutdown(wait=False, cancel_futures=True)
             raise
-        pool_now.shutdown(wait=not broken, cancel_futures=True)
+        finally:  # a no-op after the interrupt's shutdown
+            pool_now.shutdown(wait=not broken, cancel_futures=True)
 
 
 def _retry(task: Task, error: BaseException, attempts: dict[Task, int], pending: list[Task],
@@ -417,20 +430,25 @@ def run_sweep(theorem_id: str, grid: Any, *, budget: str = "fast", seeds: int | 
 
     spec = {"theorem": theorem.id, "grid": [vars(axis) for axis in axes], "fixed": fixed,
             "budget": budget, "seeds": seeds, "backend": backend}
+
+    def finish(map_: Callable) -> SweepResult:
+        """The tables, then the heatmaps (drawn by ``map_``: the local pool's workers)."""
+        ordered = [records[task] for task in tasks]
+        summary = summarise(ordered)
+        write_tables(directory, {**spec, "summary": summary}, ordered)
+        figures = write_heatmaps(directory, spec, ordered, reg.experiment(theorem.id).overlay,
+                                 map_)
+        return SweepResult(spec, ordered, summary, directory, figures)
+
     try:
         if backend == "ray":
             run_ray(todo, workers, address, report)
-        else:
-            run_local(todo, workers, report)
+            return finish(map)
+        return run_local(todo, workers, report, finish=finish)
     except KeyboardInterrupt as exc:
         done = [r for r in records.values() if r is not None]
         cause = "terminate" if type(exc).__name__ == "Terminated" else "interrupt"
         return SweepResult(spec, done, summarise(done), directory, [], interrupted=cause)
-    ordered = [records[task] for task in tasks]
-    summary = summarise(ordered)
-    write_tables(directory, {**spec, "summary": summary}, ordered)
-    figures = write_heatmaps(directory, spec, ordered, reg.experiment(theorem.id).overlay)
-    return SweepResult(spec, ordered, summary, directory, figures)
 
 
 # ----------------------------------------------------------------------------- results
@@ -512,65 +530,80 @@ def _wrapped(text: str, width: int = 40) -> str:
 
 
 def write_heatmaps(directory: Path, spec: dict[str, Any], records: list[dict[str, Any]],
-                   overlay: Callable | None = None) -> list[Path]:
+                   overlay: Callable | None = None, map_: Callable = map) -> list[Path]:
     """One PNG per quantity: a heatmap over two swept axes (a curve over one).
 
     Points outside the assumptions are marked ``x``; ``overlay(ax, x_name, y_name)`` draws the
-    theorem's boundary (e.g. ``p + q = 1``).
+    theorem's boundary (e.g. ``p + q = 1``). ``map_`` draws the quantities' figures (a process
+    pool's ``map`` draws them in parallel; an overlay that cannot be pickled keeps them here).
     """
+    if len(spec["grid"]) not in (1, 2):
+        return []
+    quantities = sorted({name for r in records for name in r["quantities"]})
+    if map_ is not map and not _picklable(overlay):
+        map_ = map
+    return list(map_(partial(draw_heatmap, directory, spec, records, overlay), quantities))
+
+
+def _picklable(value: Any) -> bool:
+    try:
+        pickle.dumps(value)
+    except (pickle.PicklingError, AttributeError, TypeError):
+        return False
+    return True
+
+
+def draw_heatmap(directory: Path, spec: dict[str, Any], records: list[dict[str, Any]],
+                 overlay: Callable | None, quantity: str) -> Path:
+    """The figure of one quantity of :func:`write_heatmaps`; returns its path."""
     import numpy as np
     from matplotlib.figure import Figure
 
     axes = spec["grid"]
-    if len(axes) not in (1, 2):
-        return []
     values = [[float(Fraction(v)) for v in axis["values"]] for axis in axes]
     by_point = {tuple(r["params"][a["name"]] for a in axes): r for r in records}
-    written = []
-    for quantity in sorted({name for r in records for name in r["quantities"]}):
-        fig = Figure(figsize=(6.0, 5.2))
-        ax = fig.subplots()
-        if len(axes) == 1:
-            ys = [by_point.get((v,), {}).get("quantities", {}).get(quantity, math.nan)
-                  for v in axes[0]["values"]]
-            ax.plot(values[0], ys, "o-")
-            ax.set_xlabel(axes[0]["name"])
-            ax.set_ylabel(quantity)
-        else:
-            grid = np.full((len(values[1]), len(values[0])), np.nan)
-            for i, y in enumerate(axes[1]["values"]):
-                for j, x in enumerate(axes[0]["values"]):
-                    grid[i, j] = by_point.get((x, y), {}).get("quantities", {}).get(
-                        quantity, np.nan)
-            low, high = _colour_scale(quantity)
-            image = ax.pcolormesh(values[0], values[1], grid, shading="nearest",
-                                  cmap="viridis", vmin=low, vmax=high)
-            fig.colorbar(image, ax=ax, label=_wrapped(quantity),
-                         extend=_extend(grid, low, high))
-            outside = [(float(Fraction(x)), float(Fraction(y)))
-                       for (x, y), r in by_point.items() if r["status"] != "passed"
-                       and r["status"] != "failed-checks"]
-            if outside:
-                ax.scatter(*zip(*outside, strict=True), marker="x", color="white", s=18,
-                           label="outside the assumptions / not evaluated")
-            failed = [(float(Fraction(x)), float(Fraction(y)))
-                      for (x, y), r in by_point.items() if r["status"] == "failed-checks"]
-            if failed:
-                ax.scatter(*zip(*failed, strict=True), marker="o", facecolors="none",
-                           edgecolors="red", s=40, label="some check failed")
-            if overlay is not None:
-                overlay(ax, axes[0]["name"], axes[1]["name"])
-            ax.set_xlabel(axes[0]["name"])
-            ax.set_ylabel(axes[1]["name"])
-            if outside or failed or overlay is not None:
-                ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.13), ncol=3,
-                          facecolor="0.8")
-        ax.set_title(f"{spec['theorem']}\n{quantity}", fontsize=9)
-        fig.tight_layout()
-        path = directory / f"{_slug(quantity)}.png"
-        fig.savefig(path, dpi=110)
-        written.append(path)
-    return written
+    fig = Figure(figsize=(6.0, 5.2))
+    ax = fig.subplots()
+    if len(axes) == 1:
+        ys = [by_point.get((v,), {}).get("quantities", {}).get(quantity, math.nan)
+              for v in axes[0]["values"]]
+        ax.plot(values[0], ys, "o-")
+        ax.set_xlabel(axes[0]["name"])
+        ax.set_ylabel(quantity)
+    else:
+        grid = np.full((len(values[1]), len(values[0])), np.nan)
+        for i, y in enumerate(axes[1]["values"]):
+            for j, x in enumerate(axes[0]["values"]):
+                grid[i, j] = by_point.get((x, y), {}).get("quantities", {}).get(
+                    quantity, np.nan)
+        low, high = _colour_scale(quantity)
+        image = ax.pcolormesh(values[0], values[1], grid, shading="nearest",
+                              cmap="viridis", vmin=low, vmax=high)
+        fig.colorbar(image, ax=ax, label=_wrapped(quantity),
+                     extend=_extend(grid, low, high))
+        outside = [(float(Fraction(x)), float(Fraction(y)))
+                   for (x, y), r in by_point.items() if r["status"] != "passed"
+                   and r["status"] != "failed-checks"]
+        if outside:
+            ax.scatter(*zip(*outside, strict=True), marker="x", color="white", s=18,
+                       label="outside the assumptions / not evaluated")
+        failed = [(float(Fraction(x)), float(Fraction(y)))
+                  for (x, y), r in by_point.items() if r["status"] == "failed-checks"]
+        if failed:
+            ax.scatter(*zip(*failed, strict=True), marker="o", facecolors="none",
+                       edgecolors="red", s=40, label="some check failed")
+        if overlay is not None:
+            overlay(ax, axes[0]["name"], axes[1]["name"])
+        ax.set_xlabel(axes[0]["name"])
+        ax.set_ylabel(axes[1]["name"])
+        if outside or failed or overlay is not None:
+            ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.13), ncol=3,
+                      facecolor="0.8")
+    ax.set_title(f"{spec['theorem']}\n{quantity}", fontsize=9)
+    fig.tight_layout()
+    path = directory / f"{_slug(quantity)}.png"
+    fig.savefig(path, dpi=110)
+    return path
 
 
 def summarise(records: Iterable[dict[str, Any]]) -> dict[str, Any]:

@@ -85,6 +85,32 @@ def test_a_failing_task_is_retried_once_then_reported_and_the_others_finish():
     assert calls[tasks[0].key] == calls[tasks[3].key] == 1
 
 
+def test_finish_runs_on_the_last_pool_while_its_workers_are_up():
+    """The sweep draws its heatmaps with ``finish``: on the pool's own ``map`` after every
+    task is reported (all of them, the retried one included), on the built-in ``map`` when
+    there was nothing to run."""
+    pools, seen = [], {}
+
+    def pool(workers):
+        pools.append(ThreadPoolExecutor(workers))
+        return pools[-1]
+
+    def finish(map_):
+        assert map_ == pools[-1].map  # bound to the live pool, not yet shut down
+        return sorted(map_(lambda key: key + "!", seen))
+
+    def runner(task):
+        return {"key": task.key, "status": "passed"}
+
+    tasks = [_fake_task(i) for i in range(3)]
+    drawn = sweeps.run_local(tasks, 2, lambda task, record: seen.__setitem__(task.key, record),
+                             runner=runner, pool=pool, finish=finish)
+    assert drawn == sorted(task.key + "!" for task in tasks)
+    assert sweeps.run_local([], 2, seen.__setitem__, runner=runner, pool=pool,
+                            finish=lambda map_: map_ is map)
+    assert len(pools) == 1  # no pool started for an empty list
+
+
 def test_local_sweep_writes_results_skips_outside_points_and_resumes(capsys, tmp_path,
                                                                      monkeypatch):
     out = tmp_path / "sweep"
@@ -104,8 +130,9 @@ def test_local_sweep_writes_results_skips_outside_points_and_resumes(capsys, tmp
     assert (out / "checks-passed-1-all.png").exists()
     assert len(list((out / "tasks").glob("*.json"))) == 3
 
-    def nothing_left(tasks, *args, **kwargs):
+    def nothing_left(tasks, *args, finish, **kwargs):
         assert tasks == []  # every point was finished: nothing is run again
+        return finish(map)
 
     monkeypatch.setattr(sweeps, "run_local", nothing_left)
     code, stdout, _ = _run(capsys, *argv)
