@@ -4,8 +4,10 @@ Markov fast budget (d = 4, N = 8, exact population loss over all 2^8 sequences, 
 1000 AdamW steps, tied) and full budget (d = 8, N = 1024, 16 fresh sequences per step and per
 member, each member from its own seed's stream, float32; a few steps, since a step's cost does
 not change along the run). For S = 1, 4, 16 prints the wall time of the batched run, of S
-sequential runs, their ratio (the speed-up), and the batched time relative to one seed with
-the target beside it (16 seeds in at most 3x the time of one).
+sequential runs, of the S runs side by side on every core (CPU: one thread each,
+``numerics.device.run_concurrently``, what ``verify`` does for sampled budgets on the CPU),
+the batched run's speed-up over the sequential runs, and the faster of batched and side by
+side relative to one seed, with the target beside it (16 seeds in at most 3x the time of one).
 
 Usage: python benchmarks/seed_ensembles.py [--device auto|cpu|cuda] [--steps 1000]
        [--full-steps 10] [--threads 1]
@@ -15,13 +17,17 @@ from __future__ import annotations
 
 import argparse
 import time
+from functools import partial
 
-from numerics.device import describe, select_device, set_threads, stream
+import torch
+
+from numerics.device import describe, run_concurrently, select_device, set_threads, stream
 from numerics.models.markov_transformer import MarkovEnsemble
 from numerics.monte_carlo import MarkovBatches
 from numerics.population import MarkovPopulation
 from numerics.train import TrainConfig, train
 from verify.experiments.markov import BUDGETS, _initial_model
+from verify.pool import available_cores
 
 TARGET_SIXTEEN_VS_ONE = 3.0
 P, Q = 0.5, 0.8
@@ -57,30 +63,41 @@ def _compare(budget: str, d: int, steps: int, device) -> None:
         return MarkovBatches(P, Q, sizes.batch, sizes.N, gens if batched else gens[0],
                              sizes.dtype).objective
 
-    def timed(seeds: range, batched: bool) -> float:
+    def timed(seeds: range, how: str) -> float:
         models = [_initial_model(d, True, budget, seed, device, None) for seed in seeds]
+        jobs = [partial(train, model, objective(range(seed, seed + 1), False), config)
+                for seed, model in zip(seeds, models, strict=True)]
+        threads = torch.get_num_threads()
         start = time.perf_counter()
-        if batched:
+        if how == "batched":
             train(MarkovEnsemble(models), objective(seeds, True), config)
+        elif how == "side by side":
+            torch.set_num_threads(available_cores())
+            try:
+                run_concurrently(jobs, device)
+            finally:
+                torch.set_num_threads(threads)
         else:
-            for seed, model in zip(seeds, models, strict=True):
-                train(model, objective(range(seed, seed + 1), False), config)
+            for job in jobs:
+                job()
         return time.perf_counter() - start
 
     print(f"\nMarkov {budget} budget (d={d}, N={sizes.N}, "
           f"{'exact loss' if sizes.exact else f'batch {sizes.batch} per member'}, "
           f"{sizes.dtype}), {steps} steps")
-    timed(range(1), False)  # warm-up
-    one = timed(range(1), False)
+    timed(range(1), "sequential")  # warm-up
+    one = timed(range(1), "sequential")
     print(f"one seed: {one:.2f} s")
-    print(f"{'S':>3} {'batched s':>10} {'sequential s':>13} {'speed-up':>9} {'vs one seed':>12}")
+    print(f"{'S':>3} {'batched s':>10} {'sequential s':>13} {'side by side s':>15} "
+          f"{'batched speed-up':>17} {'best vs one seed':>17}")
     for count in (1, 4, 16):
-        sequential = timed(range(count), False)
-        batched = timed(range(count), True)
+        times = {how: timed(range(count), how)
+                 for how in ("sequential", "batched", "side by side")}
+        best = min(times["batched"], times["side by side"])
         target = f"   (target <= {TARGET_SIXTEEN_VS_ONE:g}x)" if count == 16 else ""
-        print(f"{count:>3} {batched:>10.2f} {sequential:>13.2f} {sequential / batched:>8.2f}x "
-              f"{batched / one:>11.2f}x{target}")
-
+        print(f"{count:>3} {times['batched']:>10.2f} {times['sequential']:>13.2f} "
+              f"{times['side by side']:>15.2f} "
+              f"{times['sequential'] / times['batched']:>16.2f}x {best / one:>16.2f}x{target}")
 
 if __name__ == "__main__":
     main()

@@ -206,9 +206,10 @@ def _verify(args: argparse.Namespace, console) -> int:
         device = api.resolve_device(args.device)
     except DeviceUnavailableError as exc:
         raise UsageError(str(exc)) from None
-    # one thread for the fast budget's many small kernels; the full budget's large products
-    # (a single run on the CPU) use every core: markov-local-minima, 5 seeds, 2-core CPU,
-    # 7.6 min with 1 thread, 5.3 min with 2
+    # one thread for the fast budget's many small kernels; a single full-budget run on the CPU
+    # gets every core, which its seeds use side by side (numerics.device.run_concurrently):
+    # markov-local-minima, 5 seeds, 2-core CPU, 7.6 min with 1 thread, 5.3 min with 2 threads
+    # inside each training step, 4.8 min with 2 seeds at a time
     threads = set_threads(args.threads if args.threads is not None
                           else available_cores() if args.budget == "full"
                           and device.type == "cpu" and len(plans) == 1 else None)
