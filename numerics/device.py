@@ -85,8 +85,9 @@ def run_concurrently(jobs: Sequence[Callable[[], T]], device: torch.device) -> l
 
     If a job raises, the others stop at their next :func:`check_cancelled` and the error of the
     first failing job (in job order) is raised. On ``KeyboardInterrupt`` the running jobs are
-    asked to stop the same way and the interrupt is raised again at once (the job threads are
-    daemons: they never hold up the interpreter's exit).
+    asked to stop the same way, and the interrupt is raised again once they have (a training
+    run reaches its next sync within ``sync_every`` steps): a thread still inside a torch
+    kernel while the interpreter exits would abort the process.
     """
     width = min(len(jobs), torch.get_num_threads()) if device.type == "cpu" else 1
     if width <= 1:
@@ -112,7 +113,7 @@ def run_concurrently(jobs: Sequence[Callable[[], T]], device: torch.device) -> l
 
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
-    workers = [threading.Thread(target=work, daemon=True) for _ in range(width)]
+    workers = [threading.Thread(target=work) for _ in range(width)]
     try:
         for worker in workers:
             worker.start()
@@ -120,6 +121,9 @@ def run_concurrently(jobs: Sequence[Callable[[], T]], device: torch.device) -> l
             worker.join()
     except KeyboardInterrupt:
         stop.set()
+        for worker in workers:
+            if worker.ident is not None:  # started
+                worker.join()
         raise
     finally:
         torch.set_num_threads(threads)

@@ -42,8 +42,8 @@ class TrainConfig:
         Wolfe line search per step) is for deterministic objectives such as exact population
         losses.
     schedule : {"onecycle", "constant"}
-        ``onecycle``: cosine one-cycle with 2% warm-up (none for 50 steps or fewer), start
-        ``lr/100``, end ``lr/100 * 20``
+        ``onecycle``: cosine one-cycle with 2% warm-up (none at exactly 50 steps, where it
+        would be one step), start ``lr/100``, end ``lr/100 * 20``
         (the reference code's ``div_factor=100, final_div_factor=0.05``).
     sync_every : int
         Steps between reads of the loss on the host (progress and non-finite check).
@@ -150,11 +150,11 @@ def make_optimizer(
     else:
         raise ValueError(f"unknown optimizer {config.optimizer!r}")
     if config.schedule == "onecycle":
-        # torch divides by the warm-up's length in steps minus one: zero for exactly 50 steps
-        # (a one-step warm-up); at 50 steps or fewer the warm-up (at most one step) is left out
+        # torch divides by the warm-up's length in steps minus one: zero for a one-step
+        # warm-up (exactly 50 steps), which is left out
         scheduler = torch.optim.lr_scheduler.OneCycleLR(
             optimizer, max_lr=config.lr, total_steps=config.steps,
-            pct_start=WARM_UP if config.steps * WARM_UP > 1 else 0.0,
+            pct_start=0.0 if config.steps * WARM_UP == 1 else WARM_UP,
             anneal_strategy="cos", div_factor=100.0, final_div_factor=0.05,
             cycle_momentum=False,
         )

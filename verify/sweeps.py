@@ -540,9 +540,26 @@ def write_heatmaps(directory: Path, spec: dict[str, Any], records: list[dict[str
     if len(spec["grid"]) not in (1, 2):
         return []
     quantities = sorted({name for r in records for name in r["quantities"]})
-    if map_ is not map and not _picklable(overlay):
-        map_ = map
-    return list(map_(partial(draw_heatmap, directory, spec, records, overlay), quantities))
+    # each figure gets the points' parameters, status and its own quantity, not every record
+    jobs = [partial(draw_heatmap, directory, spec, _slim(records, quantity), overlay, quantity)
+            for quantity in quantities]
+    if map_ is not map and _picklable(overlay):
+        try:
+            return list(map_(_call, jobs))
+        except Exception:  # noqa: BLE001  (a lost worker, say): draw them here instead
+            pass
+    return [job() for job in jobs]
+
+
+def _call(job: Callable[[], Path]) -> Path:
+    return job()
+
+
+def _slim(records: list[dict[str, Any]], quantity: str) -> list[dict[str, Any]]:
+    """What :func:`draw_heatmap` reads of ``records`` for ``quantity``."""
+    return [{"params": r["params"], "status": r["status"],
+             "quantities": {quantity: r["quantities"][quantity]}
+             if quantity in r["quantities"] else {}} for r in records]
 
 
 def _picklable(value: Any) -> bool:

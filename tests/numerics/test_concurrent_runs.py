@@ -1,5 +1,6 @@
 """numerics.device.run_concurrently: independent jobs side by side on the CPU's threads."""
 
+import _thread
 import threading
 
 import pytest
@@ -74,3 +75,28 @@ def test_a_failing_job_stops_the_others_and_its_error_is_raised(two_threads, cpu
 def test_check_cancelled_is_a_no_op_outside_a_job():
     check_cancelled()  # the caller's own thread has no stop event
     assert issubclass(RunCancelled, RuntimeError)
+
+
+def test_an_interrupt_stops_the_jobs_before_it_is_raised_again(two_threads, cpu):
+    """Ctrl-C (here raised in the caller's thread by a job) sets the stop event; the jobs end
+    at their next check_cancelled, all before the interrupt reaches the caller (a job thread
+    still inside a torch kernel at interpreter exit would abort the process), and the thread
+    count is restored."""
+    job_threads = []
+
+    def polling_job():
+        job_threads.append(threading.current_thread())
+        for _ in range(10_000):
+            check_cancelled()
+            _product(0)
+        return "finished"
+
+    def interrupting_job():
+        job_threads.append(threading.current_thread())
+        _thread.interrupt_main()
+        return polling_job()
+
+    with pytest.raises(KeyboardInterrupt):
+        run_concurrently([polling_job, interrupting_job, polling_job], cpu)
+    assert job_threads and not any(thread.is_alive() for thread in job_threads)
+    assert torch.get_num_threads() == 2

@@ -22,9 +22,10 @@ def _objective(model: _Quadratic):
 
 @pytest.mark.parametrize("steps", [1, 2, 49, 50, 51, 100, 137])
 def test_every_run_length_trains_and_follows_the_one_cycle_shape(steps):
-    """50 steps once divided by zero inside torch's OneCycleLR (a one-step warm-up). Any
-    length must train, start at lr/100 (or, without a warm-up, at the peak), never exceed the
-    peak, and end at the schedule's final lr/5."""
+    """50 steps once divided by zero inside torch's OneCycleLR (a one-step warm-up, now left
+    out). Any length must train and never exceed the peak; from 10 steps on the run ends at
+    the schedule's final lr/5; with a warm-up of more than one step it starts at lr/100 and
+    reaches the peak, and without one (50 steps) it starts within 0.1% of the peak."""
     config = TrainConfig(steps=steps, lr=1e-2)
     optimizer, scheduler = make_optimizer(_Quadratic(), config)
     rates = []
@@ -33,10 +34,14 @@ def test_every_run_length_trains_and_follows_the_one_cycle_shape(steps):
         optimizer.step()
         scheduler.step()
     assert max(rates) <= config.lr * (1 + 1e-12)
-    assert rates[-1] == pytest.approx(config.lr / 5, rel=0.05 if steps > 2 else 1.0)
+    assert min(rates) >= config.lr / 100 * (1 - 1e-12)
+    if steps >= 10:
+        assert rates[-1] == pytest.approx(config.lr / 5, rel=0.05)
     if steps * 0.02 > 1:
         assert rates[0] == pytest.approx(config.lr / 100)
         assert max(rates) == pytest.approx(config.lr, rel=1e-3)
+    if steps == 50:
+        assert rates[0] == pytest.approx(config.lr, rel=1e-3)
     history = train(_Quadratic(), _objective, config)
     assert len(history.losses) == steps
     assert history.losses[-1] < history.losses[0] or steps == 1

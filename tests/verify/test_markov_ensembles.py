@@ -1,5 +1,7 @@
 """Seed ensembles of the Markov experiments: every member's run is its seed's sequential run."""
 
+import threading
+
 import numpy as np
 import pytest
 import torch
@@ -46,15 +48,25 @@ def test_sampled_seeds_side_by_side_reproduce_the_sequential_runs(monkeypatch, c
     monkeypatch.setitem(markov.BUDGETS, "full", small)
     seeds = (0, 1, 2)
     threads = torch.get_num_threads()
+    solo_run, ran_on = markov.train_markov, []
+
+    def watched(*args):
+        ran_on.append((threading.get_ident(), torch.get_num_threads()))
+        return solo_run(*args)
+
     try:
         torch.set_num_threads(1)
         alone = [markov.train_markov(0.6, 0.7, 4, True, "full", seed, cpu, {}) for seed in seeds]
         torch.set_num_threads(2)
+        monkeypatch.setattr(markov, "train_markov", watched)
         cache: dict = {}
         together = markov.train_seeds(0.6, 0.7, 4, True, "full", seeds, cpu, cache)
         assert torch.get_num_threads() == 2
     finally:
         torch.set_num_threads(threads)
+    assert len({ident for ident, _ in ran_on}) == 2  # two job threads, neither the caller's
+    assert threading.get_ident() not in {ident for ident, _ in ran_on}
+    assert [count for _, count in ran_on] == [1, 1, 1]  # one intra-op thread per run
     assert len(cache) == len(seeds)
     for run, solo in zip(together, alone, strict=True):
         np.testing.assert_array_equal(run.history.losses, solo.history.losses)

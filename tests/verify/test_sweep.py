@@ -3,6 +3,7 @@
 import json
 import sys
 from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from fractions import Fraction
 
 import pytest
@@ -86,29 +87,49 @@ def test_a_failing_task_is_retried_once_then_reported_and_the_others_finish():
 
 
 def test_finish_runs_on_the_last_pool_while_its_workers_are_up():
-    """The sweep draws its heatmaps with ``finish``: on the pool's own ``map`` after every
-    task is reported (all of them, the retried one included), on the built-in ``map`` when
-    there was nothing to run."""
-    pools, seen = [], {}
+    """The sweep draws its heatmaps with ``finish``: on the last pool's own ``map`` after
+    every task is reported (the retried one included), on the built-in ``map`` when there was
+    nothing to run."""
+    pools, seen, calls = [], {}, []
 
     def pool(workers):
         pools.append(ThreadPoolExecutor(workers))
         return pools[-1]
 
     def finish(map_):
-        assert map_ == pools[-1].map  # bound to the live pool, not yet shut down
-        return sorted(map_(lambda key: key + "!", seen))
+        assert map_ == pools[-1].map  # bound to the last pool
+        assert len(seen) == len(tasks)  # after every task is reported
+        return sorted(map_(lambda key: key + "!", seen))  # its workers still take work
 
     def runner(task):
+        calls.append(task.key)
+        if task.key == tasks[1].key and calls.count(task.key) == 1:
+            raise RuntimeError("transient")  # retried in a second pool
         return {"key": task.key, "status": "passed"}
 
     tasks = [_fake_task(i) for i in range(3)]
     drawn = sweeps.run_local(tasks, 2, lambda task, record: seen.__setitem__(task.key, record),
                              runner=runner, pool=pool, finish=finish)
+    assert len(pools) == 2
     assert drawn == sorted(task.key + "!" for task in tasks)
     assert sweeps.run_local([], 2, seen.__setitem__, runner=runner, pool=pool,
                             finish=lambda map_: map_ is map)
-    assert len(pools) == 1  # no pool started for an empty list
+    assert len(pools) == 2  # no pool started for an empty list
+
+
+def test_heatmaps_are_drawn_here_when_the_pool_cannot(tmp_path):
+    """A pool that breaks while drawing (a lost worker) leaves the heatmaps to the parent."""
+    def broken_map(function, jobs):
+        raise BrokenProcessPool("a worker died")
+
+    values = ("1/2", "3/5")
+    spec = {"theorem": "markov-local-minima",
+            "grid": [{"name": "p", "values": values}, {"name": "q", "values": values}]}
+    records = [{"params": {"p": p, "q": q}, "status": "passed",
+                "quantities": {"a": 1.0, "b": 2.0}} for p in values for q in values]
+    figures = sweeps.write_heatmaps(tmp_path, spec, records, None, broken_map)
+    assert sorted(path.name for path in figures) == ["a.png", "b.png"]
+    assert all(path.stat().st_size > 0 for path in figures)
 
 
 def test_local_sweep_writes_results_skips_outside_points_and_resumes(capsys, tmp_path,

@@ -108,9 +108,10 @@ def _runs(ctx: Context, layers: int, memory: int | None) -> list[MarkovRun]:
     :func:`~numerics.device.run_concurrently`)."""
     budget = BUDGETS[ctx.plan.budget]
     k = _order(ctx)
+    kernel = _kernel(ctx)  # parsed here, not by sympy in every job's thread
 
     def key(seed: int) -> tuple:
-        return ("markov-higher-order", tuple(_kernel(ctx)), int(ctx.plan.params["d"]),
+        return ("markov-higher-order", tuple(kernel), int(ctx.plan.params["d"]),
                 ctx.plan.budget, layers, memory, seed, str(ctx.device))
 
     missing = [seed for seed in ctx.plan.seeds if key(seed) not in ctx.cache]
@@ -136,10 +137,10 @@ def _runs(ctx: Context, layers: int, memory: int | None) -> list[MarkovRun]:
     def sampled(seed: int) -> None:
         model = _model(ctx, layers, memory, seed, budget)
         data = stream(ctx.device, seed, "data")
-        batches = KernelBatches(_kernel(ctx), budget.batch, budget.N, data, budget.dtype)
+        batches = KernelBatches(kernel, budget.batch, budget.N, data, budget.dtype)
         history = train(model, batches.objective, config,
                         _progress(ctx, f"train {label}, seed {seed}", budget.steps))
-        final = estimate_tail_loss(model, _kernel(ctx), budget.eval_sequences, budget.N, data,
+        final = estimate_tail_loss(model, kernel, budget.eval_sequences, budget.N, data,
                                    budget.dtype)
         curve, error = moving_average(history.losses, budget.smoothing)
         ctx.cache[key(seed)] = MarkovRun(history, curve, error, final)
