@@ -156,8 +156,8 @@ def binary_attention(x: torch.Tensor, e: torch.Tensor, pos: torch.Tensor, W_Q: t
     of key ``i`` is ``s_a[n, i] + x_i gamma_a[n]`` with ``s_a = <q0_n + a dq, k0_i> / sqrt(d)``
     and ``gamma_a[n] = <q0_n + a dq, dk> / sqrt(d)``: the ``(2, n, n)`` table ``s`` does not
     depend on the batch. Dividing the softmax by ``exp(max(0, gamma))`` gives the key classes
-    the weights ``c = exp(-|gamma|)`` and 1; then with ``E = exp(s)`` (each row normalised, a
-    factor that cancels) and the indicator ``h`` of the heavier key class (``x`` where
+    the weights ``c = exp(-|gamma|)`` and 1; then with ``E = exp(s)`` (each row divided by its
+    largest entry, a factor that cancels) and the indicator ``h`` of the heavier key class (``x`` where
     ``gamma >= 0``, else ``1 - x``)
 
     ``Z = c E 1 + (1 - c) E h`` and ``Z out = c E v' + (1 - c) E (h v0) + s dv E h``
@@ -167,7 +167,7 @@ def binary_attention(x: torch.Tensor, e: torch.Tensor, pos: torch.Tensor, W_Q: t
     columns per sequence. The weights ``c, 1 - c`` are non-negative, so nothing cancels beyond
     the round-off of the products themselves: the same function as the fused kernel (to float
     round-off) for any parameters, causal or windowed (``config.memory``). A table row is
-    normalised over all visible positions, not per sequence as in the fused kernel: a
+    scaled by its largest entry over all visible positions, not per sequence as in the fused kernel: a
     sequence's row would underflow only if every key it shows scored ~80 (float32) or ~700
     (float64) below the row's largest score, far outside the scores of training.
 
@@ -226,9 +226,14 @@ def binary_attention(x: torch.Tensor, e: torch.Tensor, pos: torch.Tensor, W_Q: t
 
 def _table_products(queries: torch.Tensor, positions: torch.Tensor, keys: torch.Tensor,
                     rhs: torch.Tensor, memory: int | None) -> torch.Tensor:
-    """``E @ rhs`` with ``E = exp(queries keys^T) / row sum`` on the keys visible from
-    ``positions`` (ascending), in :data:`BINARY_ROW_BLOCKS` row blocks, each up to its last
-    visible key (:class:`_CausalTableProduct`)."""
+    """``E @ rhs`` with ``E = exp(queries keys^T)`` on the keys visible from ``positions``
+    (ascending), each row divided by its largest entry, in :data:`BINARY_ROW_BLOCKS` row
+    blocks, each up to its last visible key (:class:`_CausalTableProduct`).
+
+    A row's scale cancels in :func:`binary_attention` (its numerator and normaliser come from
+    the same row), so no softmax denominator is formed. Causal blocks mask only the keys from
+    the block's first position on: the earlier ones are visible to every row of the block.
+    """
     count = len(positions)
     bounds = [round(k * count / BINARY_ROW_BLOCKS) for k in range(BINARY_ROW_BLOCKS + 1)]
     blocks = []
@@ -236,42 +241,47 @@ def _table_products(queries: torch.Tensor, positions: torch.Tensor, keys: torch.
         if stop > start:
             at = positions[start:stop]
             first = 0 if memory is None else max(0, int(at[0]) - memory)
-            cols = torch.arange(first, int(at[-1]) + 1, device=positions.device)
+            masked = int(at[0]) if memory is None else first  # first key that may be hidden
+            cols = torch.arange(masked, int(at[-1]) + 1, device=positions.device)
             hidden = cols[None, :] > at[:, None]
             if memory is not None:
                 hidden |= cols[None, :] < at[:, None] - memory
-            blocks.append((start, stop, first, hidden))
+            blocks.append((start, stop, first, masked, hidden))
     return _CausalTableProduct.apply(queries, keys, rhs, blocks)
 
 
 class _CausalTableProduct(torch.autograd.Function):
-    """Row blocks ``softmax(q k^T, masked) @ rhs`` with a hand-written backward that
+    """Row blocks ``exp(q k^T - row max, masked) @ rhs`` with a hand-written backward that
     accumulates the key and right-side gradients in place (autograd through the blocks'
     slices would zero-fill a full-size gradient per block). ``blocks`` holds per block its
-    rows ``start:stop``, first key and hidden-key mask (its width reaches the last key)."""
+    rows ``start:stop``, first key, first maskable key and the mask from that key to the
+    block's last key. The row maximum is a constant of the backward: a row's scale cancels
+    in :func:`binary_attention`, so its derivative does not enter."""
 
     @staticmethod
     def forward(ctx, queries, keys, rhs, blocks):
-        tables, products = [], []
-        for start, stop, first, hidden in blocks:
-            last = first + hidden.shape[1]
-            scores = (queries[start:stop] @ keys[first:last].T).masked_fill_(hidden, -math.inf)
-            tables.append(torch.softmax(scores, dim=-1))
-            products.append(tables[-1] @ rhs[first:last])
+        out = rhs.new_empty(len(queries), rhs.shape[1])
+        tables = []
+        for start, stop, first, masked, hidden in blocks:
+            last = masked + hidden.shape[1]
+            table = queries[start:stop] @ keys[first:last].T
+            table[:, masked - first:].masked_fill_(hidden, -math.inf)
+            tables.append(table.sub_(table.amax(-1, keepdim=True)).exp_())
+            torch.mm(table, rhs[first:last], out=out[start:stop])
         ctx.blocks = blocks
         ctx.save_for_backward(queries, keys, rhs, *tables)
-        return torch.cat(products)
+        return out
 
     @staticmethod
     def backward(ctx, grad):
         queries, keys, rhs, *tables = ctx.saved_tensors
+        grad = grad.contiguous()
         grad_queries = torch.empty_like(queries)
         grad_keys, grad_rhs = torch.zeros_like(keys), torch.zeros_like(rhs)
-        for (start, stop, first, hidden), table in zip(ctx.blocks, tables, strict=True):
-            last = first + hidden.shape[1]
+        for (start, stop, first, masked, hidden), table in zip(ctx.blocks, tables, strict=True):
+            last = masked + hidden.shape[1]
             rows = grad[start:stop]
-            scores = torch.ops.aten._softmax_backward_data(  # d scores from d table
-                rows @ rhs[first:last].T, table, -1, table.dtype)
+            scores = (rows @ rhs[first:last].T).mul_(table)  # d scores = E * d E
             torch.mm(scores, keys[first:last], out=grad_queries[start:stop])
             grad_keys[first:last].addmm_(scores.T, queries[start:stop])
             grad_rhs[first:last].addmm_(table.T, rows)
