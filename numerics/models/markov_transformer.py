@@ -157,8 +157,8 @@ def binary_attention(x: torch.Tensor, e: torch.Tensor, pos: torch.Tensor, W_Q: t
     and ``gamma_a[n] = <q0_n + a dq, dk> / sqrt(d)``: the ``(2, n, n)`` table ``s`` does not
     depend on the batch. Dividing the softmax by ``exp(max(0, gamma))`` gives the key classes
     the weights ``c = exp(-|gamma|)`` and 1; then with ``E = exp(s)`` (each row divided by its
-    largest entry, a factor that cancels) and the indicator ``h`` of the heavier key class (``x`` where
-    ``gamma >= 0``, else ``1 - x``)
+    largest entry, a factor that cancels) and the indicator ``h`` of the heavier key class
+    (``x`` where ``gamma >= 0``, else ``1 - x``)
 
     ``Z = c E 1 + (1 - c) E h`` and ``Z out = c E v' + (1 - c) E (h v0) + s dv E h``
 
@@ -167,8 +167,8 @@ def binary_attention(x: torch.Tensor, e: torch.Tensor, pos: torch.Tensor, W_Q: t
     columns per sequence. The weights ``c, 1 - c`` are non-negative, so nothing cancels beyond
     the round-off of the products themselves: the same function as the fused kernel (to float
     round-off) for any parameters, causal or windowed (``config.memory``). A table row is
-    scaled by its largest entry over all visible positions, not per sequence as in the fused kernel: a
-    sequence's row would underflow only if every key it shows scored ~80 (float32) or ~700
+    scaled by its largest entry over all visible positions, not per sequence as in the fused
+    kernel: a sequence's row would underflow only if every key it shows scored ~80 (float32) or ~700
     (float64) below the row's largest score, far outside the scores of training.
 
     Returns
@@ -199,27 +199,28 @@ def binary_attention(x: torch.Tensor, e: torch.Tensor, pos: torch.Tensor, W_Q: t
     if gamma.detach().abs().max() > safe_gamma(gamma.dtype):
         return None
     heavy_one = gamma.detach() >= 0  # in this row the x_i = 1 keys weigh more
-    rows_in_order, products = [], []
+    out = queries.new_zeros(2 * n, rhs[True].shape[1])
     for heavy in (True, False):  # the rows of both query classes that share one right side
         rows = torch.nonzero(heavy_one == heavy).squeeze(-1)
         rows = rows[torch.argsort(rows % n, stable=True)]  # by position, for the causal blocks
-        if not len(rows):  # every row in the other group (e.g. e = 0: gamma = 0 everywhere)
-            continue
-        rows_in_order.append(rows)
-        products.append(_table_products(queries[rows], rows % n, keys0, rhs[heavy],
-                                        config.memory))
-    out = torch.cat(products)[torch.argsort(torch.cat(rows_in_order))].reshape(2, n, -1)
+        if len(rows):  # else every row is in the other group (e = 0: gamma = 0 everywhere)
+            # index_copy's backward gathers the rows' gradients (indexing would scatter them)
+            out = out.index_copy(0, rows, _table_products(queries[rows], rows % n, keys0,
+                                                          rhs[heavy], config.memory))
     # exp(-|gamma|) written per group, so that its derivative at gamma = 0 is the group's
     c = torch.exp(torch.where(heavy_one, -gamma, gamma))
     light_dv = torch.where(heavy_one, 1.0, -c).to(bits.dtype)
     # each sequence's query class x_n picks its row of the two classes' results
-    own = torch.where(column > 0.5, *out[[1, 0], :, None, m + 1:].reshape(2, n, batch, m + 1)
-                      .unbind())  # (n, B, m + 1)
-    shared, c, light_dv = (torch.where(column > 0.5, *v[[1, 0], :, None].unbind())
-                           for v in (out[..., : m + 1], c.reshape(2, n, 1),
+    one = column > 0.5
+    shared_rows, own_rows = out.reshape(2, n, -1).split([m + 1, batch * (m + 1)], -1)
+    own = torch.where(one, *own_rows.reshape(2, n, batch, m + 1).unbind()[::-1])  # (n, B, m + 1)
+    shared, c, light_dv = (torch.where(one, *v[:, :, None].unbind()[::-1])
+                           for v in (shared_rows, c.reshape(2, n, 1),
                                      light_dv.reshape(2, n, 1)))  # (n, B, .)
-    total = c * shared[..., :1] + (1 - c) * own[..., :1]
-    weighted = c * shared[..., 1:] + (1 - c) * own[..., 1:] + light_dv * own[..., :1] * d_value
+    (shared_total, shared_value), (own_total, own_value) = (v.split([1, m], -1)
+                                                            for v in (shared, own))
+    total = c * shared_total + (1 - c) * own_total
+    weighted = c * shared_value + (1 - c) * own_value + light_dv * own_total * d_value
     # (B, n, m) in row-major order: a transposed layout makes the FFN's products slow
     return (weighted / total).transpose(0, 1).contiguous()
 
