@@ -1,6 +1,7 @@
 """numerics.device.run_concurrently: independent jobs side by side on the CPU's threads."""
 
 import _thread
+import signal
 import threading
 
 import pytest
@@ -77,7 +78,16 @@ def test_check_cancelled_is_a_no_op_outside_a_job():
     assert issubclass(RunCancelled, RuntimeError)
 
 
-def test_an_interrupt_stops_the_jobs_before_it_is_raised_again(two_threads, cpu):
+@pytest.fixture
+def ctrl_c_raises():
+    """Python's own SIGINT handler, whatever this process inherited: a shell starts background
+    jobs with SIGINT ignored, and interrupt_main then does nothing."""
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, previous)
+
+
+def test_an_interrupt_stops_the_jobs_before_it_is_raised_again(two_threads, ctrl_c_raises, cpu):
     """Ctrl-C (here raised in the caller's thread by a job) sets the stop event; the jobs end
     at their next check_cancelled, all before the interrupt reaches the caller (a job thread
     still inside a torch kernel at interpreter exit would abort the process), and the thread
