@@ -88,7 +88,8 @@ class MarkovBudget:
     eval_sequences : int
         Fresh sequences of the final Monte Carlo loss estimate (sampled only).
     smoothing : int
-        Moving-average window applied to a sampled loss curve before plateau detection.
+        Moving-average window applied to a sampled loss curve before plateau detection, and
+        to the prediction probes where the checks read them.
     dtype : torch.dtype
         Floating-point type of the parameters, data and losses.
     """
