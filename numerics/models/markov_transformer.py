@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.autograd.function import once_differentiable
 
 
 @dataclass(frozen=True)
@@ -256,8 +257,12 @@ class _CausalTableProduct(torch.autograd.Function):
     accumulates the key and right-side gradients in place (autograd through the blocks'
     slices would zero-fill a full-size gradient per block). ``blocks`` holds per block its
     rows ``start:stop``, first key, first maskable key and the mask from that key to the
-    block's last key. The row maximum is a constant of the backward: a row's scale cancels
-    in :func:`binary_attention`, so its derivative does not enter."""
+    block's last key.
+
+    The row maximum is a constant of the backward, so the backward is exact only for a
+    consumer that does not change when a row of the output is scaled, as
+    :func:`binary_attention`'s ratios do not (its tests compare it with the fused kernel).
+    Used anywhere else, the derivative of the row maximum would be missing."""
 
     @staticmethod
     def forward(ctx, queries, keys, rhs, blocks):
@@ -274,6 +279,7 @@ class _CausalTableProduct(torch.autograd.Function):
         return out
 
     @staticmethod
+    @once_differentiable
     def backward(ctx, grad):
         queries, keys, rhs, *tables = ctx.saved_tensors
         grad = grad.contiguous()

@@ -84,7 +84,8 @@ def ctrl_c_raises():
     jobs with SIGINT ignored, and interrupt_main then does nothing."""
     previous = signal.signal(signal.SIGINT, signal.default_int_handler)
     yield
-    signal.signal(signal.SIGINT, previous)
+    if previous is not None:  # None: a handler not installed from Python, nothing to restore
+        signal.signal(signal.SIGINT, previous)
 
 
 def test_an_interrupt_stops_the_jobs_before_it_is_raised_again(two_threads, ctrl_c_raises, cpu):

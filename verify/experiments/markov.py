@@ -351,11 +351,12 @@ def _prediction_checks(
     The trap is probed at the middle of its plateau, away from the entry and exit transients.
     ``uses`` names the closed forms behind ``after_0`` and ``after_1`` (none where they are the
     kernel's parameters). A probe is read through the same trailing moving average as the loss
-    curve (``smoothing`` steps; none in the exact budgets): a single minibatch step's probe
-    carries the optimiser's step-to-step oscillation around the point it sits at (measured at
-    the full budget in the tied trap: a standard deviation of 0.0045 with a period of about 10
-    steps, single-step reads up to 0.01 from pi1 where the 50-step average is within 0.0013),
-    which the loss curve is already averaged over.
+    curve (``smoothing`` steps; none in the exact budgets), at the middle of a plateau as at
+    the last step of a run (the last point of the smoothed loss curve averages the same
+    steps): a single minibatch step's probe carries the optimiser's step-to-step oscillation
+    around the point it sits at (measured at the full budget in the tied trap: a standard
+    deviation of 0.0045 with a period of about 10 steps, single-step reads up to 0.01 from pi1
+    where the 50-step average is within 0.0013), which the loss curve is already averaged over.
     """
     p, q = _pq(ctx)
     pi1 = _stationary_one(ctx)
