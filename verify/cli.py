@@ -13,9 +13,11 @@ import signal
 import stat
 import sys
 import threading
+import time
 from collections.abc import Iterator, Sequence
 from concurrent.futures.process import BrokenProcessPool
 from contextlib import closing
+from functools import partial
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -31,12 +33,26 @@ class Terminated(KeyboardInterrupt):
     """SIGTERM, raised where Ctrl-C would be, so that a run stops the same way (exit 143)."""
 
 
+#: Seconds after the first Ctrl-C or SIGTERM in which another one is the same request:
+#: ``timeout`` (and process managers like it) sends SIGTERM to the process and again to its
+#: process group, microseconds apart.
+REPEAT_GRACE = 0.5
+
+
 def _interrupt(signum: int, frame: object) -> None:
-    """The first Ctrl-C or SIGTERM stops the run (an exception the run handles); a second one
-    exits at once, whatever the run is doing then."""
-    signal.signal(signal.SIGINT, lambda *_: os._exit(130))
-    signal.signal(signal.SIGTERM, lambda *_: os._exit(143))
+    """The first Ctrl-C or SIGTERM stops the run (an exception the run handles); a later one
+    (after :data:`REPEAT_GRACE`) exits at once, whatever the run is doing then."""
+    first = time.monotonic()
+    for repeated, code in ((signal.SIGINT, 130), (signal.SIGTERM, 143)):
+        signal.signal(repeated, partial(_exit_unless_repeated, first, code))
     raise Terminated() if signum == signal.SIGTERM else KeyboardInterrupt()
+
+
+def _exit_unless_repeated(first: float, code: int, signum: int, frame: object) -> None:
+    """The handler after the first signal: exit at once, unless this is the first signal
+    delivered again."""
+    if time.monotonic() - first >= REPEAT_GRACE:
+        os._exit(code)
 
 
 def _exit_code(interrupt: KeyboardInterrupt) -> int:
@@ -466,7 +482,8 @@ def _sweep(argv: Sequence[str], console) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``verify`` console script.
 
-    SIGTERM stops a run like Ctrl-C (exit 143, 130); a second signal exits at once.
+    SIGTERM stops a run like Ctrl-C (exit 143, 130); a second signal exits at once (one
+    within :data:`REPEAT_GRACE` of the first is taken as the first delivered again).
     """
     argv = list(sys.argv[1:] if argv is None else argv)
     if threading.current_thread() is not threading.main_thread():

@@ -143,14 +143,21 @@ def _alive(pid: int) -> bool:
     return stat.split(")")[-1].split()[0] != "Z"
 
 
-@pytest.mark.parametrize(("signum", "code"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
-def test_an_interrupted_run_writes_an_incomplete_report(tmp_path, signum, code):
+@pytest.mark.parametrize(("signum", "code", "group"), [(signal.SIGINT, 130, False),
+                                                       (signal.SIGTERM, 143, False),
+                                                       (signal.SIGTERM, 143, True)],
+                         ids=["ctrl-c", "sigterm", "sigterm-as-timeout-sends-it"])
+def test_an_interrupted_run_writes_an_incomplete_report(tmp_path, signum, code, group):
     """Stop `verify --all` while it trains: exit 130/143, one line, and a valid JSON report
-    marked incomplete that holds what finished."""
+    marked incomplete that holds what finished. `timeout` sends SIGTERM to the process and
+    again to its process group (workers included), microseconds apart: one request, not the
+    second signal that would exit at once."""
     report = tmp_path / "r.json"
     process = _start(["--all", "--json", str(report)], tmp_path)
     time.sleep(12)  # imports, the first obligations, into the first training runs
     process.send_signal(signum)
+    if group:
+        os.killpg(process.pid, signum)  # its own session: the group is the run's
     out, err = process.communicate(timeout=60)
     assert process.returncode == code, err
     assert "Traceback" not in err and err.strip().splitlines()[-1].startswith("verify: ")
