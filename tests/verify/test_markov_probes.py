@@ -1,5 +1,6 @@
-"""The Markov prediction checks read a probe the way the loss curve is read: in a sampled budget
-through the same trailing moving average, in an exact budget at the step itself."""
+"""The Markov checks read a sampled curve as its tolerance is sized: a prediction probe through
+the loss curve's trailing moving average, a loss deviation over full windows only; in an exact
+budget (no averaging) at every step itself."""
 
 import numpy as np
 import pytest
@@ -50,3 +51,20 @@ def test_prediction_probe_is_read_through_the_loss_curves_window(budget):
         # it away, so only the sampled budget (a 50-step window) passes
         assert check.passed == (window > 1)
         assert check.details.get("moving_average_steps") == (window if window > 1 else None)
+
+
+def test_largest_deviation_counts_full_windows_only():
+    """A trailing 50-step average starts with single batches (sqrt(50) times noisier than the
+    tolerance's full window): a first point far off does not count, a later one does."""
+    from numerics.statistics import moving_average
+
+    rng = np.random.default_rng(0)
+    losses = 0.6 + 0.001 * rng.standard_normal(400)
+    losses[0] = 0.7  # one noisy batch at the start
+    curve, _ = moving_average(losses, 50)
+    full = markov._largest_deviation(curve, 0.6, 50)
+    assert full == pytest.approx(np.max(np.abs(curve[49:] - 0.6)))
+    assert full < 0.01 < markov._largest_deviation(curve, 0.6, 1)
+    losses[300] = 0.7 + 0.5 * 50  # a jump after the first window shows through the average
+    curve, _ = moving_average(losses, 50)
+    assert markov._largest_deviation(curve, 0.6, 50) > 0.4
