@@ -99,5 +99,6 @@ def _compare(budget: str, d: int, steps: int, device) -> None:
               f"{times['side by side']:>15.2f} "
               f"{times['sequential'] / times['batched']:>16.2f}x {best / one:>16.2f}x{target}")
 
+
 if __name__ == "__main__":
     main()

@@ -51,7 +51,7 @@ def draw_curves(theorem_id: str, curves: Sequence[Curve | Structure],
             fig.savefig(directory / f"{theorem_id}-{index}.png", dpi=120)  # share a reading
             title = group[0].title[:1].upper() + group[0].title[1:]
             write_atomic(directory / f"{theorem_id}-{index}.txt",
-                          (f"{title}. {caption}" if caption else title) + "\n")
+                         (f"{title}. {caption}" if caption else title) + "\n")
         figures.append(fig)
     return figures
 

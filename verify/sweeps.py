@@ -19,6 +19,7 @@ import csv
 import hashlib
 import json
 import math
+import operator
 import pickle
 import re
 import socket
@@ -545,14 +546,10 @@ def write_heatmaps(directory: Path, spec: dict[str, Any], records: list[dict[str
             for quantity in quantities]
     if map_ is not map and _picklable(overlay):
         try:
-            return list(map_(_call, jobs))
+            return list(map_(operator.call, jobs))
         except Exception:  # noqa: BLE001  (a lost worker, say): draw them here instead
             pass
     return [job() for job in jobs]
-
-
-def _call(job: Callable[[], Path]) -> Path:
-    return job()
 
 
 def _slim(records: list[dict[str, Any]], quantity: str) -> list[dict[str, Any]]:
