@@ -179,85 +179,75 @@ def binary_attention(x: torch.Tensor, e: torch.Tensor, pos: torch.Tensor, W_Q: t
         underflow in this dtype (a row whose visible keys are all of the lighter class would
         be 0/0): the caller then takes the fused kernel.
     """
-    batch, n = x.shape
+    n = x.shape[-1]
     bits = x.to(e.dtype)
     pos = pos[:n]
     scale = 1 / math.sqrt(config.d)
     keys0, values0 = pos @ W_K.T, pos @ W_V.T  # (n, m)
     d_query, d_key, d_value = W_Q @ e, W_K @ e, W_V @ e
-    m = values0.shape[-1]
     ones = torch.ones(n, 1, dtype=bits.dtype, device=x.device)
     column = bits.T[:, :, None]  # (n, B, 1): x_i of each sequence
-    rhs = {  # per heavier key class: shared columns [1, v_light], then [h, h v0] per sequence
-        True: torch.cat([ones, values0, torch.cat([column, column * values0[:, None]], -1)
-                         .reshape(n, -1)], -1),
-        False: torch.cat([ones, values0 + d_value, torch.cat(
-            [1 - column, (1 - column) * values0[:, None]], -1).reshape(n, -1)], -1),
-    }
     queries0 = pos @ W_Q.T * scale
     queries = torch.cat([queries0, queries0 + d_query * scale])  # (2n, m): x_n = 0, then 1
     gamma = queries @ d_key  # (2n,)
     if gamma.detach().abs().max() > safe_gamma(gamma.dtype):
         return None
     heavy_one = gamma.detach() >= 0  # in this row the x_i = 1 keys weigh more
-    out = queries.new_zeros(2 * n, rhs[True].shape[1])
-    for heavy in (True, False):  # the rows of both query classes that share one right side
+    groups = []  # per heavier key class present: its rows and the right side they share
+    for heavy in (True, False):
         rows = torch.nonzero(heavy_one == heavy).squeeze(-1)
-        rows = rows[torch.argsort(rows % n, stable=True)]  # by position, for the causal blocks
         if len(rows):  # else every row is in the other group (e = 0: gamma = 0 everywhere)
-            # index_copy's backward gathers the rows' gradients (indexing would scatter them)
-            out = out.index_copy(0, rows, _table_products(queries[rows], rows % n, keys0,
-                                                          rhs[heavy], config.memory))
+            light = values0 if heavy else values0 + d_value
+            h = column if heavy else 1 - column
+            # shared columns [1, v_light], then [h, h v0] per sequence: (n, (1 + B)(m + 1))
+            rhs = torch.cat([torch.cat([ones, light], -1)[:, None],
+                             h * torch.cat([ones, values0], -1)[:, None]], 1).reshape(n, -1)
+            # by position, for the causal blocks
+            groups.append((rows[torch.argsort(rows % n, stable=True)], rhs))
+    out = _table_products(queries, keys0, groups, config.memory)  # (2n, (1 + B)(m + 1))
     # exp(-|gamma|) written per group, so that its derivative at gamma = 0 is the group's
     c = torch.exp(torch.where(heavy_one, -gamma, gamma))
     light_dv = torch.where(heavy_one, 1.0, -c).to(bits.dtype)
-    # each sequence's query class x_n picks its row of the two classes' results
-    one = column > 0.5
-    shared_rows, own_rows = out.reshape(2, n, -1).split([m + 1, batch * (m + 1)], -1)
-    own = torch.where(one, *own_rows.reshape(2, n, batch, m + 1).unbind()[::-1])  # (n, B, m + 1)
-    shared, c, light_dv = (torch.where(one, *v[:, :, None].unbind()[::-1])
-                           for v in (shared_rows, c.reshape(2, n, 1),
-                                     light_dv.reshape(2, n, 1)))  # (n, B, .)
-    (shared_total, shared_value), (own_total, own_value) = (v.split([1, m], -1)
-                                                            for v in (shared, own))
-    total = c * shared_total + (1 - c) * own_total
-    weighted = c * shared_value + (1 - c) * own_value + light_dv * own_total * d_value
-    # (B, n, m) in row-major order: a transposed layout makes the FFN's products slow
-    return (weighted / total).transpose(0, 1).contiguous()
+    return _ClassRatio.apply(out, c, light_dv, d_value, column[..., 0] > 0.5)
 
 
-def _table_products(queries: torch.Tensor, positions: torch.Tensor, keys: torch.Tensor,
-                    rhs: torch.Tensor, memory: int | None) -> torch.Tensor:
-    """``E @ rhs`` with ``E = exp(queries keys^T)`` on the keys visible from ``positions``
-    (ascending), each row divided by its largest entry, in :data:`BINARY_ROW_BLOCKS` row
-    blocks, each up to its last visible key (:class:`_CausalTableProduct`).
+def _table_products(queries: torch.Tensor, keys: torch.Tensor,
+                    groups: list[tuple[torch.Tensor, torch.Tensor]],
+                    memory: int | None) -> torch.Tensor:
+    """``E @ rhs`` for each group ``(rows, rhs)``: ``E = exp(queries[rows] keys^T)`` on the
+    keys visible from each row's position ``rows % len(keys)`` (``rows`` by ascending
+    position), each row divided by its largest entry, in :data:`BINARY_ROW_BLOCKS` row blocks
+    per group, each up to its last visible key (:class:`_CausalTableProduct`); the result's
+    row ``r`` is that of query ``r``.
 
     A row's scale cancels in :func:`binary_attention` (its numerator and normaliser come from
     the same row), so no softmax denominator is formed. Causal blocks mask only the keys from
     the block's first position on: the earlier ones are visible to every row of the block.
     """
-    count = len(positions)
-    bounds = [round(k * count / BINARY_ROW_BLOCKS) for k in range(BINARY_ROW_BLOCKS + 1)]
+    n = len(keys)
     blocks = []
-    for start, stop in zip(bounds[:-1], bounds[1:], strict=True):
-        if stop > start:
-            at = positions[start:stop]
-            first = 0 if memory is None else max(0, int(at[0]) - memory)
-            masked = int(at[0]) if memory is None else first  # first key that may be hidden
-            cols = torch.arange(masked, int(at[-1]) + 1, device=positions.device)
-            hidden = cols[None, :] > at[:, None]
-            if memory is not None:
-                hidden |= cols[None, :] < at[:, None] - memory
-            blocks.append((start, stop, first, masked, hidden))
-    return _CausalTableProduct.apply(queries, keys, rhs, blocks)
+    for group, (rows, _) in enumerate(groups):
+        count = len(rows)
+        bounds = [round(k * count / BINARY_ROW_BLOCKS) for k in range(BINARY_ROW_BLOCKS + 1)]
+        for start, stop in zip(bounds[:-1], bounds[1:], strict=True):
+            if stop > start:
+                at = rows[start:stop] % n
+                first = 0 if memory is None else max(0, int(at[0]) - memory)
+                masked = int(at[0]) if memory is None else first  # first key that may be hidden
+                cols = torch.arange(masked, int(at[-1]) + 1, device=rows.device)
+                hidden = cols[None, :] > at[:, None]
+                if memory is not None:
+                    hidden |= cols[None, :] < at[:, None] - memory
+                blocks.append((group, rows[start:stop], first, masked, hidden))
+    return _CausalTableProduct.apply(queries, keys, blocks, *(rhs for _, rhs in groups))
 
 
 class _CausalTableProduct(torch.autograd.Function):
     """Row blocks ``exp(q k^T - row max, masked) @ rhs`` with a hand-written backward that
     accumulates the key and right-side gradients in place (autograd through the blocks'
     slices would zero-fill a full-size gradient per block). ``blocks`` holds per block its
-    rows ``start:stop``, first key, first maskable key and the mask from that key to the
-    block's last key.
+    group (the index of its right side), its rows, first key, first maskable key and the mask
+    from that key to the block's last key; every row of ``queries`` is in one block.
 
     The row maximum is a constant of the backward, so the backward is exact only for a
     consumer that does not change when a row of the output is scaled, as
@@ -265,34 +255,95 @@ class _CausalTableProduct(torch.autograd.Function):
     Used anywhere else, the derivative of the row maximum would be missing."""
 
     @staticmethod
-    def forward(ctx, queries, keys, rhs, blocks):
-        out = rhs.new_empty(len(queries), rhs.shape[1])
+    def forward(ctx, queries, keys, blocks, *rhs):
+        out = rhs[0].new_empty(len(queries), rhs[0].shape[1])
         tables = []
-        for start, stop, first, masked, hidden in blocks:
+        for group, rows, first, masked, hidden in blocks:
             last = masked + hidden.shape[1]
-            table = queries[start:stop] @ keys[first:last].T
+            table = queries[rows] @ keys[first:last].T
             table[:, masked - first:].masked_fill_(hidden, -math.inf)
             tables.append(table.sub_(table.amax(-1, keepdim=True)).exp_())
-            torch.mm(table, rhs[first:last], out=out[start:stop])
+            out[rows] = table @ rhs[group][first:last]
         ctx.blocks = blocks
-        ctx.save_for_backward(queries, keys, rhs, *tables)
+        ctx.save_for_backward(queries, keys, *rhs, *tables)
         return out
 
     @staticmethod
     @once_differentiable
     def backward(ctx, grad):
-        queries, keys, rhs, *tables = ctx.saved_tensors
-        grad = grad.contiguous()
-        grad_queries = torch.empty_like(queries)
-        grad_keys, grad_rhs = torch.zeros_like(keys), torch.zeros_like(rhs)
-        for (start, stop, first, masked, hidden), table in zip(ctx.blocks, tables, strict=True):
+        queries, keys, *saved = ctx.saved_tensors
+        rhs, tables = saved[:-len(ctx.blocks)], saved[-len(ctx.blocks):]
+        # the query and key gradients (m <= 16 columns) are formed transposed, m rows by the
+        # block's rows or keys: a product with so few output columns is several times
+        # slower in the row-major layout (about 8x for the keys' sum of products)
+        grad_queries = queries.new_empty(queries.shape[1], len(queries))
+        grad_keys = keys.new_zeros(keys.shape[1], len(keys))
+        keys_t, queries_t = keys.T.contiguous(), queries.T
+        grad_rhs = [torch.zeros_like(r) for r in rhs]
+        for (group, rows, first, masked, hidden), table in zip(ctx.blocks, tables, strict=True):
             last = masked + hidden.shape[1]
-            rows = grad[start:stop]
-            scores = (rows @ rhs[first:last].T).mul_(table)  # d scores = E * d E
-            torch.mm(scores, keys[first:last], out=grad_queries[start:stop])
-            grad_keys[first:last].addmm_(scores.T, queries[start:stop])
-            grad_rhs[first:last].addmm_(table.T, rows)
-        return grad_queries, grad_keys, grad_rhs, None
+            rows_grad = grad[rows]
+            scores = (rows_grad @ rhs[group][first:last].T).mul_(table)  # d scores = E * d E
+            grad_queries[:, rows] = keys_t[:, first:last] @ scores.T
+            grad_keys[:, first:last].addmm_(queries_t[:, rows], scores)
+            grad_rhs[group][first:last].addmm_(table.T, rows_grad)
+        return grad_queries.T, grad_keys.T, None, *grad_rhs
+
+
+class _ClassRatio(torch.autograd.Function):
+    """The last step of :func:`binary_attention`: each sequence's query class ``a = x_n``
+    picks its row of the table products ``out`` (``(2n, (1 + B)(m + 1))``, rows ``a n + n``,
+    column blocks ``[1, v']`` shared and ``[h, h v0]`` per sequence), and the attention
+    output is ``(c S_v + (1 - c) O_v + s dv O_1) / (c S_1 + (1 - c) O_1)`` with ``S`` the
+    shared and ``O`` the sequence's block, ``c`` and ``s`` the row's weights (``(2n,)``).
+
+    Forward and backward are written out over ``(n, B, m + 1)`` arrays (autograd through the
+    selections and ratios takes about twice the passes over them); the backward routes each
+    gradient to the row of the sequence's query class, and sums the shared block's and the
+    weights' gradients over the sequences of each class.
+    """
+
+    @staticmethod
+    def forward(ctx, out, c, light_dv, d_value, one):
+        n, batch = one.shape
+        rows = out.view(2, n, 1 + batch, -1)  # (class, position, block, [1, v])
+        pick = one[..., None]  # (n, B, 1)
+        own = torch.where(pick, rows[1, :, 1:], rows[0, :, 1:])  # (n, B, m + 1)
+        shared = torch.where(pick, rows[1, :, :1], rows[0, :, :1])
+        c, light_dv = (torch.where(one, v.view(2, n, 1)[1], v.view(2, n, 1)[0])[..., None]
+                       for v in (c, light_dv))  # (n, B, 1)
+        total = c * shared[..., :1] + (1 - c) * own[..., :1]
+        weighted = (c * shared[..., 1:] + (1 - c) * own[..., 1:]
+                    + light_dv * own[..., :1] * d_value)
+        ratio = weighted / total  # (n, B, m)
+        ctx.save_for_backward(own, shared, c, light_dv, total, ratio, d_value, one)
+        # (B, n, m) in row-major order: a transposed layout makes the FFN's products slow
+        return ratio.transpose(0, 1).contiguous()
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, grad):
+        own, shared, c, light_dv, total, ratio, d_value, one = ctx.saved_tensors
+        n, batch = one.shape
+        d_weighted = grad.transpose(0, 1) / total  # (n, B, m)
+        d_total = -(d_weighted * ratio).sum(-1, keepdim=True)  # (n, B, 1)
+        d_light = d_weighted @ d_value[:, None]  # (n, B, 1): of light_dv * own_1
+        d_rows = torch.cat([d_total, d_weighted], -1)  # of [total, weighted]
+        d_own = (1 - c) * d_rows
+        d_own[..., :1] += light_dv * d_light
+        # per sequence: the shared block's gradient, then those of c and light_dv
+        per_sequence = torch.cat([c * d_rows, ((shared - own) * d_rows).sum(-1, keepdim=True),
+                                  own[..., :1] * d_light], -1)  # (n, B, m + 3)
+        pick = torch.stack([~one, one], 1).to(grad.dtype)  # (n, 2, B)
+        by_class = (pick @ per_sequence).transpose(0, 1)  # (2, n, m + 3): sums per class
+        grad_out = own.new_empty(2, n, 1 + batch, own.shape[-1])
+        grad_out[:, :, 0] = by_class[..., :-2]
+        grad_out[1, :, 1:] = torch.where(one[..., None], d_own, 0)
+        grad_out[0, :, 1:] = torch.where(one[..., None], 0, d_own)
+        grad_d_value = ((light_dv * own[..., :1]).reshape(1, -1)
+                        @ d_weighted.reshape(-1, d_weighted.shape[-1]))[0]
+        return (grad_out.view(2 * n, -1), by_class[..., -2].reshape(-1),
+                by_class[..., -1].reshape(-1), grad_d_value, None)
 
 
 class MarkovTransformer(nn.Module):
