@@ -5,6 +5,8 @@ import math
 import numpy as np
 import pytest
 import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from numerics.device import DeviceUnavailableError, generator, select_device
 from numerics.models.markov_transformer import MarkovTransformer, MarkovTransformerConfig
@@ -180,6 +182,22 @@ def test_binary_attention_path_equals_the_fused_kernel(cpu, tied, memory, layers
     with torch.no_grad():
         model.e.zero_()  # the unigram point: every row in one group, the other one empty
     _assert_paths_agree(model, x, y)
+
+
+@settings(max_examples=25, deadline=None)
+@given(batch=st.integers(1, 4), n=st.integers(1, 40), d=st.integers(2, 6),
+       memory=st.one_of(st.none(), st.integers(0, 8)), seed=st.integers(0, 2**16))
+def test_binary_attention_path_equals_the_fused_kernel_at_any_size(batch, n, d, memory, seed):
+    """The same agreement at arbitrary small sizes: one sequence, one position, windows of
+    width 0, rows split unevenly over the causal blocks and the two key-class groups."""
+    from numerics.data.markov import sample_markov_chains
+
+    cpu = torch.device("cpu")
+    model = MarkovTransformer(MarkovTransformerConfig(d, n, True, memory=memory), torch.float64,
+                              cpu)
+    model.reset_parameters(generator(cpu, seed), std=0.6)
+    data = sample_markov_chains(0.3, 0.6, batch, n + 1, generator(cpu, seed + 1), torch.float64)
+    _assert_paths_agree(model, data[:, :-1], data[:, 1:])
 
 
 def _assert_paths_agree(model, x, y):
