@@ -45,3 +45,52 @@ def test_every_run_length_trains_and_follows_the_one_cycle_shape(steps):
     history = train(_Quadratic(), _objective, config)
     assert len(history.losses) == steps
     assert history.losses[-1] < history.losses[0] or steps == 1
+
+
+class _Mixed(nn.Module):
+    """A decayed matrix and an undecayed vector, in the given dtype."""
+
+    def __init__(self, dtype: torch.dtype) -> None:
+        super().__init__()
+        gen = torch.Generator().manual_seed(0)
+        self.W = nn.Parameter(torch.randn(3, 3, generator=gen).to(dtype))
+        self.v = nn.Parameter(torch.randn(3, generator=gen).to(dtype))
+
+    def matrices(self) -> list[nn.Parameter]:
+        return [self.W]
+
+
+def _mixed_objective(model: _Mixed):
+    return (model.W @ model.v).abs().pow(2).sum() + model.v.abs().sum(), {}
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64, torch.complex128])
+def test_adamw_takes_the_fused_kernel_for_real_parameters_with_the_same_steps(dtype):
+    """The trainer's AdamW is torch's fused kernel for real parameters (the per-tensor one for
+    complex ones, which it does not support) and takes the per-tensor AdamW's steps, weight
+    decay groups and schedule included, to round-off: 30 steps agree to 100 eps of the
+    parameters' size."""
+    config = TrainConfig(steps=30, lr=1e-2, weight_decay=0.1)
+    schedule_of, scheduler = make_optimizer(_Mixed(dtype), config)
+    assert bool(schedule_of.defaults["fused"]) == (not dtype.is_complex)
+    rates = []
+    for _ in range(config.steps):  # the trainer's learning rates (steps without gradients)
+        rates.append(schedule_of.param_groups[0]["lr"])
+        schedule_of.step()
+        scheduler.step()
+    trained, reference = _Mixed(dtype), _Mixed(dtype)
+    train(trained, _mixed_objective, config)
+    plain = torch.optim.AdamW(
+        [{"params": [reference.W], "weight_decay": config.weight_decay},
+         {"params": [reference.v], "weight_decay": 0.0}],
+        lr=config.lr, betas=config.betas, foreach=False)
+    for rate in rates:
+        for group in plain.param_groups:
+            group["lr"] = rate
+        plain.zero_grad()
+        _mixed_objective(reference)[0].backward()
+        plain.step()
+    eps = torch.finfo(trained.W.real.dtype).eps
+    for name in ("W", "v"):
+        got, want = getattr(trained, name).detach(), getattr(reference, name).detach()
+        assert (got - want).abs().max() <= 100 * eps * want.abs().max(), name
