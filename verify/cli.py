@@ -255,10 +255,15 @@ def _verify(args: argparse.Namespace, console) -> int:
             with closing(stream):
                 for verdict in stream:
                     verdicts.append(verdict)
-                    if task is not None:
-                        progress.advance(task)
-                    progress.console.print()
-                    report.render(verdict, progress.console)
+                    try:
+                        if task is not None:
+                            progress.advance(task)
+                        progress.console.print()
+                        report.render(verdict, progress.console)
+                    except KeyboardInterrupt as interrupt:  # while a verdict is shown
+                        # raised inside the stream, which stops it and attaches the verdicts
+                        # that had finished behind a slower one (closing it would not)
+                        stream.throw(interrupt)
     except BrokenProcessPool as exc:  # a worker was killed (out of memory, a signal)
         verdicts += getattr(exc, "finished", [])
         _partial_report(args, verdicts, settings, descriptor)

@@ -305,6 +305,39 @@ def test_finished_verdicts_survive_an_interrupt_or_a_dead_worker():
     assert caught.value.finished == ["t-1", "t-2"]
 
 
+def test_ctrl_c_while_a_verdict_is_shown_keeps_the_ones_finished_behind_it(capsys, tmp_path,
+                                                                          monkeypatch):
+    """Ctrl-C while the first verdict is printed: the interrupt goes into the stream, whose
+    pool then hands back the verdicts that had finished behind a slower one; the partial
+    report holds both (closing the stream instead lost the second)."""
+    import verify
+    import verify.pool
+    from verify import report as report_module
+    from verify.papers import ntp
+
+    one_paper = registry.Registry([("transformer-theorems", ntp.PAPER)])
+    monkeypatch.setattr(registry, "default", lambda: one_paper)
+    first, second = (verify.check(theorem_id, device="cpu") for theorem_id in one_paper.ids()[:2])
+
+    def stream(requests, *args, **kwargs):
+        try:
+            yield first
+        except KeyboardInterrupt as interrupt:  # what run_theorems does, in short
+            interrupt.finished = [second]
+            raise
+
+    def render(verdict, console):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(verify.pool, "run_theorems", stream)
+    monkeypatch.setattr(report_module, "render", render)
+    code, _, err = _run(capsys, "--all", "--workers", "2", "--json", str(tmp_path / "r.json"))
+    assert code == 130 and "interrupted" in err
+    saved = json.loads((tmp_path / "r.json").read_text())
+    assert saved["complete"] is False
+    assert [t["id"] for t in saved["theorems"]] == [first.theorem_id, second.theorem_id]
+
+
 def test_a_dead_worker_is_one_line_exit_1_with_a_partial_report(capsys, tmp_path, monkeypatch):
     from concurrent.futures.process import BrokenProcessPool
 

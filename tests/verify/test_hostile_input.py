@@ -153,12 +153,19 @@ def test_an_interrupted_run_writes_an_incomplete_report(tmp_path, signum, code, 
     again to its process group (workers included), microseconds apart: one request, not the
     second signal that would exit at once."""
     report = tmp_path / "r.json"
-    process = _start(["--all", "--json", str(report)], tmp_path)
-    time.sleep(12)  # imports, the first obligations, into the first training runs
+    process = _start(["--all", "--workers", "2", "--json", str(report)], tmp_path)
+    deadline = time.time() + 120  # the pool exists: the run, and so its report, has begun
+    while time.time() < deadline and len(_workers(process.pid)) < 2:
+        time.sleep(0.2)
+    time.sleep(8)  # into the training runs; the first theorems finish about now
     process.send_signal(signum)
     if group:
         os.killpg(process.pid, signum)  # its own session: the group is the run's
-    out, err = process.communicate(timeout=60)
+    try:
+        out, err = process.communicate(timeout=60)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        pytest.fail(f"still running 60 s after the signal; stderr:\n{process.communicate()[1]}")
     assert process.returncode == code, err
     assert "Traceback" not in err and err.strip().splitlines()[-1].startswith("verify: ")
     data = json.loads(report.read_text())

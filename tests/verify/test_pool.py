@@ -1,0 +1,46 @@
+"""The worker pool's stop: killed workers never leave the parent waiting at exit."""
+
+import subprocess
+import sys
+import textwrap
+
+_SCRIPT = textwrap.dedent('''
+    import sys
+    import time
+
+    from verify.pool import process_pool, stop_workers
+
+
+    def large_result():
+        time.sleep(0.3)
+        return b"x" * 150_000_000  # sent as a header, then the body in a second write
+
+
+    if __name__ == "__main__":
+        pool = process_pool(1)
+        future = pool.submit(large_result)
+        manager = pool._executor_manager_thread
+        deadline, hit = time.time() + 60, False
+        while time.time() < deadline and not future.done() and not hit:
+            frame = sys._current_frames().get(manager.ident)
+            while frame is not None and not hit:
+                hit, frame = frame.f_code.co_name == "_recv_bytes", frame.f_back
+            time.sleep(0.0005)
+        stop_workers(pool)  # the worker dies in the middle of sending its result
+        pool.shutdown(wait=False, cancel_futures=True)
+        print("mid-transfer" if hit else "missed", flush=True)
+        sys.exit(130)
+''')
+
+
+def test_a_worker_killed_while_sending_its_result_does_not_hang_the_exit(tmp_path):
+    """Ctrl-C while a worker sends a large verdict: the pool's manager thread is reading the
+    message's body when the worker is killed. The parent must still exit (once it hung for
+    ever in the interpreter's exit, joining that thread)."""
+    script = tmp_path / "stop_mid_transfer.py"
+    script.write_text(_SCRIPT)
+    done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True,
+                          timeout=60, cwd=tmp_path)
+    assert done.stdout.strip() == "mid-transfer", (done.stdout, done.stderr)
+    assert done.returncode == 130, done.stderr
+    assert "Traceback" not in done.stderr and "leaked" not in done.stderr, done.stderr
