@@ -18,7 +18,6 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import FIRST_COMPLETED, Executor, Future, ProcessPoolExecutor, wait
 from dataclasses import dataclass, field
 from multiprocessing import get_context
-from multiprocessing.connection import wait as wait_for
 
 from verify.records import Budget, Verdict
 
@@ -77,10 +76,6 @@ def _watch_parent(parent: int, interval: float = 1.0) -> None:
     os._exit(1)
 
 
-#: Seconds :func:`stop_workers` waits for killed workers to be gone.
-KILL_WAIT = 5.0
-
-
 def stop_workers(pool: Executor) -> None:
     """Kill the worker processes of ``pool`` at once (after Ctrl-C or SIGTERM), so that no
     discarded work goes on and nothing waits for it; other processes are left alone.
@@ -88,15 +83,12 @@ def stop_workers(pool: Executor) -> None:
     A worker killed while it sends a large result (a header, then the body in a second
     write) leaves a partial message in the result pipe, and the pool's manager thread would
     wait for the rest for ever: the parent holds the pipe's write end too, so no end of file
-    comes, and the interpreter joins that thread at exit. Once the workers are gone the
-    parent closes its write end, so the wait ends in an end of file (the pool counts as
-    broken, which nobody reads any more).
+    comes, and the interpreter joins that thread at exit. The parent closes its write end,
+    so the wait ends in an end of file once the killed workers' ends are gone with them (the
+    pool then counts as broken, which nobody reads any more).
     """
-    processes = list((getattr(pool, "_processes", None) or {}).values())
-    for process in processes:
+    for process in list((getattr(pool, "_processes", None) or {}).values()):
         process.kill()
-    if processes:
-        wait_for([process.sentinel for process in processes], timeout=KILL_WAIT)
     results = getattr(pool, "_result_queue", None)  # a process pool's; read before shutdown
     if results is not None:
         results._writer.close()

@@ -9,6 +9,7 @@ layers on the residual stream (the same equations applied to ``z`` in place of `
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 
@@ -242,6 +243,19 @@ def _table_products(queries: torch.Tensor, keys: torch.Tensor,
     return _CausalTableProduct.apply(queries, keys, blocks, *(rhs for _, rhs in groups))
 
 
+def _first_order_only(backward):
+    """Refuse a second derivative (``create_graph=True``) through a hand-written backward:
+    :func:`~torch.autograd.function.once_differentiable` leaves it silently wrong when the
+    gradient is taken with ``torch.autograd.grad(..., inputs=...)``."""
+    @functools.wraps(backward)
+    def first_order(ctx, *grads):
+        if torch.is_grad_enabled():
+            raise RuntimeError("the binary attention path has no second derivative; take "
+                               "attention='fused' for Hessians (create_graph=True)")
+        return backward(ctx, *grads)
+    return first_order
+
+
 class _CausalTableProduct(torch.autograd.Function):
     """Row blocks ``exp(q k^T - row max, masked) @ rhs`` with a hand-written backward that
     accumulates the key and right-side gradients in place (autograd through the blocks'
@@ -269,6 +283,7 @@ class _CausalTableProduct(torch.autograd.Function):
         return out
 
     @staticmethod
+    @_first_order_only
     @once_differentiable
     def backward(ctx, grad):
         queries, keys, *saved = ctx.saved_tensors
@@ -291,11 +306,13 @@ class _CausalTableProduct(torch.autograd.Function):
 
 
 class _ClassRatio(torch.autograd.Function):
-    """The last step of :func:`binary_attention`: each sequence's query class ``a = x_n``
-    picks its row of the table products ``out`` (``(2n, (1 + B)(m + 1))``, rows ``a n + n``,
-    column blocks ``[1, v']`` shared and ``[h, h v0]`` per sequence), and the attention
-    output is ``(c S_v + (1 - c) O_v + s dv O_1) / (c S_1 + (1 - c) O_1)`` with ``S`` the
-    shared and ``O`` the sequence's block, ``c`` and ``s`` the row's weights (``(2n,)``).
+    """The last step of :func:`binary_attention`: at each position ``i`` each sequence's
+    query class ``a = x_i`` picks its row ``a n + i`` of the table products ``out``
+    (``(2n, (1 + B)(m + 1))``, column blocks ``[1, v']`` shared and ``[h, h v0]`` per
+    sequence), and the attention output is
+    ``(c S_v + (1 - c) O_v + s dv O_1) / (c S_1 + (1 - c) O_1)`` with ``S`` the shared and
+    ``O`` the sequence's block, ``c`` and ``s`` the row's weights (``c`` and ``light_dv``,
+    ``(2n,)``), ``dv = W_V e``; ``query_is_one`` is ``x`` transposed, ``(n, B)`` booleans.
 
     Forward and backward are written out over ``(n, B, m + 1)`` arrays (autograd through the
     selections and ratios takes about twice the passes over them); the backward routes each
@@ -304,27 +321,28 @@ class _ClassRatio(torch.autograd.Function):
     """
 
     @staticmethod
-    def forward(ctx, out, c, light_dv, d_value, one):
-        n, batch = one.shape
-        rows = out.view(2, n, 1 + batch, -1)  # (class, position, block, [1, v])
-        pick = one[..., None]  # (n, B, 1)
-        own = torch.where(pick, rows[1, :, 1:], rows[0, :, 1:])  # (n, B, m + 1)
-        shared = torch.where(pick, rows[1, :, :1], rows[0, :, :1])
-        c, light_dv = (torch.where(one, v.view(2, n, 1)[1], v.view(2, n, 1)[0])[..., None]
+    def forward(ctx, out, c, light_dv, d_value, query_is_one):
+        n, batch = query_is_one.shape
+        products = out.view(2, n, 1 + batch, -1)  # (class, position, block, [1, v])
+        pick = query_is_one[..., None]  # (n, B, 1)
+        own = torch.where(pick, products[1, :, 1:], products[0, :, 1:])  # (n, B, m + 1)
+        shared = torch.where(pick, products[1, :, :1], products[0, :, :1])
+        c, light_dv = (torch.where(query_is_one, v.view(2, n, 1)[1], v.view(2, n, 1)[0])[..., None]
                        for v in (c, light_dv))  # (n, B, 1)
         total = c * shared[..., :1] + (1 - c) * own[..., :1]
         weighted = (c * shared[..., 1:] + (1 - c) * own[..., 1:]
                     + light_dv * own[..., :1] * d_value)
         ratio = weighted / total  # (n, B, m)
-        ctx.save_for_backward(own, shared, c, light_dv, total, ratio, d_value, one)
+        ctx.save_for_backward(own, shared, c, light_dv, total, ratio, d_value, query_is_one)
         # (B, n, m) in row-major order: a transposed layout makes the FFN's products slow
         return ratio.transpose(0, 1).contiguous()
 
     @staticmethod
+    @_first_order_only
     @once_differentiable
     def backward(ctx, grad):
-        own, shared, c, light_dv, total, ratio, d_value, one = ctx.saved_tensors
-        n, batch = one.shape
+        own, shared, c, light_dv, total, ratio, d_value, query_is_one = ctx.saved_tensors
+        n, batch = query_is_one.shape
         d_weighted = grad.transpose(0, 1) / total  # (n, B, m)
         d_total = -(d_weighted * ratio).sum(-1, keepdim=True)  # (n, B, 1)
         d_light = d_weighted @ d_value[:, None]  # (n, B, 1): of light_dv * own_1
@@ -334,12 +352,12 @@ class _ClassRatio(torch.autograd.Function):
         # per sequence: the shared block's gradient, then those of c and light_dv
         per_sequence = torch.cat([c * d_rows, ((shared - own) * d_rows).sum(-1, keepdim=True),
                                   own[..., :1] * d_light], -1)  # (n, B, m + 3)
-        pick = torch.stack([~one, one], 1).to(grad.dtype)  # (n, 2, B)
+        pick = torch.stack([~query_is_one, query_is_one], 1).to(grad.dtype)  # (n, 2, B)
         by_class = (pick @ per_sequence).transpose(0, 1)  # (2, n, m + 3): sums per class
         grad_out = own.new_empty(2, n, 1 + batch, own.shape[-1])
         grad_out[:, :, 0] = by_class[..., :-2]
-        grad_out[1, :, 1:] = torch.where(one[..., None], d_own, 0)
-        grad_out[0, :, 1:] = torch.where(one[..., None], 0, d_own)
+        grad_out[1, :, 1:] = torch.where(query_is_one[..., None], d_own, 0)
+        grad_out[0, :, 1:] = torch.where(query_is_one[..., None], 0, d_own)
         grad_d_value = ((light_dv * own[..., :1]).reshape(1, -1)
                         @ d_weighted.reshape(-1, d_weighted.shape[-1]))[0]
         return (grad_out.view(2 * n, -1), by_class[..., -2].reshape(-1),
@@ -585,7 +603,7 @@ def prefix_logits(model: MarkovTransformer | MarkovEnsemble, x: torch.Tensor,
     With binary inputs ``u_i = x_i e + p_i``, so every key and value is the ``x_i = 0`` row
     plus ``x_i`` times the difference: the attention reduces to matrix products with the
     position tables and elementwise masks by ``x``. No per-prefix gathers (their backward is a
-    slow scatter), and the feed-forward runs on one row per prefix.
+    slow scatter), and the feed-forward runs on one column per prefix.
 
     Returns ``(P,)``, or ``(S, P)`` for an ensemble.
     """
@@ -601,16 +619,17 @@ def prefix_logits(model: MarkovTransformer | MarkovEnsemble, x: torch.Tensor,
     query = model.W_Q @ u_last  # (..., m, P)
     keys0 = pos @ model.W_K.transpose(-1, -2)  # (..., n, m): the x_i = 0 keys
     d_key = (model.W_K @ e).transpose(-1, -2)  # (..., 1, m): x_i = 1 adds W_K e
-    values0, d_value = model.W_V @ pos.transpose(-1, -2), model.W_V @ e  # (..., m, n), (m, 1)
+    values0 = model.W_V @ pos.transpose(-1, -2)  # (..., m, n)
+    d_value = model.W_V @ e  # (..., m, 1)
     scores = keys0 @ query + bits * (d_key @ query)  # (..., n, P)
     position = torch.arange(n, device=x.device)[:, None]
     visible = position < lengths
     if model.config.memory is not None:  # the window [n - memory, n] of the query at n
         visible &= position >= lengths - 1 - model.config.memory
     scores = (scores / math.sqrt(model.config.d)).masked_fill(~visible, float("-inf"))
-    # softmax written out: torch.softmax over rows of n <= 16 keys is one slow loop per row on
-    # the CPU (16 members of the fast budget: 5.3 ms per step with it, 4.5 ms without); the
-    # shift by the (constant) column maximum leaves every derivative unchanged
+    # softmax written out over the n <= 16 keys of each column: torch.softmax over so short a
+    # dimension is one slow loop per prefix on the CPU; the shift by the (constant) column
+    # maximum leaves every derivative unchanged
     weights = torch.exp(scores - scores.detach().amax(-2, keepdim=True))
     attention = weights / weights.sum(-2, keepdim=True)
     attended = values0 @ attention + d_value * (attention * bits).sum(-2, keepdim=True)

@@ -213,6 +213,22 @@ def _assert_paths_agree(model, x, y):
         assert (binary[name] - gradient).abs().max() <= 50 * eps * scale, name
 
 
+def test_binary_attention_path_refuses_second_derivatives(cpu):
+    """Its backward is written by hand for first derivatives: a Hessian through it
+    (``create_graph=True``) is refused, not silently wrong; the fused kernel gives one."""
+    model = MarkovTransformer(MarkovTransformerConfig(3, 12, True), torch.float64, cpu,
+                              attention="binary")
+    model.reset_parameters(generator(cpu, 3), std=0.5)
+    x = torch.randint(0, 2, (2, 12), generator=generator(cpu, 4)).double()
+    (gradient,) = torch.autograd.grad(model(x).square().sum(), model.W_Q)  # first order: fine
+    assert torch.isfinite(gradient).all()
+    with pytest.raises(RuntimeError, match="no second derivative"):
+        torch.autograd.grad(model(x).square().sum(), model.W_Q, create_graph=True)
+    model.attention = "fused"
+    (gradient,) = torch.autograd.grad(model(x).square().sum(), model.W_Q, create_graph=True)
+    assert gradient.requires_grad
+
+
 def test_attention_path_is_chosen_by_device_and_length(cpu):
     from numerics.models.markov_transformer import BINARY_MIN_LENGTH
 
