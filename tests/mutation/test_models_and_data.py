@@ -59,6 +59,27 @@ def _window_ignored(monkeypatch) -> None:
                         lambda model, x, lengths: original(Unwindowed(model), x, lengths))
 
 
+def _binary_value_shift_dropped(monkeypatch) -> None:
+    """The binary-input attention path forgets the key-class shift of the values
+    (``dv = W_V e``) in its final ratio: the fused kernel is untouched."""
+    original = markov_transformer._ClassRatio.apply
+    monkeypatch.setattr(markov_transformer._ClassRatio, "apply",
+                        lambda out, c, light_dv, d_value, query_is_one: original(
+                            out, c, torch.zeros_like(light_dv), d_value, query_is_one))
+
+
+def _binary_key_gradients_lost(monkeypatch) -> None:
+    """The binary-input path's hand-written backward drops the keys' gradient (the forward,
+    and so every logit, is right)."""
+    original = markov_transformer._CausalTableProduct.backward
+
+    def backward(ctx, grad):
+        queries, keys, *rest = original(ctx, grad)
+        return queries, torch.zeros_like(keys), *rest
+    monkeypatch.setattr(markov_transformer._CausalTableProduct, "backward",
+                        staticmethod(backward))
+
+
 def _uniform_start(monkeypatch) -> None:
     monkeypatch.setattr(higher_order_markov, "stationary_contexts",
                         lambda kernel: np.full(len(kernel), 1 / len(kernel)))
@@ -106,6 +127,10 @@ MUTANTS = [
      _unscaled_attention),
     ("models", "attention window ignored by the one-layer prefix path", "markov-higher-order",
      _window_ignored),
+    ("models", "binary-input attention path without the values' key-class shift",
+     "markov-local-minima", _binary_value_shift_dropped),
+    ("models", "binary-input attention path's backward without the keys' gradient",
+     "markov-local-minima", _binary_key_gradients_lost),
     ("data", "Markov chain started from (1/2, 1/2) instead of pi", "markov-local-minima",
      _uniform_start),
     ("data", "rotation sequences with s_0 = 1 instead of uniform phases", "ical-one-step-gd",

@@ -14,12 +14,13 @@ from __future__ import annotations
 
 import math
 from collections.abc import MutableMapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import partial
 
 import numpy as np
 import sympy as sp
 import torch
+import torch.nn.functional as F
 from torch.func import functional_call, hessian, vmap
 from torch.nn.attention import SDPBackend, sdpa_kernel
 
@@ -28,6 +29,7 @@ from numerics.models.markov_transformer import (
     MarkovEnsemble,
     MarkovTransformer,
     MarkovTransformerConfig,
+    binary_attention,
     reference_logits,
 )
 from numerics.monte_carlo import Estimate, MarkovBatches, estimate_population_loss
@@ -411,10 +413,24 @@ ARCHITECTURE = Tolerance(1e-12, "float64 round-off (relative to the largest logi
                          "fused attention kernel and the term-by-term equations")
 
 
+#: Bridge: layer 1's binary-input attention path (what sampled budgets train with on the CPU)
+#: against the equations and, for the gradients, against the fused kernel; float64 on the same
+#: random weights and sequences: round-off of different summation orders only (measured
+#: ~1e-15), relative to the largest logit or gradient entry.
+BINARY_PATH = Tolerance(1e-12, "float64 round-off (relative to the largest logit or gradient "
+                        "entry) between the binary-input attention path and the equations or "
+                        "the fused kernel: the same function, summed in another order")
+
+
 def _architecture_bridge(ctx: Context) -> tuple[list[Check], list[Curve]]:
     """The torch model is the paper's model: its logits equal the written-out equations (causal
     mask, 1/sqrt(d) scale, residual FFN) at random weights, and a logit never depends on later
-    tokens (flipping them changes nothing). With the experiment's number of layers."""
+    tokens (flipping them changes nothing). With the experiment's number of layers.
+
+    The binary-input attention path (``binary_attention``, taken by sampled budgets on the CPU
+    from 256 positions on) is checked here too, forced at this small size: its logits against
+    the equations, and the gradients of a cross-entropy through its hand-written backward
+    against those through the fused kernel."""
     d = int(ctx.plan.params["d"])
     gen = stream(ctx.device, 0, "architecture bridge")
     layers = int(ctx.plan.params.get("layers", 1))
@@ -429,6 +445,7 @@ def _architecture_bridge(ctx: Context) -> tuple[list[Check], list[Curve]]:
         flipped = torch.cat([x[:, :cut], 1 - x[:, cut:]], dim=1)
         scale = reference.abs().max().clamp_min(1.0)
         leak = (model(flipped)[:, :cut] - logits[:, :cut]).abs().max() / scale
+    binary_logits, gradient_difference = _binary_path_bridge(model, x, gen)
     return [
         close("module-logits-paper-s-equations-max-difference",
               "module logits = the paper's equations (random weights), max |difference| / "
@@ -439,7 +456,49 @@ def _architecture_bridge(ctx: Context) -> tuple[list[Check], list[Curve]]:
               "causality: logits up to n after flipping the tokens after n, max |change| / "
               "max(1, max |logit|)",
               "bridge", 0.0, float(leak), ARCHITECTURE),
+        close("binary-path-logits-paper-s-equations-max-difference",
+              "binary-input attention path: logits = the paper's equations (random weights), "
+              "max |difference| / max(1, max |logit|)", "bridge", 0.0,
+              float((binary_logits - reference).abs().max() / scale), BINARY_PATH),
+        close("binary-path-gradients-fused-kernel-max-difference",
+              "binary-input attention path: gradients of a cross-entropy = the fused "
+              "kernel's (random weights), max |difference| / max |gradient entry|", "bridge",
+              0.0, gradient_difference, BINARY_PATH),
     ], []
+
+
+def _binary_path_bridge(model: MarkovTransformer, x: torch.Tensor,
+                        gen: torch.Generator) -> tuple[torch.Tensor, float]:
+    """Logits of ``model`` on ``x`` with layer 1 forced onto the binary-input path, and the
+    largest difference between the parameter gradients of a cross-entropy (random targets)
+    through that path and through the fused kernel, relative to the largest entry.
+
+    The gradients are those of ``model``'s first layer alone: the path computes layer 1 only,
+    and deeper layers (the fused kernel in both) with O(1) weights only amplify round-off (two
+    layers: 3e-12 between the fused kernel and the written-out equations themselves).
+    Infinite (a failing check) when the path declines these weights (``safe_gamma``) and
+    would fall back to the fused kernel unseen."""
+    model.attention = "binary"
+    with torch.no_grad():
+        logits = model(x)
+    model.attention = "auto"
+    first = MarkovTransformer(replace(model.config, n_layers=1), model.e.dtype, x.device)
+    first.load_state_dict({name: value for name, value in model.state_dict().items()
+                           if not name.startswith("deeper.")})
+    taken = binary_attention(x, first.e, first.pos, first.W_Q, first.W_K, first.W_V,
+                             first.config) is not None
+    targets = torch.randint(0, 2, x.shape, generator=gen, device=x.device).to(first.e.dtype)
+    gradients = {}
+    for path in ("fused", "binary"):
+        first.attention = path
+        F.binary_cross_entropy_with_logits(first(x), targets).backward()
+        gradients[path] = [p.grad.clone() for p in first.parameters()]
+        first.zero_grad(set_to_none=True)
+    largest = max(float(g.abs().max()) for g in gradients["fused"])
+    difference = max(float((b - f).abs().max()) for f, b in zip(gradients["fused"],
+                                                                 gradients["binary"],
+                                                                 strict=True))
+    return logits, difference / largest if taken else math.inf
 
 
 def _global_bridge(ctx: Context) -> tuple[list[Check], list[Curve]]:
