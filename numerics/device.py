@@ -79,9 +79,9 @@ def run_concurrently(jobs: Sequence[Callable[[], T]], device: torch.device) -> l
     the other. A single-threaded run gives the same numbers wherever it runs, so the results
     are those of the jobs run one by one with one thread. Independent training runs of a few
     large products scale better this way than by splitting each product over threads: one
-    full-budget Markov step (d = 8, N = 1024, batch 16, float32) took 21 ms with 2 intra-op
-    threads, while two single-threaded runs side by side took 34 ms per step each (2-core CPU),
-    1.2x more steps per second.
+    full-budget Markov step (d = 8, N = 1024, batch 16, float32) took 16.6 ms with 2 intra-op
+    threads, while two single-threaded runs side by side took 25.4 ms per step each (2-core
+    CPU), 1.3x more steps per second.
 
     If a job raises, the others stop at their next :func:`check_cancelled` and the error of the
     first failing job (in job order) is raised. On ``KeyboardInterrupt`` the running jobs are
