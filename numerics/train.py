@@ -135,8 +135,7 @@ def fused_adamw_supported(params: list[torch.Tensor]) -> bool:
     """Whether torch's fused AdamW kernel takes ``params``: real dtypes, on CUDA or (from
     torch 2.4 on) the CPU. Decided before the optimiser is built: torch checks it only at
     the first step."""
-    release = tuple(int(part) for part in torch.__version__.split("+")[0].split(".")[:2])
-    devices = {"cuda"} | ({"cpu"} if release >= FUSED_ADAMW_CPU_SINCE else set())
+    devices = {"cuda"} | ({"cpu"} if torch.__version__ >= FUSED_ADAMW_CPU_SINCE else set())
     return all(p.dtype in FUSED_ADAMW_DTYPES and p.device.type in devices for p in params)
 
 

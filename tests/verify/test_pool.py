@@ -48,4 +48,8 @@ def test_a_worker_killed_while_sending_its_result_does_not_hang_the_exit(tmp_pat
         assert "Traceback" not in done.stderr and "leaked" not in done.stderr, done.stderr
         if done.stdout.strip() == "mid-transfer":
             return
-    pytest.skip("the worker was never caught in the middle of sending its result")
+    # three polls in a row missed a transfer of 150 MB (a starved machine): the exit was still
+    # checked each time, but the case this test is about was never produced, so it is not
+    # reported as passed
+    pytest.skip("the worker was never caught in the middle of sending its result in 3 tries "
+                "(the machine too loaded to poll every 0.5 ms); its exit was checked")
