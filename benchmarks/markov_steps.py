@@ -10,7 +10,7 @@ sampling alone and the speed-up over the reference implementation's 85 ms per st
 2-core CPU (the public reference code of Makkuva et al. at the same configuration).
 
 Usage: python benchmarks/markov_steps.py [--device auto|cpu|cuda] [--rounds 7]
-       [--steps 20] [--threads 1]
+       [--steps 20] [--threads 1] [--glibc-allocator]
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ import time
 import torch
 
 from numerics.data.markov import sample_markov_chains
-from numerics.device import describe, generator, select_device, set_threads
+from numerics.device import describe, generator, retain_freed_memory, select_device, set_threads
 from numerics.models.markov_transformer import MarkovTransformer, MarkovTransformerConfig
 from numerics.monte_carlo import MarkovBatches
 from numerics.train import TrainConfig, train
@@ -40,7 +40,12 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=20, help="training steps per round")
     parser.add_argument("--threads", type=int, default=None,
                         help="CPU threads (default: the runs' default, numerics.device)")
+    parser.add_argument("--glibc-allocator", action="store_true",
+                        help="keep glibc's default malloc thresholds (verify sets its own: "
+                        "numerics.device.retain_freed_memory)")
     args = parser.parse_args()
+    allocator = ("glibc defaults" if args.glibc_allocator
+                 else "freed memory retained" if retain_freed_memory() else "default")
     device = select_device(args.device)
     threads = set_threads(args.threads)
     budget = BUDGETS["full"]
@@ -73,7 +78,8 @@ def main() -> None:
                 timings[path].append(history.wall_seconds / args.steps * 1e3)
     fused, binary = (statistics.median(timings[path]) for path in PATHS)
 
-    print(f"device: {describe(device)}   torch {torch.__version__}   threads {threads}")
+    print(f"device: {describe(device)}   torch {torch.__version__}   threads {threads}   "
+          f"allocator: {allocator}")
     print(f"config: d={d}, N={budget.N}, batch={budget.batch}, {budget.dtype}, "
           f"{args.rounds} alternating rounds of {args.steps} steps per path (medians)")
     print(f"sampling only          : {sampling_ms:8.2f} ms per batch")

@@ -10,7 +10,7 @@ the batched run's speed-up over the sequential runs, and the faster of batched a
 side relative to one seed, with the target beside it (16 seeds in at most 3x the time of one).
 
 Usage: python benchmarks/seed_ensembles.py [--device auto|cpu|cuda] [--steps 1000]
-       [--full-steps 10] [--threads 1]
+       [--full-steps 10] [--threads 1] [--glibc-allocator]
 """
 
 from __future__ import annotations
@@ -21,7 +21,14 @@ from functools import partial
 
 import torch
 
-from numerics.device import describe, run_concurrently, select_device, set_threads, stream
+from numerics.device import (
+    describe,
+    retain_freed_memory,
+    run_concurrently,
+    select_device,
+    set_threads,
+    stream,
+)
 from numerics.models.markov_transformer import MarkovEnsemble
 from numerics.monte_carlo import MarkovBatches
 from numerics.population import MarkovPopulation
@@ -41,10 +48,15 @@ def main() -> None:
     parser.add_argument("--full-steps", type=int, default=10, help="steps of the full budget")
     parser.add_argument("--threads", type=int, default=None,
                         help="CPU threads (default: the runs' default, numerics.device)")
+    parser.add_argument("--glibc-allocator", action="store_true",
+                        help="keep glibc's default malloc thresholds (verify sets its own: "
+                        "numerics.device.retain_freed_memory)")
     args = parser.parse_args()
+    allocator = ("glibc defaults" if args.glibc_allocator
+                 else "freed memory retained" if retain_freed_memory() else "default")
     device = select_device(args.device)
     set_threads(args.threads)
-    print(f"device: {describe(device)}")
+    print(f"device: {describe(device)}   allocator: {allocator}")
     for budget, d, steps in (("fast", 4, args.steps), ("full", 8, args.full_steps)):
         _compare(budget, d, steps, device)
 

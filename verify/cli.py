@@ -214,7 +214,7 @@ def _verify(args: argparse.Namespace, console) -> int:
 
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from numerics.device import DeviceUnavailableError, describe, set_threads
+    from numerics.device import DeviceUnavailableError, describe, retain_freed_memory, set_threads
     from verify import report
     from verify.pool import TheoremRequest, available_cores, run_theorems
 
@@ -222,6 +222,7 @@ def _verify(args: argparse.Namespace, console) -> int:
         device = api.resolve_device(args.device)
     except DeviceUnavailableError as exc:
         raise UsageError(str(exc)) from None
+    retain_freed_memory()
     # one thread for the fast budget's many small kernels; a single full-budget run on the CPU
     # gets every core, which its seeds use side by side (numerics.device.run_concurrently):
     # markov-local-minima, 5 seeds, 2-core CPU, 7.6 min with 1 thread, 5.3 min with 2 threads

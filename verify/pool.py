@@ -37,15 +37,19 @@ def process_pool(workers: int, threads: int = 1) -> Executor:
 
 
 def _init_worker(parent: int, threads: int = 1) -> None:
-    """A worker: its torch threads, Ctrl-C left to the parent (which stops the pool), and death
-    with the parent (a parent-death signal on Linux, and a watchdog on the parent's pid)."""
+    """A worker: its torch threads and allocator (as the command line sets its own), Ctrl-C
+    left to the parent (which stops the pool), and death with the parent (a parent-death
+    signal on Linux, and a watchdog on the parent's pid)."""
     import signal
     import threading
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # first: a Ctrl-C during the imports too
     import torch
 
+    from numerics.device import retain_freed_memory
+
     torch.set_num_threads(threads)
+    retain_freed_memory()
     _die_with_parent(parent)
     threading.Thread(target=_watch_parent, args=(parent,), daemon=True).start()
 

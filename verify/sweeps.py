@@ -145,7 +145,8 @@ def tasks_for(theorem_id: str, axes: list[Axis], fixed: dict[str, str], budget: 
 
 
 def run_task(task: Task) -> dict[str, Any]:
-    """Evaluate one grid point in this process (CPU, one torch thread); picklable for workers.
+    """Evaluate one grid point in this process (CPU, one torch thread, freed memory kept for
+    reuse: :func:`~numerics.device.retain_freed_memory`); picklable for workers.
 
     Returns the task's record: ``status`` (``passed``, ``failed-checks``, ``outside``,
     ``skipped``), the reason where it was not evaluated, per-check results and the numeric
@@ -153,7 +154,10 @@ def run_task(task: Task) -> dict[str, Any]:
     """
     import torch
 
+    from numerics.device import retain_freed_memory
+
     torch.set_num_threads(1)
+    retain_freed_memory()
     device = torch.device("cpu")
     params = dict(task.params)
     record: dict[str, Any] = {"key": task.key, "theorem": task.theorem_id, "params": params,
