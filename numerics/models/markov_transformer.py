@@ -616,7 +616,7 @@ def prefix_logits(model: MarkovTransformer | MarkovEnsemble, x: torch.Tensor,
     pos = model.pos[..., :n, :]  # (..., n, d)
     e = model.e[..., :, None]  # (..., d, 1)
     u_last = pos.transpose(-1, -2) @ last + (last * bits).sum(0) * e  # (..., d, P)
-    query = model.W_Q @ u_last  # (..., m, P)
+    query = (model.W_Q / math.sqrt(model.config.d)) @ u_last  # (..., m, P), scaled
     keys0 = pos @ model.W_K.transpose(-1, -2)  # (..., n, m): the x_i = 0 keys
     d_key = (model.W_K @ e).transpose(-1, -2)  # (..., 1, m): x_i = 1 adds W_K e
     values0 = model.W_V @ pos.transpose(-1, -2)  # (..., m, n)
@@ -626,13 +626,14 @@ def prefix_logits(model: MarkovTransformer | MarkovEnsemble, x: torch.Tensor,
     visible = position < lengths
     if model.config.memory is not None:  # the window [n - memory, n] of the query at n
         visible &= position >= lengths - 1 - model.config.memory
-    scores = (scores / math.sqrt(model.config.d)).masked_fill(~visible, float("-inf"))
+    scores = scores.masked_fill(~visible, float("-inf"))
     # softmax written out over the n <= 16 keys of each column: torch.softmax over so short a
     # dimension is one slow loop per prefix on the CPU; the shift by the (constant) column
-    # maximum leaves every derivative unchanged
+    # maximum leaves every derivative unchanged, and the normaliser divides the m values'
+    # sums instead of the n weights
     weights = torch.exp(scores - scores.detach().amax(-2, keepdim=True))
-    attention = weights / weights.sum(-2, keepdim=True)
-    attended = values0 @ attention + d_value * (attention * bits).sum(-2, keepdim=True)
+    attended = ((values0 @ weights + d_value * (weights * bits).sum(-2, keepdim=True))
+                / weights.sum(-2, keepdim=True))
     y = u_last + model.W_O @ attended  # (..., d, P)
     z = y + model.W_2 @ F.relu(model.W_1 @ y)
     head = model.e if model.config.tied else model.a
