@@ -187,7 +187,7 @@ def binary_attention(x: torch.Tensor, e: torch.Tensor, pos: torch.Tensor, W_Q: t
     keys0, values0 = pos @ W_K.T, pos @ W_V.T  # (n, m)
     d_query, d_key, d_value = W_Q @ e, W_K @ e, W_V @ e
     ones = torch.ones(n, 1, dtype=bits.dtype, device=x.device)
-    column = bits.T[:, :, None]  # (n, B, 1): x_i of each sequence
+    column = bits.T  # (n, B): x_i of each sequence
     queries0 = pos @ W_Q.T * scale
     queries = torch.cat([queries0, queries0 + d_query * scale])  # (2n, m): x_n = 0, then 1
     gamma = queries @ d_key  # (2n,)
@@ -200,26 +200,28 @@ def binary_attention(x: torch.Tensor, e: torch.Tensor, pos: torch.Tensor, W_Q: t
         if len(rows):  # else every row is in the other group (e = 0: gamma = 0 everywhere)
             light = values0 if heavy else values0 + d_value
             h = column if heavy else 1 - column
-            # shared columns [1, v_light], then [h, h v0] per sequence: (n, (1 + B)(m + 1))
-            rhs = torch.cat([torch.cat([ones, light], -1)[:, None],
-                             h * torch.cat([ones, values0], -1)[:, None]], 1).reshape(n, -1)
+            # the right side's columns [1, h] (data: no gradient), then [v_light, h v0]
+            # (per sequence m columns): (n, 1 + B) and (n, (1 + B) m)
+            weights = torch.cat([light, (h[:, :, None] * values0[:, None]).reshape(n, -1)], -1)
             # by position, for the causal blocks
-            groups.append((rows[torch.argsort(rows % n, stable=True)], rhs))
-    out = _table_products(queries, keys0, groups, config.memory)  # (2n, (1 + B)(m + 1))
+            groups.append((rows[torch.argsort(rows % n, stable=True)],
+                           torch.cat([ones, h], -1), weights))
+    out = _table_products(queries, keys0, groups, config.memory)  # (2n, (1 + B)(1 + m))
     # exp(-|gamma|) written per group, so that its derivative at gamma = 0 is the group's
     c = torch.exp(torch.where(heavy_one, -gamma, gamma))
     light_dv = torch.where(heavy_one, 1.0, -c).to(bits.dtype)
-    return _ClassRatio.apply(out, c, light_dv, d_value, column[..., 0] > 0.5)
+    return _ClassRatio.apply(out, c, light_dv, d_value, column > 0.5)
 
 
 def _table_products(queries: torch.Tensor, keys: torch.Tensor,
-                    groups: list[tuple[torch.Tensor, torch.Tensor]],
+                    groups: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]],
                     memory: int | None) -> torch.Tensor:
-    """``E @ rhs`` for each group ``(rows, rhs)``: ``E = exp(queries[rows] keys^T)`` on the
-    keys visible from each row's position ``rows % len(keys)`` (``rows`` by ascending
-    position), each row divided by its largest entry, in :data:`BINARY_ROW_BLOCKS` row blocks
-    per group, each up to its last visible key (:class:`_CausalTableProduct`); the result's
-    row ``r`` is that of query ``r``.
+    """``E @ [constant, varying]`` for each group ``(rows, constant, varying)``:
+    ``E = exp(queries[rows] keys^T)`` on the keys visible from each row's position
+    ``rows % len(keys)`` (``rows`` by ascending position), each row divided by its largest
+    entry, in :data:`BINARY_ROW_BLOCKS` row blocks per group, each up to its last visible key
+    (:class:`_CausalTableProduct`); the result's row ``r`` is that of query ``r``, its columns
+    those of ``constant`` (no gradient) and then of ``varying``.
 
     A row's scale cancels in :func:`binary_attention` (its numerator and normaliser come from
     the same row), so no softmax denominator is formed. Causal blocks mask only the keys from
@@ -227,7 +229,8 @@ def _table_products(queries: torch.Tensor, keys: torch.Tensor,
     """
     n = len(keys)
     blocks = []
-    for group, (rows, _) in enumerate(groups):
+    offset = 0  # the group's first row in the groups' order
+    for group, (rows, _, _) in enumerate(groups):
         count = len(rows)
         bounds = [round(k * count / BINARY_ROW_BLOCKS) for k in range(BINARY_ROW_BLOCKS + 1)]
         for start, stop in zip(bounds[:-1], bounds[1:], strict=True):
@@ -239,8 +242,11 @@ def _table_products(queries: torch.Tensor, keys: torch.Tensor,
                 hidden = cols[None, :] > at[:, None]
                 if memory is not None:
                     hidden |= cols[None, :] < at[:, None] - memory
-                blocks.append((group, rows[start:stop], first, masked, hidden))
-    return _CausalTableProduct.apply(queries, keys, blocks, *(rhs for _, rhs in groups))
+                blocks.append((group, offset + start, offset + stop, first, masked, hidden))
+        offset += count
+    order = torch.cat([rows for rows, _, _ in groups])  # every row once, group by group
+    return _CausalTableProduct.apply(queries, keys, order, blocks,
+                                     *(side for _, *sides in groups for side in sides))
 
 
 def _first_order_only(backward):
@@ -257,11 +263,14 @@ def _first_order_only(backward):
 
 
 class _CausalTableProduct(torch.autograd.Function):
-    """Row blocks ``exp(q k^T - row max, masked) @ rhs`` with a hand-written backward that
-    accumulates the key and right-side gradients in place (autograd through the blocks'
-    slices would zero-fill a full-size gradient per block). ``blocks`` holds per block its
-    group (the index of its right side), its rows, first key, first maskable key and the mask
-    from that key to the block's last key; every row of ``queries`` is in one block.
+    """Row blocks ``exp(q k^T - row max, masked) @ [constant, varying]`` with a hand-written
+    backward that accumulates the key and right-side gradients in place (autograd through
+    the blocks' slices would zero-fill a full-size gradient per block). The rows are taken
+    in the groups' order ``order`` (a permutation of the query rows), so that every block is
+    a contiguous range of them; ``blocks`` holds per block its group (the index of its right
+    side), the range ``[start, stop)`` in that order, its first key, first maskable key and
+    the mask from that key to the block's last key. ``sides`` are each group's ``constant``
+    (data, given no gradient: the product with it is not differentiated) and ``varying``.
 
     The row maximum is a constant of the backward, so the backward is exact only for a
     consumer that does not change when a row of the output is scaled, as
@@ -269,71 +278,86 @@ class _CausalTableProduct(torch.autograd.Function):
     Used anywhere else, the derivative of the row maximum would be missing."""
 
     @staticmethod
-    def forward(ctx, queries, keys, blocks, *rhs):
-        out = rhs[0].new_empty(len(queries), rhs[0].shape[1])
+    def forward(ctx, queries, keys, order, blocks, *sides):
+        rhs = [torch.cat(sides[i:i + 2], -1) for i in range(0, len(sides), 2)]
+        in_order = queries[order]
+        out = rhs[0].new_empty(len(queries), rhs[0].shape[1])  # rows in the groups' order
         tables = []
-        for group, rows, first, masked, hidden in blocks:
+        for group, start, stop, first, masked, hidden in blocks:
             last = masked + hidden.shape[1]
-            table = queries[rows] @ keys[first:last].T
+            table = in_order[start:stop] @ keys[first:last].T
             table[:, masked - first:].masked_fill_(hidden, -math.inf)
             tables.append(table.sub_(table.amax(-1, keepdim=True)).exp_())
-            out[rows] = table @ rhs[group][first:last]
-        ctx.blocks = blocks
-        ctx.save_for_backward(queries, keys, *rhs, *tables)
-        return out
+            torch.mm(table, rhs[group][first:last], out=out[start:stop])
+        ctx.blocks, ctx.constant_columns = blocks, sides[0].shape[1]
+        ctx.save_for_backward(in_order, keys, order, *rhs, *tables)
+        result = torch.empty_like(out)
+        result[order] = out
+        return result
 
     @staticmethod
     @_first_order_only
     @once_differentiable
     def backward(ctx, grad):
-        queries, keys, *saved = ctx.saved_tensors
+        in_order, keys, order, *saved = ctx.saved_tensors
         rhs, tables = saved[:-len(ctx.blocks)], saved[-len(ctx.blocks):]
+        grad = grad[order]
         # the query and key gradients (m <= 16 columns) are formed transposed, m rows by the
         # block's rows or keys: a product with so few output columns is several times
         # slower in the row-major layout (about 8x for the keys' sum of products)
-        grad_queries = queries.new_empty(queries.shape[1], len(queries))
+        grad_queries = in_order.new_empty(in_order.shape[1], len(in_order))
         grad_keys = keys.new_zeros(keys.shape[1], len(keys))
-        keys_t, queries_t = keys.T.contiguous(), queries.T
-        grad_rhs = [torch.zeros_like(r) for r in rhs]
-        for (group, rows, first, masked, hidden), table in zip(ctx.blocks, tables, strict=True):
+        keys_t, queries_t = keys.T.contiguous(), in_order.T
+        constant = ctx.constant_columns
+        grad_varying = [r.new_zeros(len(r), r.shape[1] - constant) for r in rhs]
+        for (group, start, stop, first, masked, hidden), table in zip(ctx.blocks, tables,
+                                                                      strict=True):
             last = masked + hidden.shape[1]
-            rows_grad = grad[rows]
+            rows_grad = grad[start:stop]
             scores = (rows_grad @ rhs[group][first:last].T).mul_(table)  # d scores = E * d E
-            grad_queries[:, rows] = keys_t[:, first:last] @ scores.T
-            grad_keys[:, first:last].addmm_(queries_t[:, rows], scores)
-            grad_rhs[group][first:last].addmm_(table.T, rows_grad)
-        return grad_queries.T, grad_keys.T, None, *grad_rhs
+            grad_queries[:, start:stop] = keys_t[:, first:last] @ scores.T
+            grad_keys[:, first:last].addmm_(queries_t[:, start:stop], scores)
+            grad_varying[group][first:last].addmm_(table.T, rows_grad[:, constant:])
+        grad_rows = in_order.new_empty(in_order.shape)  # back to the queries' own order
+        grad_rows[order] = grad_queries.T
+        return (grad_rows, grad_keys.T, None, None,
+                *(g for varying in grad_varying for g in (None, varying)))
 
 
 class _ClassRatio(torch.autograd.Function):
     """The last step of :func:`binary_attention`: at each position ``i`` each sequence's
     query class ``a = x_i`` picks its row ``a n + i`` of the table products ``out``
-    (``(2n, (1 + B)(m + 1))``, column blocks ``[1, v']`` shared and ``[h, h v0]`` per
-    sequence), and the attention output is
+    (``(2n, (1 + B)(1 + m))``: the columns ``[1, h]`` of the normalisers, shared then one per
+    sequence, and then ``[v', h v0]``, ``m`` columns shared then ``m`` per sequence), and the
+    attention output is
     ``(c S_v + (1 - c) O_v + s dv O_1) / (c S_1 + (1 - c) O_1)`` with ``S`` the shared and
-    ``O`` the sequence's block, ``c`` and ``s`` the row's weights (``c`` and ``light_dv``,
+    ``O`` the sequence's columns, ``c`` and ``s`` the row's weights (``c`` and ``light_dv``,
     ``(2n,)``), ``dv = W_V e``; ``query_is_one`` is ``x`` transposed, ``(n, B)`` booleans.
 
-    Forward and backward are written out over ``(n, B, m + 1)`` arrays (autograd through the
+    Forward and backward are written out over ``(n, B, m)`` arrays (autograd through the
     selections and ratios takes about twice the passes over them); the backward routes each
-    gradient to the row of the sequence's query class, and sums the shared block's and the
+    gradient to the row of the sequence's query class, and sums the shared columns' and the
     weights' gradients over the sequences of each class.
     """
 
     @staticmethod
     def forward(ctx, out, c, light_dv, d_value, query_is_one):
         n, batch = query_is_one.shape
-        products = out.view(2, n, 1 + batch, -1)  # (class, position, block, [1, v])
+        norms = out[:, :1 + batch].view(2, n, 1 + batch)  # (class, position, [shared, own])
+        values = out[:, 1 + batch:].view(2, n, 1 + batch, -1)
         pick = query_is_one[..., None]  # (n, B, 1)
-        own = torch.where(pick, products[1, :, 1:], products[0, :, 1:])  # (n, B, m + 1)
-        shared = torch.where(pick, products[1, :, :1], products[0, :, :1])
-        c, light_dv = (torch.where(query_is_one, v.view(2, n, 1)[1], v.view(2, n, 1)[0])[..., None]
-                       for v in (c, light_dv))  # (n, B, 1)
-        total = c * shared[..., :1] + (1 - c) * own[..., :1]
-        weighted = (c * shared[..., 1:] + (1 - c) * own[..., 1:]
-                    + light_dv * own[..., :1] * d_value)
-        ratio = weighted / total  # (n, B, m)
-        ctx.save_for_backward(own, shared, c, light_dv, total, ratio, d_value, query_is_one)
+        own_norm = torch.where(query_is_one, norms[1, :, 1:], norms[0, :, 1:])  # (n, B)
+        own = torch.where(pick, values[1, :, 1:], values[0, :, 1:])  # (n, B, m)
+        shared_norm = torch.where(query_is_one, norms[1, :, :1], norms[0, :, :1])
+        shared = torch.where(pick, values[1, :, :1], values[0, :, :1])
+        c, light_dv = (torch.where(query_is_one, v.view(2, n, 1)[1], v.view(2, n, 1)[0])
+                       for v in (c, light_dv))  # (n, B)
+        total = torch.lerp(own_norm, shared_norm, c)  # c S_1 + (1 - c) O_1
+        weighted = torch.lerp(own, shared, c[..., None]).addcmul_(
+            (light_dv * own_norm)[..., None], d_value)
+        ratio = weighted.div_(total[..., None])  # (n, B, m)
+        ctx.save_for_backward(own, shared, own_norm, shared_norm, c, light_dv, total, ratio,
+                              d_value, query_is_one)
         # (B, n, m) in row-major order: a transposed layout makes the FFN's products slow
         return ratio.transpose(0, 1).contiguous()
 
@@ -341,27 +365,34 @@ class _ClassRatio(torch.autograd.Function):
     @_first_order_only
     @once_differentiable
     def backward(ctx, grad):
-        own, shared, c, light_dv, total, ratio, d_value, query_is_one = ctx.saved_tensors
+        (own, shared, own_norm, shared_norm, c, light_dv, total, ratio, d_value,
+         query_is_one) = ctx.saved_tensors
         n, batch = query_is_one.shape
-        d_weighted = grad.transpose(0, 1) / total  # (n, B, m)
-        d_total = -(d_weighted * ratio).sum(-1, keepdim=True)  # (n, B, 1)
-        d_light = d_weighted @ d_value[:, None]  # (n, B, 1): of light_dv * own_1
-        d_rows = torch.cat([d_total, d_weighted], -1)  # of [total, weighted]
-        d_own = (1 - c) * d_rows
-        d_own[..., :1] += light_dv * d_light
-        # per sequence: the shared block's gradient, then those of c and light_dv
-        per_sequence = torch.cat([c * d_rows, ((shared - own) * d_rows).sum(-1, keepdim=True),
-                                  own[..., :1] * d_light], -1)  # (n, B, m + 3)
+        d_weighted = grad.transpose(0, 1) / total[..., None]  # (n, B, m)
+        d_total = -(d_weighted * ratio).sum(-1)  # (n, B)
+        d_light = d_weighted @ d_value  # (n, B): of light_dv * own_norm
+        d_own_norm = (1 - c) * d_total + light_dv * d_light
+        d_own = (1 - c)[..., None] * d_weighted
+        # per sequence: the shared columns' gradients (normaliser, values), then those of
+        # c and light_dv
+        d_c = ((shared - own) * d_weighted).sum(-1) + (shared_norm - own_norm) * d_total
+        per_sequence = torch.cat([(c * d_total)[..., None], c[..., None] * d_weighted,
+                                  d_c[..., None], (own_norm * d_light)[..., None]],
+                                 -1)  # (n, B, m + 3)
         pick = torch.stack([~query_is_one, query_is_one], 1).to(grad.dtype)  # (n, 2, B)
         by_class = (pick @ per_sequence).transpose(0, 1)  # (2, n, m + 3): sums per class
-        grad_out = own.new_empty(2, n, 1 + batch, own.shape[-1])
-        grad_out[:, :, 0] = by_class[..., :-2]
-        grad_out[1, :, 1:] = torch.where(query_is_one[..., None], d_own, 0)
-        grad_out[0, :, 1:] = torch.where(query_is_one[..., None], 0, d_own)
-        grad_d_value = ((light_dv * own[..., :1]).reshape(1, -1)
-                        @ d_weighted.reshape(-1, d_weighted.shape[-1]))[0]
-        return (grad_out.view(2 * n, -1), by_class[..., -2].reshape(-1),
-                by_class[..., -1].reshape(-1), grad_d_value, None)
+        grad_out = own.new_empty(2 * n, (1 + batch) * (1 + own.shape[-1]))
+        norms = grad_out[:, :1 + batch].view(2, n, 1 + batch)
+        values = grad_out[:, 1 + batch:].view(2, n, 1 + batch, -1)
+        norms[:, :, 0] = by_class[..., 0]
+        values[:, :, 0] = by_class[..., 1:-2]
+        norms[1, :, 1:] = torch.where(query_is_one, d_own_norm, 0)
+        norms[0, :, 1:] = torch.where(query_is_one, 0, d_own_norm)
+        values[1, :, 1:] = torch.where(query_is_one[..., None], d_own, 0)
+        values[0, :, 1:] = torch.where(query_is_one[..., None], 0, d_own)
+        grad_d_value = (light_dv * own_norm).reshape(-1) @ d_weighted.reshape(-1, own.shape[-1])
+        return (grad_out, by_class[..., -2].reshape(-1), by_class[..., -1].reshape(-1),
+                grad_d_value, None)
 
 
 class MarkovTransformer(nn.Module):
