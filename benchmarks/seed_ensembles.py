@@ -115,8 +115,9 @@ def _compare(budget: str, d: int, steps: int, device) -> None:
         times = {how: timed(range(count), how)
                  for how in ("sequential", "batched", "batched, all cores", "side by side")}
         # what verify does: one seed alone; several batched for the exact budget (one
-        # thread unless --threads), side by side for the sampled one
-        default = (times["sequential"] if count == 1 else times["batched"] if sizes.exact
+        # thread unless --threads) and on CUDA, side by side for the sampled one on the CPU
+        default = (times["sequential"] if count == 1
+                   else times["batched"] if sizes.exact or device.type == "cuda"
                    else times["side by side"])
         best = min(times["batched"], times["batched, all cores"], times["side by side"])
         target = f"   (target <= {TARGET_SIXTEEN_VS_ONE:g}x)" if count == 16 else ""

@@ -73,13 +73,13 @@ def retain_freed_memory() -> bool:
     glibc's default adaptive thresholds part of that memory goes back to the system at each
     free (a freed block at the top of the heap beyond the trim threshold, a block above the
     mmap threshold), so the next tensor of that size takes a page fault per 4 KiB page on first
-    touch. On a 2-core CPU that was 130 to 170 faults and 0.4 ms of a 2.4 ms step of the
+    touch. On a 2-core CPU that was 130 to 260 faults and 0.4 ms of a 2.4 ms step of the
     16-member fast-budget ensemble, and about 1000 faults per full-budget Markov step
     (``benchmarks/markov_steps.py`` and ``benchmarks/seed_ensembles.py`` set it; their
     ``--glibc-allocator`` measures without). The cost: up to :data:`RETAINED_TRIM_BYTES` of
     freed memory stays with the process.
-    ``verify``'s command line and its worker processes call this; a Python program using
-    the API decides for itself (it changes the allocator of the whole process).
+    ``verify``'s command line, its worker processes and sweep tasks call this; a Python
+    program using the API decides for itself (it changes the allocator of the whole process).
     """
     if not sys.platform.startswith("linux"):
         return False

@@ -194,7 +194,7 @@ def binary_attention(x: torch.Tensor, e: torch.Tensor, pos: torch.Tensor, W_Q: t
     if gamma.detach().abs().max() > safe_gamma(gamma.dtype):
         return None
     heavy_one = gamma.detach() >= 0  # in this row the x_i = 1 keys weigh more
-    groups = []  # per heavier key class present: its rows and the right side they share
+    groups = []  # per heavier key class present: its rows, [1, h] and [v', h v0]
     for heavy in (True, False):
         rows = torch.nonzero(heavy_one == heavy).squeeze(-1)
         if len(rows):  # else every row is in the other group (e = 0: gamma = 0 everywhere)
@@ -344,9 +344,10 @@ class _ClassRatio(torch.autograd.Function):
         m = len(d_value)
         norms = out[:, :1 + batch].view(2, n, 1 + batch)  # (class, position, [shared, own])
         values = out[:, 1 + batch:].view(2, n, 1 + batch, m)
-        # the class selections as lerp by 0/1 weights of the full shape (exact: a + 0 (b - a)
-        # and b - (b - a) 0): torch.where, or a weight broadcast along the last axis, runs
-        # 3 to 8x slower on the CPU
+        # the class selections as lerp by 0/1 weights of the full shape, exact for finite rows
+        # (a + 0 (b - a) and b - (b - a) 0; a non-finite row of either class, only from
+        # diverged parameters, makes the output NaN): torch.where, or a weight broadcast along
+        # the last axis, runs 3 to 8x slower on the CPU
         one = query_is_one.to(out.dtype)  # (n, B)
         one_m = _spread(one, m)  # (n, B, m)
         own_norm = torch.lerp(norms[0, :, 1:], norms[1, :, 1:], one)  # (n, B)
