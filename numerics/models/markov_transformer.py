@@ -202,10 +202,10 @@ def binary_attention(x: torch.Tensor, e: torch.Tensor, pos: torch.Tensor, W_Q: t
             h = column if heavy else 1 - column
             # the right side's columns [1, h] (data: no gradient), then [v_light, h v0]
             # (per sequence m columns): (n, 1 + B) and (n, (1 + B) m)
-            weights = torch.cat([light, (h[:, :, None] * values0[:, None]).reshape(n, -1)], -1)
+            varying = torch.cat([light, (h[:, :, None] * values0[:, None]).reshape(n, -1)], -1)
             # by position, for the causal blocks
             groups.append((rows[torch.argsort(rows % n, stable=True)],
-                           torch.cat([ones, h], -1), weights))
+                           torch.cat([ones, h], -1), varying))
     out = _table_products(queries, keys0, groups, config.memory)  # (2n, (1 + B)(1 + m))
     # exp(-|gamma|) written per group, so that its derivative at gamma = 0 is the group's
     c = torch.exp(torch.where(heavy_one, -gamma, gamma))
