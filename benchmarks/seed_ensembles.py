@@ -82,25 +82,20 @@ def _compare(budget: str, d: int, steps: int, device) -> None:
         jobs = [partial(train, model, objective(range(seed, seed + 1), False), config)
                 for seed, model in zip(seeds, models, strict=True)]
         threads = torch.get_num_threads()
+        if how in ("batched, all cores", "side by side"):
+            torch.set_num_threads(available_cores())
         start = time.perf_counter()
-        if how == "batched":
-            train(MarkovEnsemble(models), objective(seeds, True), config)
-        elif how == "batched, all cores":
-            torch.set_num_threads(available_cores())
-            try:
+        try:
+            if how.startswith("batched"):
                 train(MarkovEnsemble(models), objective(seeds, True), config)
-            finally:
-                torch.set_num_threads(threads)
-        elif how == "side by side":
-            torch.set_num_threads(available_cores())
-            try:
+            elif how == "side by side":
                 run_concurrently(jobs, device)
-            finally:
-                torch.set_num_threads(threads)
-        else:
-            for job in jobs:
-                job()
-        return time.perf_counter() - start
+            else:
+                for job in jobs:
+                    job()
+            return time.perf_counter() - start
+        finally:
+            torch.set_num_threads(threads)
 
     print(f"\nMarkov {budget} budget (d={d}, N={sizes.N}, "
           f"{'exact loss' if sizes.exact else f'batch {sizes.batch} per member'}, "

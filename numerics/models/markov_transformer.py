@@ -356,12 +356,13 @@ class _ClassRatio(torch.autograd.Function):
         shared = torch.lerp(values[0, :, :1], values[1, :, :1], one_m)
         c, light_dv = (torch.lerp(v.view(2, n, 1)[0], v.view(2, n, 1)[1], one)
                        for v in (c, light_dv))  # (n, B)
-        total = torch.lerp(own_norm, shared_norm, c)  # c S_1 + (1 - c) O_1
-        weighted = torch.lerp(own, shared, _spread(c, m)).add_(
+        c_m = _spread(c, m)
+        total_m = _spread(torch.lerp(own_norm, shared_norm, c), m)  # c S_1 + (1 - c) O_1
+        weighted = torch.lerp(own, shared, c_m).add_(
             torch.outer((light_dv * own_norm).reshape(-1), d_value).view(n, batch, m))
-        ratio = weighted.div_(_spread(total, m))  # (n, B, m)
-        ctx.save_for_backward(own, shared, own_norm, shared_norm, c, light_dv, total, ratio,
-                              d_value, one, one_m)
+        ratio = weighted.div_(total_m)  # (n, B, m)
+        ctx.save_for_backward(own, shared, own_norm, shared_norm, c, c_m, light_dv, total_m,
+                              ratio, d_value, one, one_m)
         # (B, n, m) in row-major order: a transposed layout makes the FFN's products slow
         return ratio.transpose(0, 1).contiguous()
 
@@ -369,14 +370,13 @@ class _ClassRatio(torch.autograd.Function):
     @_first_order_only
     @once_differentiable
     def backward(ctx, grad):
-        (own, shared, own_norm, shared_norm, c, light_dv, total, ratio, d_value, one,
+        (own, shared, own_norm, shared_norm, c, c_m, light_dv, total_m, ratio, d_value, one,
          one_m) = ctx.saved_tensors
         n, batch, m = own.shape
-        d_weighted = grad.transpose(0, 1) / _spread(total, m)  # (n, B, m)
+        d_weighted = grad.transpose(0, 1) / total_m  # (n, B, m)
         d_total = -(d_weighted * ratio).sum(-1)  # (n, B)
         d_light = d_weighted @ d_value  # (n, B): of light_dv * own_norm
         d_own_norm = (1 - c) * d_total + light_dv * d_light
-        c_m = _spread(c, m)
         # per sequence: the shared columns' gradients (normaliser, values), then those of
         # c and light_dv
         d_c = ((shared - own) * d_weighted).sum(-1) + (shared_norm - own_norm) * d_total
