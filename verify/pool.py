@@ -44,11 +44,9 @@ def _init_worker(parent: int, threads: int = 1) -> None:
     import threading
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # first: a Ctrl-C during the imports too
-    import torch
+    from numerics.device import retain_freed_memory, set_threads  # imports torch
 
-    from numerics.device import retain_freed_memory
-
-    torch.set_num_threads(threads)
+    set_threads(threads)
     retain_freed_memory()
     _die_with_parent(parent)
     threading.Thread(target=_watch_parent, args=(parent,), daemon=True).start()

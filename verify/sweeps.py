@@ -154,9 +154,9 @@ def run_task(task: Task) -> dict[str, Any]:
     """
     import torch
 
-    from numerics.device import retain_freed_memory
+    from numerics.device import retain_freed_memory, set_threads
 
-    torch.set_num_threads(1)
+    set_threads(1)
     retain_freed_memory()
     device = torch.device("cpu")
     params = dict(task.params)
