@@ -51,6 +51,7 @@ from numerics.statistics import mean_and_error
 from numerics.train import History, TrainConfig, train
 from theorems import ical as theory
 from verify.compare import apart, at_least, at_most, close, divergence
+from verify.experiments.restarts import PE_MAX_RUNS, restart_schedule
 from verify.records import Check, Context, Curve, Experiment, Plot, Structure, Tolerance
 
 #: Monte Carlo agreement: 5 standard errors of the mean over independent sequences, plus the
@@ -300,16 +301,18 @@ def _gd_control(ctx: Context) -> tuple[list[Check], list[Plot]]:
 
 def _train_diagonal(ctx: Context, heads: int, seed: int, paired: bool,
                     balanced: bool = False, gradient_descent: bool = False,
-                    init_std: float = INIT_STD, slow: bool = False
+                    init_std: float = INIT_STD, slow: bool = False, restart: int = 0
                     ) -> tuple[DiagonalLinearAttention, History]:
     """Train on the exact population loss summed over the rows (the loss whose minima the
     theorems describe; no sampling noise, so the run is deterministic), for the budget's
-    steps (:data:`SLOW_START` times as many when ``slow``)."""
+    steps (:data:`SLOW_START` times as many when ``slow``); ``restart`` ``k > 0`` starts from
+    the seed's stream ``init-restart-k`` instead of ``init``."""
     d, T = _size(ctx, "d"), _size(ctx, "T")
     budget = BUDGETS[ctx.plan.budget]
     steps = budget.steps * (SLOW_START if slow else 1)
     model = DiagonalLinearAttention(d, heads, T, device=ctx.device)
-    model.reset_parameters(stream(ctx.device, seed, "init"), init_std, balanced=balanced)
+    purpose = f"init-restart-{restart}" if restart else "init"
+    model.reset_parameters(stream(ctx.device, seed, purpose), init_std, balanced=balanced)
     moments = _moments(ctx, paired)
     # plain GD approximates the gradient flow of the theorem only below the stability limit
     # 2/lambda_max. From the small start it holds at every size; from the control's scale-1
@@ -321,7 +324,8 @@ def _train_diagonal(ctx: Context, heads: int, seed: int, paired: bool,
     config = (TrainConfig(steps=steps, lr=gd_lr, optimizer="sgd", schedule="constant",
                           weight_decay=0.0) if gradient_descent
               else TrainConfig(steps=steps, lr=1e-2, weight_decay=0.0))
-    label = f"train {heads} diagonal heads, {'paired' if paired else 'unitary'}, seed {seed}"
+    label = (f"train {heads} diagonal heads, {'paired' if paired else 'unitary'}, seed {seed}"
+             + (f", restart {restart}" if restart else ""))
     return model, train(model, lambda m: (moments.loss(m).sum(), {}), config,
                         _progress(ctx, label, steps))
 
@@ -581,25 +585,33 @@ def _pe_training(ctx: Context) -> tuple[list[Check], list[Plot]]:
             checks.append(check)
             curves.append(curve)
         return checks, curves
+    zero_loss = ctx.prediction.float("min_loss") + PE_ZERO_LOSS_BOUND
     results, trained = [], []
-    for seed in ctx.plan.seeds:
-        model, history = _train_diagonal(ctx, heads, seed, paired=True)
-        if failed := divergence(history, f"orthogonal-heads-seed-{seed}",
-                                f"orthogonal heads (seed {seed})"):
+    for seed, restart in restart_schedule(ctx.plan.seeds, results,
+                                          lambda r: r["loss"] <= zero_loss, PE_MAX_RUNS):
+        run = f"seed {seed}" + (f", restart {restart}" if restart else "")
+        model, history = _train_diagonal(ctx, heads, seed, paired=True, restart=restart)
+        if failed := divergence(history, "orthogonal-heads-" + run.replace(", ", "-")
+                                .replace(" ", "-"), f"orthogonal heads ({run})"):
             checks += failed
+            results.append({"seed": seed, "restart": restart, "loss": math.inf})
             continue
         mean = _last_row_loss(ctx, model, paired=True)
         C, p = _structure(model, T)
         c = float(np.mean([C[2 * m : 2 * m + 2, 2 * m : 2 * m + 2].mean() for m in range(d // 2)]))
         target = c * np.kron(np.eye(d // 2), np.ones((2, 2)))
-        results.append({"seed": seed, "loss": mean, "ratio": float(p[T - 1] / p[T]),
+        results.append({"seed": seed, "restart": restart, "loss": mean,
+                        "ratio": float(p[T - 1] / p[T]),
                         "C_error": float(np.abs(C - target).max() / abs(c))})
-        trained.append((seed, C / c))
-        curves.append(Curve("trigonometric PE: training loss (sum over rows)", f"seed {seed}",
+        if restart and mean > zero_loss:  # a restart that missed too: in the details only
+            continue
+        trained.append((run.removeprefix("seed "), C / c))
+        curves.append(Curve("trigonometric PE: training loss (sum over rows)", run,
                             history.losses, {}, ylabel=POPULATION_ROW_LOSS, yscale="log",
                             caption="Exact population loss summed over the rows, one line "
-                                    "per seed; with H >= d/2 heads the theorem's global "
-                                    "minimum is zero, and a seed may stop in a spurious "
+                                    "per seed (and the restart that reached the global minimum "
+                                    "when no seed did); with H >= d/2 heads the theorem's "
+                                    "global minimum is zero, and a run may stop in a spurious "
                                     "minimum above it."))
     if trained:
         curves.insert(0, _matrix_structure(
@@ -610,22 +622,27 @@ def _pe_training(ctx: Context) -> tuple[list[Check], list[Plot]]:
             "blockdiag(J_2), J_2 the 2x2 matrix of ones (with p_(T-1) = -p_T/2). Same colour "
             "scale in every panel; a seed in a spurious minimum shows a different pattern.",
             "predicted: blockdiag(J_2)"))
-    if not results:  # every seed diverged; the divergence checks say where
+    finite = [r for r in results if math.isfinite(r["loss"])]
+    if not finite:  # every run diverged; the divergence checks say where
         return checks, curves
-    zero_loss = ctx.prediction.float("min_loss") + PE_ZERO_LOSS_BOUND
-    reached = [r for r in results if r["loss"] <= zero_loss]
-    best = min(results, key=lambda r: r["loss"])
-    details = {"seeds": results, "fraction_global": len(reached) / len(results)}
+    reached = [r for r in finite if r["loss"] <= zero_loss]
+    best = min(finite, key=lambda r: r["loss"])
+    restarts = len(results) - len(ctx.plan.seeds)
+    details = {"runs": results, "fraction_global": len(reached) / len(results),
+               "restarts": restarts}
+    runs = (f"{len(reached)}/{len(results)} runs reached the global minimum: "
+            f"{len(ctx.plan.seeds)} seeds and {restarts} restarts" if restarts else
+            f"{len(reached)}/{len(results)} seeds reached the global minimum")
     checks += [
-        at_most("best-seed-last-row-loss",
-                f"best seed's last-row loss ({len(reached)}/{len(results)} seeds reached the "
-                "global minimum)", "training", zero_loss, best["loss"],
-                "noiseless data (spec tolerance); spurious minima exist, so the "
-                "best seed counts", uses=("min_loss",), **details),
-        close("p-t-1-p-t-of-the-best-seed", "p_(T-1) / p_T of the best seed", "training",
+        at_most("best-seed-last-row-loss", f"best run's last-row loss ({runs})", "training",
+                zero_loss, best["loss"],
+                "noiseless data (spec tolerance); spurious minima exist, so the best run counts "
+                f"(restarts while no run has reached it, at most {PE_MAX_RUNS} runs)",
+                uses=("min_loss",), **details),
+        close("p-t-1-p-t-of-the-best-seed", "p_(T-1) / p_T of the best run", "training",
               ctx.prediction.float("p_ratio"), best["ratio"], PE_STRUCTURE, uses=("p_ratio",)),
         close("max-c-c-blockdiag-j-2-c-of-the-best-seed",
-              "max |C - c blockdiag(J_2)| / |c| of the best seed", "training", 0.0,
+              "max |C - c blockdiag(J_2)| / |c| of the best run", "training", 0.0,
               best["C_error"], PE_STRUCTURE),
     ]
     return checks, curves
@@ -667,7 +684,8 @@ FULL_BATCH_LOSS = "training-set loss (squared error, full batch)"
 POPULATION_ROW_LOSS = "exact population loss (squared error, summed over rows)"
 
 
-def _matrix_structure(title: str, predicted: np.ndarray, trained: list[tuple[int, np.ndarray]],
+def _matrix_structure(title: str, predicted: np.ndarray,
+                      trained: list[tuple[int | str, np.ndarray]],
                       colorbar: str, caption: str, predicted_label: str) -> Structure:
     """A structure record: the predicted matrix and each seed's trained matrix."""
     return Structure(title, predicted, tuple(m for _, m in trained),

@@ -1,0 +1,66 @@
+"""Restarts of a training with spurious minima: the schedule, and the trigonometric-PE training
+that uses it (Sander et al., 2024, orthogonal case)."""
+
+import torch
+
+from verify import harness, registry
+from verify.experiments import ical
+from verify.experiments.restarts import PE_MAX_RUNS, restart_schedule
+from verify.records import Context
+
+
+def _schedule(seeds, losses, max_runs):
+    """Run the schedule with the given losses in the order of the runs (``None`` for a run
+    whose loss is not listed: never reaches); a run reaches when its loss is 0."""
+    finished = []
+    for run in restart_schedule(seeds, finished, lambda loss: loss == 0, max_runs):
+        finished.append(losses.get(run, 1.0))
+    return finished
+
+
+def test_no_restart_when_a_seed_reaches():
+    finished = []
+    runs = []
+    for run in restart_schedule((0, 1, 2), finished, lambda loss: loss == 0, 32):
+        runs.append(run)
+        finished.append(0.0 if run == (1, 0) else 1.0)
+    assert runs == [(0, 0), (1, 0), (2, 0)]  # every seed runs, nothing more
+
+
+def test_restarts_round_robin_until_one_reaches():
+    finished, runs = [], []
+    for run in restart_schedule((3, 5), finished, lambda loss: loss == 0, 32):
+        runs.append(run)
+        finished.append(0.0 if run == (5, 2) else 1.0)
+    assert runs == [(3, 0), (5, 0), (3, 1), (5, 1), (3, 2), (5, 2)]
+
+
+def test_restarts_stop_at_the_cap():
+    assert len(_schedule((0, 1, 2), {}, 7)) == 7
+    assert len(_schedule((0, 1, 2), {}, 2)) == 3  # the seeds always run
+
+
+def _pe_training(monkeypatch, max_runs: int):
+    monkeypatch.setattr(ical, "PE_MAX_RUNS", max_runs)
+    entry = registry.entry("ical-pe-trigonometric")
+    plan = harness.prepare(entry, {"d": "6", "H": "3", "T": "6"}, seeds=1)
+    context = Context(plan, plan.theorem.predict(plan.params), torch.device("cpu"))
+    checks, _ = registry.experiment("ical-pe-trigonometric").stages[1](context)
+    return {check.key: check for check in checks}
+
+
+def test_pe_restarts_find_the_global_minimum_that_seed_0_misses(monkeypatch):
+    """At d = 6, H = 3 seed 0's run ends in a spurious minimum (last-row loss about 0.9): the
+    best-run check fails without restarts, and passes with them, on a restart whose structure
+    is the theorem's (C = c blockdiag(J_2), p_(T-1) / p_T = -1/2)."""
+    alone = _pe_training(monkeypatch, 1)["best-seed-last-row-loss"]
+    assert not alone.passed and alone.measured > 0.1 and alone.details["restarts"] == 0
+    checks = _pe_training(monkeypatch, PE_MAX_RUNS)
+    best = checks["best-seed-last-row-loss"]
+    assert all(check.passed for check in checks.values()), checks
+    runs = best.details["runs"]
+    assert best.details["restarts"] == len(runs) - 1 >= 1
+    assert [run["restart"] for run in runs] == list(range(len(runs)))  # one seed, in turn
+    assert runs[-1]["loss"] == best.measured <= 1e-5  # stops at the first that reaches
+    assert all(run["loss"] > 1e-5 for run in runs[:-1])
+    assert runs[0]["loss"] == alone.measured  # restart 0 is the seed's own run
