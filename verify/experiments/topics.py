@@ -650,10 +650,13 @@ def _attention_training(ctx: Context) -> tuple[list[Check], list[Plot]]:
 
 
 def _attention_control(ctx: Context) -> tuple[list[Check], list[Plot]]:
-    """Two controls. Topic-free documents (no co-occurrence): the gap must vanish, i.e. the
-    ratio stays below the training threshold and the lift difference is within the training
-    check's significance of 0 (either sign). ``W^V`` frozen at minus the stage-1 matrix:
-    moving mass to co-occurring words lowers the correct logit, so no same-topic preference."""
+    """Two controls. Topic-free documents (no co-occurrence): the claim must fail, i.e. its
+    lift difference is not resolved at the training check's significance (either sign). Its
+    ratio alone is not the claim: with few same-topic word pairs the ratio of the two lifts is
+    a noisy quotient (at T = 5, v = 3, tau = 1, 30 pairs: 1.96 with the difference at 1.1
+    standard errors), so it is reported beside the significance, not bounded on its own.
+    ``W^V`` frozen at minus the stage-1 matrix: moving mass to co-occurring words lowers the
+    correct logit, so no same-topic preference."""
     T, v, _, _ = _sizes(ctx)
     pred = ctx.prediction
     bound = ATTENTION_RATIO * pred.float("uniform_ratio")
@@ -665,20 +668,14 @@ def _attention_control(ctx: Context) -> tuple[list[Check], list[Plot]]:
         if measured is None:
             checks += failed
         else:
-            details = _attention_details(measured, value_block, T, v)
-            checks += [
-                at_most("topic-free-documents-same-different-attention-ratio" + suffix,
-                        "topic-free documents: same/different attention lift ratio" + tag,
-                        "control", bound, measured.ratio,
-                        "the prediction (ratio > 1.1) must fail without co-occurrence",
-                        uses=("uniform_ratio",), **details),
-                at_most("topic-free-documents-attention-gap-in-standard-errors" + suffix,
-                        "topic-free documents: |same - different lift|, in standard errors"
-                        + tag, "control", SAMPLED_SIGMAS, abs(measured.sigmas),
-                        "the gap vanishes: not resolved at the training check's significance",
-                        margin_standard_errors=SAMPLED_SIGMAS - abs(measured.sigmas),
-                        **details),
-            ]
+            checks.append(at_most(
+                "topic-free-documents-attention-gap-in-standard-errors" + suffix,
+                "topic-free documents: |same - different lift|, in standard errors" + tag,
+                "control", SAMPLED_SIGMAS, abs(measured.sigmas),
+                "the claim (ratio > 1.1 with the gap resolved) must fail without "
+                "co-occurrence: the gap is not resolved at the training check's significance",
+                margin_standard_errors=SAMPLED_SIGMAS - abs(measured.sigmas),
+                ratio=measured.ratio, **_attention_details(measured, value_block, T, v)))
         failed, measured, _, _ = _stage_two(ctx, seed, True, sign=-1.0)
         if measured is None:
             checks += failed
