@@ -101,3 +101,32 @@ def test_markov_fast_loss_tolerance_is_sized_by_the_measured_optimisation_error(
     headroom = markov_resolution.FAST_LOSS.atol / worst
     assert headroom >= markov_resolution.FAST_LOSS_MIN_HEADROOM, (errors, headroom)
     assert headroom <= markov_resolution.FAST_LOSS_MAX_HEADROOM, (errors, headroom)
+
+
+#: A point where the trapped tied run creeps towards H(pi) so slowly that it never comes within
+#: the loss tolerance in the fast budget (PLATEAU_GAP_FRACTION's measurement).
+SLOW_TRAP = ("19/20", "3/20")
+
+
+def test_markov_trap_band_separates_trapped_from_escaping_runs():
+    """At a slow trap the loss-tolerance band alone misses the plateau (the reason the trap band
+    is wider), while the trap band finds it for the tied run and the untied run at the same
+    point, which escapes, stays out of it; both well away from the 20% threshold."""
+    p, q = SLOW_TRAP
+    prediction = markov.LOCAL_MINIMA.predict(markov.LOCAL_MINIMA.resolve_params({"p": p, "q": q}))
+    h_pi, rate = prediction.float("unigram_loss"), prediction.float("entropy_rate")
+    band = markov_experiments._trap_band(markov_resolution.FAST_LOSS, h_pi, rate)
+    assert band == markov_experiments.PLATEAU_GAP_FRACTION * (h_pi - rate)
+    assert band > markov_resolution.FAST_LOSS.atol
+    runs = {tied: markov_experiments.train_seeds(float(Fraction(p)), float(Fraction(q)), 4, tied,
+                                                 "fast", (0,), torch.device("cpu"), {})[0]
+            for tied in (True, False)}
+    steps = len(runs[True].curve)
+    threshold = markov_experiments.PLATEAU_FRACTION * steps
+
+    def held(tied: bool, width: float) -> int:
+        return markov_experiments.longest_plateau(runs[tied].curve, h_pi, width).length
+
+    assert held(True, markov_resolution.FAST_LOSS.atol) < threshold
+    assert held(True, band) >= 1.5 * threshold
+    assert held(False, band) <= threshold / 1.5
