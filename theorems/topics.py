@@ -297,8 +297,43 @@ VALUE_BLOCKS = Theorem(
 # ----------------------------------------------------------------------------- embeddings
 
 
+def penalty_threshold() -> sp.Expr:
+    """``lambda* = (T - tau) / (v tau T (T - 1))``, the largest eigenvalue of ``Cov(p_S)``.
+
+    The embedding objective is convex in ``G = E^T E`` (the logits ``G p_S`` are linear in
+    ``G``, the cross-entropy convex in the logits, the penalty ``lambda tr G`` linear), and at
+    ``G = 0`` its gradient is ``lambda I - Cov(p_S)``: equal logits give the uniform softmax,
+    and ``E p_S`` is uniform. So ``G = 0`` (no embedding at all) is the minimiser exactly when
+    ``lambda >= lambda*``. ``Cov(p_S)`` is constant within a topic; on a contrast between two
+    topics it is ``P(exactly one in S) / (2 v tau^2)`` with
+    ``P = 2 tau (T - tau) / (T (T - 1))``."""
+    return (T_ - tau_) / (v_ * tau_ * T_ * (T_ - 1))
+
+
+def context_covariance(T: int, v: int, tau: int) -> sp.Matrix:
+    """``Cov(p_S)`` over the equally likely ``tau``-subsets ``S`` of ``T`` topics, exactly."""
+    contexts = [context_distribution(T, v, S) for S in combinations(range(T), tau)]
+    mean = sum(contexts, sp.zeros(T * v, 1)) / len(contexts)
+    second = sum((p * p.T for p in contexts), sp.zeros(T * v, T * v)) / len(contexts)
+    return second - mean * mean.T
+
+
+def _embedding_problems(params: Params) -> list[str]:
+    problems = _problems(params)
+    if problems:
+        return problems
+    threshold = penalty_threshold().subs(_point(params))
+    if params["lam"] >= threshold:
+        problems.append(
+            f"lam = {params['lam']} is at or above lambda* = (T - tau)/(v tau T (T - 1)) = "
+            f"{threshold} (T = {params['T']}, v = {params['v']}, tau = {params['tau']}): the "
+            "trace penalty outweighs every topic direction, so the optimal G is 0 (no "
+            f"embedding, no topic structure); choose lam < {threshold}")
+    return problems
+
+
 def _embedding_obligations(params: Params, prediction: Prediction) -> list[Obligation]:
-    T, v, _ = _enumeration_sizes(params)
+    T, v, tau = _enumeration_sizes(params)
     point = _point(params)
     a, b, c, s = sp.symbols("a b c s", real=True)
     G = block_matrix(T, v, a, b, diagonal=c)
@@ -307,6 +342,7 @@ def _embedding_obligations(params: Params, prediction: Prediction) -> list[Oblig
     if v == 1:
         spectrum = spectrum[1:]
     c_of_a = s - (v - 1) * a  # fixed s = c + (v-1) a
+    threshold = prediction.closed_forms["penalty_threshold"]
     return [
         Obligation("eigenvalues of an invariant G: c-a (x T(v-1)), "
                    "c+(v-1)a-vb (x T-1), c+(v-1)a+(T-1)vb (x 1)", sp.ImmutableMatrix(G),
@@ -320,6 +356,13 @@ def _embedding_obligations(params: Params, prediction: Prediction) -> list[Oblig
                    sp.diff(c_of_a, a), "<=", point),
         Obligation("so the PSD constraint c - a >= 0 binds: a = c = s/v (same-topic words share "
                    "one direction)", (c_of_a - a).subs(a, s / v), "==", point),
+        Obligation("the gradient at G = 0 is lambda I - Cov(p_S); Cov(p_S) has eigenvalues "
+                   "lambda* (x T-1, topic contrasts) and 0 (x T(v-1)+1)",
+                   sp.ImmutableMatrix(context_covariance(T, v, tau)), "spectrum", point,
+                   ((threshold.subs({T_: T, v_: v, tau_: tau}), T - 1), (0, T * (v - 1) + 1)),
+                   uses=("penalty_threshold",), **_built(T, v, tau)),
+        Obligation("lambda < lambda*: G = 0 is not the minimiser, the optimum is the block "
+                   "point", lam_, "<", point, threshold, uses=("penalty_threshold",)),
     ]
 
 
@@ -335,12 +378,17 @@ EMBEDDING_BLOCKS = Theorem(
         r"$\mathrm{rank}\,G \le T$."
     ),
     parameters=_parameters(sampled=False),
-    assumption_text=(r"$1 \le \tau < T$, $\lambda > 0$, $d \ge T$",
+    assumption_text=(r"$1 \le \tau < T$, $d \ge T$",
+                     r"$0 < \lambda < \lambda^* = \frac{T-\tau}{v\tau T(T-1)}$ (else the "
+                     r"optimal $G$ is 0)",
                      "frozen uniform attention, W^V = I, tied decoder"),
-    assumptions=_problems,
+    assumptions=_embedding_problems,
     predict=lambda params: Prediction(
-        closed_forms={"rank_bound": T_}, point=_point(params),
-        descriptions={"rank_bound": "rank of the optimal Gram matrix is at most T"}),
+        closed_forms={"rank_bound": T_, "penalty_threshold": penalty_threshold()},
+        point=_point(params),
+        descriptions={"rank_bound": "rank of the optimal Gram matrix is at most T",
+                      "penalty_threshold": "largest penalty lambda* with a non-zero optimum "
+                                           "(largest eigenvalue of Cov(p_S))"}),
     obligations=_embedding_obligations,
 )
 

@@ -53,6 +53,8 @@ NOTATION = (
     (r"\tau", "topics per document ($1 \\le \\tau < T$)"),
     (r"S", "the topic set of a document; $p_S$ the uniform distribution over its words"),
     (r"\lambda", r"the $L^2$ penalty ($\lambda\|W\|_F^2$ or $\lambda\,\mathrm{tr}\,G$)"),
+    (r"\lambda^*", r"the largest $\lambda$ at which the optimal $G$ is not 0: the largest "
+     r"eigenvalue $\frac{T-\tau}{v\tau T(T-1)}$ of $\mathrm{Cov}(p_S)$"),
     (r"W, W^V", "the value matrix (logits $W p_S$ under uniform attention)"),
     (r"W^K, W^Q", "key and query matrices"),
     (r"E, E_i", "embedding matrix and the embedding of word i; $G = E^\\top E$"),
