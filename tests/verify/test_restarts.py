@@ -64,3 +64,32 @@ def test_pe_restarts_find_the_global_minimum_that_seed_0_misses(monkeypatch):
     assert runs[-1]["loss"] == best.measured <= 1e-5  # stops at the first that reaches
     assert all(run["loss"] > 1e-5 for run in runs[:-1])
     assert runs[0]["loss"] == alone.measured  # restart 0 is the seed's own run
+
+
+def _pe_floor(monkeypatch, max_runs: int, **sizes: str):
+    monkeypatch.setattr(ical, "PE_MAX_RUNS", max_runs)
+    entry = registry.entry("ical-pe-trigonometric")
+    plan = harness.prepare(entry, sizes, seeds=3)
+    context = Context(plan, plan.theorem.predict(plan.params), torch.device("cpu"))
+    checks, _ = registry.experiment("ical-pe-trigonometric").stages[1](context)
+    [check] = checks
+    return check
+
+
+def test_pe_rank_floor_reads_the_lowest_run(monkeypatch):
+    """d = 6, H = 2 < d/2: the minimum is the floor d - 2H = 2; seed 2's run stops in a
+    spurious minimum above it, the lowest run is at the floor (two-sided: a run below it
+    would fail the check too)."""
+    check = _pe_floor(monkeypatch, PE_MAX_RUNS, d="6", H="2", T="5")
+    losses = [run["loss"] for run in check.details["runs"]]
+    assert check.passed and check.predicted == 2 and check.measured == min(losses)
+    assert max(losses) > 2 + 0.1  # a spurious minimum among the seeds' runs
+    assert check.details["restarts"] == 0
+
+
+def test_pe_rank_floor_fails_when_no_run_reaches_it(monkeypatch):
+    """Without restarts and with a floor tolerance below the runs' optimisation error, no run
+    counts as at the floor: the check fails."""
+    monkeypatch.setattr(ical, "FLOOR_OPTIMISATION", 1e-14)
+    check = _pe_floor(monkeypatch, 3, d="6", H="2", T="5")
+    assert not check.passed and check.details["restarts"] == 0
