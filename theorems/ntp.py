@@ -382,7 +382,10 @@ def _problems(params: Params) -> list[str]:
     try:
         resolve(params)
     except SettingError as exc:
-        problems.append(str(exc))
+        hint = ("; the default orders are the toy's, written for K = 6: give orders for K "
+                "tokens or orders=random" if params["orders"] == TOY_ORDERS
+                and params["K"] != 6 else "")
+        problems.append(f"{exc}{hint}")
     for name in ("eta0", "eta"):
         if not params[name] > 0:
             problems.append(f"{name} must be a step size > 0 (got {name} = {params[name]})")
