@@ -1,8 +1,10 @@
 """The Markov controls that need a trapped run train at d <= TRAP_CONTROL_D in the exact
 budget: above it a tied run at p+q > 1 can leave the trap within the plateau check's window."""
 
+import numpy as np
 import torch
 
+import verify
 from theorems import markov as theory
 from verify import harness, registry
 from verify.experiments import markov, markov_resolution
@@ -37,3 +39,15 @@ def test_trap_control_keeps_the_requested_d_at_or_below_the_cap():
     checks, _ = _control("markov-global-minima", d="3", p="3/10", q="9/10")
     check = checks["tied-trap-steps-at-h-pi"]
     assert "(d = " not in check.name and check.passed
+
+
+def test_trap_predictions_are_read_at_the_closest_approach_in_the_exact_budget():
+    """Near p + q = 1 the trapped run is still converging at the middle of its plateau: at
+    (19/20, 1/10) the prediction after x_n = 1 read there missed pi1 by 2.9e-4 against a
+    tolerance of 2.4e-4. The exact budgets read it where the loss is nearest H(pi)."""
+    curve = np.array([3.0, 2.0, 1.5, 1.2, 1.1, 1.05, 1.3, 2.0])
+    assert markov._probe_step(curve, 1, 7, 1.0, exact=True) == 5
+    assert markov._probe_step(curve, 1, 7, 1.0, exact=False) == 4
+    assert markov._probe_step(curve, 3, 3, 1.0, exact=True) == len(curve) - 1
+    verdict = verify.check("markov-local-minima", p="19/20", q="1/10", device="cpu")
+    assert verdict.passed, [c.name for c in verdict.checks if not c.passed]

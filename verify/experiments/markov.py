@@ -676,7 +676,7 @@ def _plateau_checks(ctx: Context, runs: list[MarkovRun], name: str) -> list[Chec
         else math.inf
         for run, (a, b, _) in zip(runs, plateaus, strict=True)
     ]
-    middle = [(a + b) // 2 if b > a else len(run.curve) - 1
+    middle = [_probe_step(run.curve, a, b, h_pi, BUDGETS[ctx.plan.budget].exact)
               for run, (a, b, _) in zip(runs, plateaus, strict=True)]
     pi1 = ctx.prediction.float("stationary_one")
     plateau_details = [{"seed": s, "entry_step": a, "exit_step": b if b < steps else None,
@@ -706,6 +706,20 @@ def _plateau_checks(ctx: Context, runs: list[MarkovRun], name: str) -> list[Chec
             "the plateau holds a near-stationary point, not a slow slope",
             per_seed=gradient_ratios, uses=("trained_loss",)))
     return checks
+
+
+def _probe_step(curve: np.ndarray, entry: int, exit: int, h_pi: float, exact: bool) -> int:
+    """Where the trap's predictions are read: on the plateau ``[entry, exit)`` (the last step
+    without one). Exact budgets: the step whose loss is nearest H(pi), the run's closest
+    approach to the trap (near p + q = 1 a trapped run is still converging at the middle of its
+    plateau: at (19/20, 1/10) the prediction after x_n = 1 read there was 0.90505 against
+    pi1 = 0.90476, outside its tolerance 2.4e-4). Sampled budgets: the middle, away from the
+    entry and exit transients, since the nearest point of a noisy curve is picked by noise."""
+    if exit <= entry:
+        return len(curve) - 1
+    if exact:
+        return entry + int(np.argmin(np.abs(curve[entry:exit] - h_pi)))
+    return (entry + exit) // 2
 
 
 def _converged_checks(ctx: Context, runs: list[MarkovRun], name: str) -> list[Check]:
