@@ -42,6 +42,13 @@ from verify.records import Check, Context, Curve, Experiment, Plot, Structure, T
 POPULATION_OBJECTIVE = "population objective (nats + penalty, exact)"
 #: Bridge: float64 round-off of an exact sum over C(T, tau) sets and V words.
 BRIDGE = Tolerance(1e-12, "float64 round-off of the exact population sum")
+#: The embedding threshold bridge: a step along G = eps u u^T, and its tolerance. Richardson's
+#: remainder is eps^2 times a third derivative along u u^T that the small |u . p_S| <= 1 keeps
+#: below 1, and float64 round-off adds about 1e-16 / eps = 1e-12 (measured: 3e-12 at the
+#: defaults); a wrong lambda* moves the slope by its own error (lam - lambda* = -0.018 there).
+THRESHOLD_EPS = 1e-4
+THRESHOLD_SLOPE = Tolerance(1e-8, "Richardson remainder O(eps^2) and float64 round-off / eps "
+                            "of a finite-difference slope (eps = 1e-4)")
 BRIDGE_GRADIENT = 1e-9
 #: Population training: L-BFGS on a strictly convex objective reaches the minimiser to
 #: float64 precision; the spec's tolerances leave that margin.
@@ -295,7 +302,34 @@ def _embedding_bridge(ctx: Context) -> tuple[list[Check], list[Plot]]:
                  + lam * specials)
     return [close("population-loss-of-the-torch-model-sympy-objective-at-g-e-t-e",
                   "population loss of the torch model = sympy objective at G = E^T E",
-                  "bridge", float(predicted), loss, BRIDGE)], []
+                  "bridge", float(predicted), loss, BRIDGE),
+            _threshold_bridge(ctx)], []
+
+
+def _threshold_bridge(ctx: Context) -> Check:
+    """The torch objective's slope at G = 0 along ``G = eps u u^T``, ``u`` a unit contrast of
+    two topics: ``lam - lambda*`` (the gradient there is ``lam I - Cov(p_S)`` and ``u`` is a
+    top eigenvector of ``Cov(p_S)``), from the embeddings ``E = sqrt(eps) u^T`` (one row),
+    Richardson-extrapolated from ``eps`` and ``eps / 2``."""
+    T, v, _, lam = _sizes(ctx)
+    model = TopicTransformer.embedding_model(T * v, device=ctx.device)
+    u = torch.zeros(T * v, dtype=model.E.dtype, device=ctx.device)
+    u[:v], u[v: 2 * v] = 1.0, -1.0
+    u /= u.norm()
+
+    def loss(eps: float) -> float:
+        with torch.no_grad():
+            model.E.zero_()
+            model.E[0, : T * v] = math.sqrt(eps) * u
+            return topic_population_loss(model, _population(ctx), lam, model.trainable()).item()
+
+    base = loss(0.0)
+    slope = 2 * (loss(THRESHOLD_EPS / 2) - base) / (THRESHOLD_EPS / 2) - (
+        loss(THRESHOLD_EPS) - base) / THRESHOLD_EPS
+    return close("objective-slope-at-g-0-along-a-topic-contrast-lam-lambda",
+                 "slope of the objective at G = 0 along a topic contrast u u^T = lam - lambda*",
+                 "bridge", lam - ctx.prediction.float("penalty_threshold"), slope,
+                 THRESHOLD_SLOPE, uses=("penalty_threshold",))
 
 
 def _train_embeddings(ctx: Context, tau: int, seed: int, label: str
