@@ -595,7 +595,7 @@ def _pe_training(ctx: Context) -> tuple[list[Check], list[Plot]]:
         if failed := divergence(history, "orthogonal-heads-" + run.replace(", ", "-")
                                 .replace(" ", "-"), f"orthogonal heads ({run})"):
             checks += failed
-            results.append({"seed": seed, "restart": restart, "loss": math.inf})
+            results.append({"seed": seed, "restart": restart, "loss": math.nan})
             continue
         mean = _last_row_loss(ctx, model, paired=True)
         C, p = _structure(model, T)

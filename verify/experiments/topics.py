@@ -43,7 +43,7 @@ POPULATION_OBJECTIVE = "population objective (nats + penalty, exact)"
 #: Bridge: float64 round-off of an exact sum over C(T, tau) sets and V words.
 BRIDGE = Tolerance(1e-12, "float64 round-off of the exact population sum")
 #: The embedding threshold bridge: a step along G = eps u u^T, and its tolerance. Richardson's
-#: remainder is eps^2 times a third derivative along u u^T that the small |u . p_S| <= 1 keeps
+#: remainder is eps^2 times a third derivative along u u^T that the small ``|u . p_S| <= 1`` keeps
 #: below 1, and float64 round-off adds about 1e-16 / eps = 1e-12 (measured: 3e-12 at the
 #: defaults); a wrong lambda* moves the slope by its own error (lam - lambda* = -0.018 there).
 THRESHOLD_EPS = 1e-4
