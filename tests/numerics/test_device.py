@@ -40,12 +40,13 @@ BLOCK_BYTES = 24 << 20
 
 
 def _has_mallinfo2() -> bool:
+    if not sys.platform.startswith("linux"):
+        return False
     try:
         libc = ctypes.CDLL(None)
     except OSError:
         return False
-    return (sys.platform.startswith("linux") and hasattr(libc, "mallopt")
-            and hasattr(libc, "mallinfo2"))
+    return hasattr(libc, "mallopt") and hasattr(libc, "mallinfo2")
 
 
 def _allocation(mode: str) -> tuple[int, int, int]:

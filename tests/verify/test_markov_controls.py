@@ -41,13 +41,16 @@ def test_trap_control_keeps_the_requested_d_at_or_below_the_cap():
     assert "(d = " not in check.name and check.passed
 
 
-def test_trap_predictions_are_read_at_the_closest_approach_in_the_exact_budget():
+def test_trap_predictions_are_read_where_the_run_is_most_stationary_in_the_exact_budget():
     """Near p + q = 1 the trapped run is still converging at the middle of its plateau: at
     (19/20, 1/10) the prediction after x_n = 1 read there missed pi1 by 2.9e-4 against a
-    tolerance of 2.4e-4. The exact budgets read it where the loss is nearest H(pi)."""
-    curve = np.array([3.0, 2.0, 1.5, 1.2, 1.1, 1.05, 1.3, 2.0])
-    assert markov._probe_step(curve, 1, 7, 1.0, exact=True) == 5
-    assert markov._probe_step(curve, 1, 7, 1.0, exact=False) == 4
-    assert markov._probe_step(curve, 3, 3, 1.0, exact=True) == len(curve) - 1
+    tolerance of 2.4e-4. The exact budgets read it at the plateau's smallest gradient norm
+    (on a run that escapes, the step nearest H(pi) could be its crossing on the way out)."""
+    [run] = markov.train_seeds(0.95, 0.1, 4, True, "fast", (0,), torch.device("cpu"), {})
+    grads = np.asarray(run.history.grad_norms)
+    step = markov._probe_step(run, 100, 900, exact=True)
+    assert 100 <= step < 900 and grads[step] == grads[100:900].min()
+    assert markov._probe_step(run, 100, 900, exact=False) == 500
+    assert markov._probe_step(run, 300, 300, exact=True) == len(run.curve) - 1
     verdict = verify.check("markov-local-minima", p="19/20", q="1/10", device="cpu")
     assert verdict.passed, [c.name for c in verdict.checks if not c.passed]

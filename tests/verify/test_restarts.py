@@ -10,8 +10,8 @@ from verify.records import Context
 
 
 def _schedule(seeds, losses, max_runs):
-    """Run the schedule with the given losses in the order of the runs (``None`` for a run
-    whose loss is not listed: never reaches); a run reaches when its loss is 0."""
+    """Run the schedule; each run's loss is ``losses[(seed, restart)]``, 1 (never reaches) for a
+    run not listed; a run reaches when its loss is 0."""
     finished = []
     for run in restart_schedule(seeds, finished, lambda loss: loss == 0, max_runs):
         finished.append(losses.get(run, 1.0))

@@ -26,8 +26,9 @@ def test_threshold_is_the_largest_eigenvalue_of_the_context_covariance(T, v, tau
 
 
 def _trained_gram(lam: sp.Rational):
-    """The trained content Gram matrix at T = 4, v = 3, tau = 2 (lambda* = 1/36), penalty
-    ``lam`` (the request is validated at the default penalty, then the penalty replaced)."""
+    """The trained content Gram matrix, its same-topic excess and block deviation at T = 4,
+    v = 3, tau = 2 (lambda* = 1/36), penalty ``lam`` (the request is validated at the default
+    penalty, then the penalty replaced)."""
     plan = harness.prepare(registry.entry(THEOREM), {})
     plan = dataclasses.replace(plan, params={**plan.params, "lam": lam})
     ctx = Context(plan, plan.theorem.predict(plan.params), torch.device("cpu"))
@@ -44,8 +45,9 @@ def test_trained_embeddings_collapse_above_the_threshold_and_not_below():
     assert excess > 1e-3
 
 
-def test_a_penalty_at_the_threshold_is_refused_with_its_reason():
+def test_a_penalty_at_or_above_the_threshold_is_refused_with_its_reason():
     entry = registry.entry(THEOREM)
-    with pytest.raises(TheoremError, match=r"lambda\* = .* = 1/144"):
-        harness.prepare(entry, {"T": "4", "v": "4", "tau": "3", "lam": "1/100"})
+    for lam in ("1/144", "1/100"):  # lambda* itself: G = 0 is optimal there too
+        with pytest.raises(TheoremError, match=r"lambda\* = .* = 1/144"):
+            harness.prepare(entry, {"T": "4", "v": "4", "tau": "3", "lam": lam})
     assert harness.prepare(entry, {"T": "4", "v": "4", "tau": "3", "lam": "1/150"})

@@ -638,7 +638,8 @@ def _pe_training(ctx: Context) -> tuple[list[Check], list[Plot]]:
         at_most("best-seed-last-row-loss", f"best run's last-row loss ({runs})", "training",
                 zero_loss, best["loss"],
                 "noiseless data (spec tolerance); spurious minima exist, so the best run counts "
-                f"(restarts while no run has reached it, at most {PE_MAX_RUNS} runs)",
+                "(restarts while no run has reached it, at most "
+                f"{max(PE_MAX_RUNS, len(ctx.plan.seeds))} runs)",
                 uses=("min_loss",), **details),
         close("p-t-1-p-t-of-the-best-seed", "p_(T-1) / p_T of the best run", "training",
               ctx.prediction.float("p_ratio"), best["ratio"], PE_STRUCTURE, uses=("p_ratio",)),

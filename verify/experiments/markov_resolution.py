@@ -21,8 +21,8 @@ from verify.records import Tolerance
 #: worst. ``tests/verify/test_tolerance_sizes.py`` re-measures four of those points (the worst
 #: among them) and fails if the tolerance is more than :data:`FAST_LOSS_MAX_HEADROOM` times the
 #: worst error (loosened beyond its reason) or less than :data:`FAST_LOSS_MIN_HEADROOM` times it
-#: (one that would flake). Trapped runs approach H(pi) more slowly than converged runs their
-#: end point, so the trap is detected in a wider band where the gap allows
+#: (one that would flake). Trapped runs approach H(pi) more slowly than converged runs approach
+#: their end point, so the trap is detected in a wider band where the gap allows
 #: (:data:`~verify.experiments.markov.PLATEAU_GAP_FRACTION`).
 FAST_LOSS = Tolerance(1e-5, "exact population loss: optimisation error after the budget's "
                       "1000 steps (measured at most 2e-7 over p, q in [0.01, 0.99])")
