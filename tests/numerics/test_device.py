@@ -57,8 +57,8 @@ def _allocation(mode: str) -> tuple[int, int, int]:
 
 
 @pytest.mark.skipif(not _has_mallinfo2(),
-                    reason="mallopt and mallinfo2 are glibc's (2.33 on); elsewhere "
-                           "retain_freed_memory returns False")
+                    reason="reads the heap through glibc's mallinfo2 (glibc 2.33 on); without "
+                           "glibc retain_freed_memory returns False, tested below")
 def test_freed_tensor_memory_stays_in_the_process():
     """Each in a fresh interpreter (glibc's thresholds adapt to the blocks freed so far, so the
     test process's own history would blur the difference). With glibc's defaults a 24 MiB

@@ -6,7 +6,7 @@ import torch
 from verify import harness, registry
 from verify.experiments import ical
 from verify.experiments.restarts import PE_MAX_RUNS, restart_schedule
-from verify.records import Context
+from verify.records import Context, Tolerance
 
 
 def _schedule(seeds, losses, max_runs):
@@ -90,6 +90,7 @@ def test_pe_rank_floor_reads_the_lowest_run(monkeypatch):
 def test_pe_rank_floor_fails_when_no_run_reaches_it(monkeypatch):
     """Without restarts and with a floor tolerance below the runs' optimisation error, no run
     counts as at the floor: the check fails."""
-    monkeypatch.setattr(ical, "FLOOR_OPTIMISATION", 1e-14)
+    monkeypatch.setattr(ical, "FLOOR_OPTIMISATION",
+                        Tolerance(1e-14, ical.FLOOR_OPTIMISATION.reason))
     check = _pe_floor(monkeypatch, 3, d="6", H="2", T="5")
     assert not check.passed and check.details["restarts"] == 0

@@ -27,7 +27,7 @@ the lattice too fine; those checks carry their standard error.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -73,7 +73,8 @@ STRUCTURE = Tolerance(1e-3, "optimisation error at a zero-loss minimum (noiseles
 PE_STRUCTURE = Tolerance(1e-2, "optimisation error at a zero-loss minimum (noiseless data)")
 #: Rank floor d - H (or d - 2H): optimisation error 1e-2 (spec); the loss it is compared with
 #: is the exact population loss, with no sampling error to add.
-FLOOR_OPTIMISATION = 1e-2
+FLOOR_OPTIMISATION = Tolerance(1e-2, "optimisation 0.01 (spec); the loss is the exact "
+                               "population loss")
 #: Exact against exact: the lattice mean of the module's squared errors (or the moment-lemma
 #: quadratic form) against the closed form at the module's float64 parameters. Both are exact
 #: expectations; what separates them is the float64 round-off of sums of up to 2^18 terms of
@@ -327,10 +328,36 @@ def _train_diagonal(ctx: Context, heads: int, seed: int, paired: bool,
     config = (TrainConfig(steps=steps, lr=gd_lr, optimizer="sgd", schedule="constant",
                           weight_decay=0.0) if gradient_descent
               else TrainConfig(steps=steps, lr=1e-2, weight_decay=0.0))
-    label = (f"train {heads} diagonal heads, {'paired' if paired else 'unitary'}, seed {seed}"
-             + (f", restart {restart}" if restart else ""))
+    label = (f"train {heads} diagonal heads, {'paired' if paired else 'unitary'}, "
+             f"{_run_name(seed, restart)}")
     return model, train(model, lambda m: (moments.loss(m).sum(), {}), config,
                         _progress(ctx, label, steps))
+
+
+def _run_name(seed: int, restart: int) -> str:
+    """``seed 3``, or ``seed 3, restart 2`` for a restart (:func:`_restarted_runs`)."""
+    return f"seed {seed}" + (f", restart {restart}" if restart else "")
+
+
+def _restarted_runs(ctx: Context, heads: int, reached: Callable[[dict], bool], key: str,
+                    label: str, results: list[dict], checks: list[Check]
+                    ) -> Iterator[tuple[dict, str, DiagonalLinearAttention, History]]:
+    """Train the paired diagonal heads along the restart schedule (every seed, then restarts
+    while no run in ``results`` has ``reached`` the goal, :data:`PE_MAX_RUNS` runs at most).
+    Yields each run's result record (``seed``, ``restart``; the caller adds ``loss`` before
+    the next run), name, model and history; a diverged run gets a NaN loss here and its
+    divergence checks (keyed ``key``-seed-..., named ``label`` (seed ...)) go to ``checks``."""
+    for seed, restart in restart_schedule(ctx.plan.seeds, results, reached, PE_MAX_RUNS):
+        run = _run_name(seed, restart)
+        model, history = _train_diagonal(ctx, heads, seed, paired=True, restart=restart)
+        result = {"seed": seed, "restart": restart}
+        if failed := divergence(history, f"{key}-" + run.replace(", ", "-").replace(" ", "-"),
+                                f"{label} ({run})"):
+            checks += failed
+            results.append({**result, "loss": math.nan})
+            continue
+        results.append(result)
+        yield result, run, model, history
 
 
 def _predicted_identity(ctx: Context, d: int) -> np.ndarray:
@@ -426,11 +453,9 @@ def _floor_check(ctx: Context, heads: int, paired: bool, predicted: float, seed:
     if failed := divergence(history, f"h-{heads}-seed-{seed}", f"H = {heads} (seed {seed})"):
         return failed[0], _floor_curve(ctx, heads, predicted, f"H={heads}", history), math.nan
     mean = _last_row_loss(ctx, model, paired)
-    tolerance = Tolerance(FLOOR_OPTIMISATION, f"optimisation {FLOOR_OPTIMISATION:g} (spec); the "
-                          "loss is the exact population loss")
     check = close(f"h-{heads}-last-row-loss-reaches-the-rank-floor-seed-{seed}",
                   f"H = {heads}: last-row loss reaches the rank floor (seed {seed})",
-                  "training", predicted, mean, tolerance, uses=("min_loss",))
+                  "training", predicted, mean, FLOOR_OPTIMISATION, uses=("min_loss",))
     return check, _floor_curve(ctx, heads, predicted, f"H={heads}, seed {seed}", history), mean
 
 
@@ -588,23 +613,16 @@ def _pe_training(ctx: Context) -> tuple[list[Check], list[Plot]]:
         return _pe_floor(ctx, heads)
     zero_loss = ctx.prediction.float("min_loss") + PE_ZERO_LOSS_BOUND
     results, trained = [], []
-    for seed, restart in restart_schedule(ctx.plan.seeds, results,
-                                          lambda r: r["loss"] <= zero_loss, PE_MAX_RUNS):
-        run = f"seed {seed}" + (f", restart {restart}" if restart else "")
-        model, history = _train_diagonal(ctx, heads, seed, paired=True, restart=restart)
-        if failed := divergence(history, "orthogonal-heads-" + run.replace(", ", "-")
-                                .replace(" ", "-"), f"orthogonal heads ({run})"):
-            checks += failed
-            results.append({"seed": seed, "restart": restart, "loss": math.nan})
-            continue
+    for result, run, model, history in _restarted_runs(
+            ctx, heads, lambda r: r["loss"] <= zero_loss, "orthogonal-heads", "orthogonal heads",
+            results, checks):
         mean = _last_row_loss(ctx, model, paired=True)
         C, p = _structure(model, T)
         c = float(np.mean([C[2 * m : 2 * m + 2, 2 * m : 2 * m + 2].mean() for m in range(d // 2)]))
         target = c * np.kron(np.eye(d // 2), np.ones((2, 2)))
-        results.append({"seed": seed, "restart": restart, "loss": mean,
-                        "ratio": float(p[T - 1] / p[T]),
-                        "C_error": float(np.abs(C - target).max() / abs(c))})
-        if restart and mean > zero_loss:  # a restart that missed too: in the details only
+        result.update(loss=mean, ratio=float(p[T - 1] / p[T]),
+                      C_error=float(np.abs(C - target).max() / abs(c)))
+        if result["restart"] and mean > zero_loss:  # a restart that missed too: in the details only
             continue
         trained.append((run.removeprefix("seed "), C / c))
         curves.append(Curve("trigonometric PE: training loss (sum over rows)", run,
@@ -656,33 +674,27 @@ def _pe_floor(ctx: Context, heads: int) -> tuple[list[Check], list[Plot]]:
     check reads the lowest last-row loss of every run: two-sided, it fails if no run reaches the
     floor and if any run goes below it (which the theorem excludes)."""
     floor = ctx.prediction.float("min_loss")
+
+    def at_floor(result: dict) -> bool:
+        return abs(result["loss"] - floor) <= FLOOR_OPTIMISATION.atol
+
     checks, curves, results = [], [], []
-    for seed, restart in restart_schedule(ctx.plan.seeds, results,
-                                          lambda r: abs(r["loss"] - floor) <= FLOOR_OPTIMISATION,
-                                          PE_MAX_RUNS):
-        run = f"seed {seed}" + (f", restart {restart}" if restart else "")
-        model, history = _train_diagonal(ctx, heads, seed, paired=True, restart=restart)
-        if failed := divergence(history, f"h-{heads}-" + run.replace(", ", "-").replace(" ", "-"),
-                                f"H = {heads} ({run})"):
-            checks += failed
-            results.append({"seed": seed, "restart": restart, "loss": math.nan})
-            continue
-        mean = _last_row_loss(ctx, model, paired=True)
-        results.append({"seed": seed, "restart": restart, "loss": mean})
-        if not restart or abs(mean - floor) <= FLOOR_OPTIMISATION:
+    for result, run, model, history in _restarted_runs(ctx, heads, at_floor, f"h-{heads}",
+                                                       f"H = {heads}", results, checks):
+        result["loss"] = _last_row_loss(ctx, model, paired=True)
+        if not result["restart"] or at_floor(result):
             curves.append(_floor_curve(ctx, heads, floor, f"H={heads}, {run}", history))
     finite = [r["loss"] for r in results if math.isfinite(r["loss"])]
     if not finite:  # every run diverged; the divergence checks say where
         return checks, curves
     restarts = len(results) - len(ctx.plan.seeds)
-    reached = sum(abs(loss - floor) <= FLOOR_OPTIMISATION for loss in finite)
-    tolerance = Tolerance(FLOOR_OPTIMISATION, f"optimisation {FLOOR_OPTIMISATION:g} (spec); the "
-                          "loss is the exact population loss")
+    reached = sum(at_floor(r) for r in results)
     checks.append(close(
         f"h-{heads}-lowest-last-row-loss-of-the-runs-is-the-rank-floor",
         f"H = {heads}: lowest last-row loss of the runs = the rank floor ({reached}/"
         f"{len(results)} runs reached it" + (f", {restarts} of them restarts" if restarts else "")
-        + ")", "training", floor, min(finite), tolerance, uses=("min_loss",), runs=results,
+        + ")", "training", floor, min(finite), FLOOR_OPTIMISATION, uses=("min_loss",),
+        runs=results,
         restarts=restarts))
     return checks, curves
 

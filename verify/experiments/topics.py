@@ -316,12 +316,13 @@ def _threshold_bridge(ctx: Context) -> Check:
     u = torch.zeros(T * v, dtype=model.E.dtype, device=ctx.device)
     u[:v], u[v: 2 * v] = 1.0, -1.0
     u /= u.norm()
+    population = _population(ctx)
 
     def loss(eps: float) -> float:
         with torch.no_grad():
             model.E.zero_()
             model.E[0, : T * v] = math.sqrt(eps) * u
-            return topic_population_loss(model, _population(ctx), lam, model.trainable()).item()
+            return topic_population_loss(model, population, lam, model.trainable()).item()
 
     base = loss(0.0)
     slope = 2 * (loss(THRESHOLD_EPS / 2) - base) / (THRESHOLD_EPS / 2) - (
