@@ -30,9 +30,12 @@ def sample_markov_chains(
     """Sample ``batch`` stationary chains of ``length`` symbols.
 
     Each step ``x_{t+1} = F_t(x_t)`` applies a random map ``F_t: {0,1} -> {0,1}`` with
-    ``F_t(0) = [u_t < p]`` and ``F_t(1) = [u_t >= q]``, ``u_t ~ U(0,1)``. The prefix compositions
-    ``F_t o ... o F_1`` are computed by a Hillis-Steele scan: ``ceil(log2(length))`` steps, each
-    one batched gather, so there is no loop over positions.
+    ``F_t(0) = a_t = [u_t < p]`` and ``F_t(1) = [u_t >= q]``, ``u_t ~ U(0,1)``. A map is either
+    constant (``F_t(0) = F_t(1)``: ``x_{t+1} = a_t``) or ``x -> a_t XOR x`` (identity or
+    negation), so ``x_{t+1}`` is the parity of ``a_r + ... + a_t`` with ``r`` the last constant
+    map at or before ``t`` (of ``x_1 + a_1 + ... + a_t`` when there is none): a cumulative sum,
+    a cumulative maximum and one gather, no loop over positions. The same chains, for the
+    same generator state, as applying the maps one step at a time.
 
     Returns
     -------
@@ -44,13 +47,12 @@ def sample_markov_chains(
     if length == 1:
         return first.to(dtype)
     u = torch.rand(batch, length - 1, generator=generator, device=device)
-    # (B, length-1, 2): the images F_t(0), F_t(1)
-    maps = torch.stack(((u < p).long(), (u >= q).long()), dim=-1)
-    shift = 1
-    while shift < length - 1:
-        # maps[t] <- maps[t] o maps[t - shift]: (F o G)(x) = F[G[x]]
-        composed = torch.gather(maps[:, shift:], -1, maps[:, :-shift])
-        maps = torch.cat((maps[:, :shift], composed), dim=1)
-        shift *= 2
-    rest = torch.gather(maps, -1, first.unsqueeze(-1).expand(-1, length - 1, 1)).squeeze(-1)
+    image_of_zero = (u < p).long()
+    constant = image_of_zero == (u >= q).long()
+    parity = torch.cumsum(image_of_zero, dim=1)  # a_1 + ... + a_t (its parity is what counts)
+    steps = torch.arange(length - 1, device=device)
+    last_constant = torch.where(constant, steps, -1).cummax(dim=1).values  # r_t, -1 if none
+    # parity before r_t: 0 for r_t = 0, a_1 + ... + a_{r-1} after, and x_1 without a reset
+    before = torch.cat((first, torch.zeros_like(first), parity[:, :-1]), dim=1)
+    rest = (parity - torch.gather(before, 1, last_constant + 1)) & 1
     return torch.cat((first, rest), dim=1).to(dtype)
