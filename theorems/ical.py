@@ -469,6 +469,7 @@ def _heads_obligations(params: Params, prediction: Prediction) -> list[Obligatio
     A_min = sp.sqrt(c) * rotation
     gram = sp.ImmutableMatrix(sp.simplify(A_min * A_min.T))
     off_diagonal = prediction.closed_forms["off_diagonal"].subs(_dT(params))
+    minimum_p = (*[sp.Integer(0)] * params["T"], 1 / c)
     sizes = {"d": 2}
     scope = ("the conservation law and the balanced minimum are identities in the entries; "
              "they are written out for H = d = 2 (a rotation of R^2), the paper's argument "
@@ -485,6 +486,11 @@ def _heads_obligations(params: Params, prediction: Prediction) -> list[Obligatio
         Obligation("the off-diagonal of A A^T relative to its diagonal is the predicted value",
                    gram[0, 1] / gram[0, 0], "==", _dT(params), off_diagonal,
                    uses=("off_diagonal",), sizes=sizes, scope=scope),
+        Obligation("the population loss at that minimum (B^T A = c I, p_T = 1/c, every other "
+                   "p_k = 0) is min_loss",
+                   sp.simplify(unitary_closed_form(c * sp.eye(2), minimum_p)), "==",
+                   _dT(params), prediction.closed_forms["min_loss"].subs(_dT(params)),
+                   uses=("min_loss",), sizes=sizes, scope=scope),
     ]
 
 
@@ -503,8 +509,11 @@ ORTHOGONAL_HEADS = Theorem(
     assumption_text=(r"$d \ge 1$, $T \ge 2$", "H = d, balanced small initialisation"),
     assumptions=_size_problems,
     predict=lambda params: Prediction(
-        closed_forms={"off_diagonal": sp.Integer(0)}, point=_dT(params),
-        descriptions={"off_diagonal": "off-diagonal of A A^T relative to its diagonal"}),
+        closed_forms={"off_diagonal": sp.Integer(0), "min_loss": sp.Integer(0)},
+        point=_dT(params),
+        descriptions={"off_diagonal": "off-diagonal of A A^T relative to its diagonal",
+                      "min_loss": "global minimum of the population loss of every row with "
+                                  "H = d heads: the unitary theorem's max(d - H, 0) at H = d"}),
     obligations=_heads_obligations,
 )
 
