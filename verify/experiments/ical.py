@@ -65,9 +65,20 @@ SIGMAS = 5.0
 ROUNDOFF = 1e-12
 #: float64 round-off of a sum of a few hundred O(1) complex products.
 REALISATION = Tolerance(1e-12, "float64 round-off: the same sum computed two ways")
-#: One-step GD, from the spec: ``|diag(VQ) - eta*|`` and ``|off-diag(VQ)|`` below 5e-3; the ERM on
-#: the fixed training set moves VQ by O(n^-1/2) ~ 1e-3 at n = 2^13 (its sampling error).
-GD_ENTRY = Tolerance(5e-3, "ERM on a finite training set: O(n^-1/2) estimation error")
+#: One-step GD: ``|diag(VQ) - eta*|`` and ``|off-diag(VQ)|`` within this fraction of ``eta*``. The
+#: ERM on the fixed training set (2^13 sequences in the fast budget) estimates VQ with an error
+#: of O(n^-1/2) relative to VQ itself: measured 0.005 to 0.024 eta* over d = 2..5, T = 3..20
+#: (random phases, 2 to 6 seeds). The spec's absolute 5e-3, set at d = 3..4 and T = 5..6 where
+#: eta* = 1/7..1/9, is 0.035 eta* at d = 3, T = 5 and more elsewhere in that range; kept
+#: absolute, it is 11% of eta* at d = 3, T = 20 and hid the fixed-s_0 control's 8% there.
+GD_RELATIVE = 0.035
+
+
+def _gd_entry(eta_star: float) -> Tolerance:
+    """The tolerance of VQ's entries around ``eta* I`` (:data:`GD_RELATIVE`)."""
+    return Tolerance(GD_RELATIVE * eta_star, "ERM on a finite training set: O(n^-1/2) "
+                     "estimation error relative to VQ (spec: 5e-3 at d = 3, T = 5, where "
+                     "eta* = 1/7)")
 #: One-step GD held-out loss within 2% of L* (estimation error plus Monte Carlo error).
 GD_LOSS_RTOL = 0.02
 #: Noiseless data: at a global minimum every sequence is predicted exactly, so training
@@ -264,9 +275,9 @@ def _gd_training(ctx: Context) -> tuple[list[Check], list[Plot]]:
         suffix = f"-seed-{seed}"
         checks += [
             close("max-diag-vq-eta" + suffix, "max |diag(VQ) - eta*|" + tag, "training", 0.0,
-                  diagonal, GD_ENTRY, uses=("eta_star",)),
+                  diagonal, _gd_entry(eta_star), uses=("eta_star",)),
             close("max-off-diag-vq" + suffix, "max |off-diag(VQ)|" + tag, "training", 0.0, off,
-                  GD_ENTRY),
+                  _gd_entry(eta_star), uses=("eta_star",)),
             close("held-out-loss-vs-l-d-d-1-t-d-1" + suffix,
                   "held-out loss vs L* = d(d-1)/(T+d-1)" + tag, "training", loss_star, mean,
                   Tolerance(max(GD_LOSS_RTOL * loss_star, ZERO_LOSS_BOUND) + SIGMAS * error,
@@ -309,7 +320,7 @@ def _gd_control(ctx: Context) -> tuple[list[Check], list[Plot]]:
         diagonal, off = _gd_deviation(model, eta_star)
         checks.append(apart(f"fixed-s-0-max-vq-eta-i-seed-{seed}",
                             f"fixed s_0: max |VQ - eta* I| (seed {seed})", "control", 0.0,
-                            max(diagonal, off), GD_ENTRY, uses=("eta_star",)))
+                            max(diagonal, off), _gd_entry(eta_star), uses=("eta_star",)))
     return checks, []
 
 
