@@ -133,6 +133,21 @@ def _problems(params: Params) -> list[str]:
     return problems
 
 
+def kept_word_problems(params: Params) -> list[str]:
+    """A claim about trained attention needs kept words: its topic signal reaches a word query
+    only through positions where the word was kept (query = target)."""
+    if params["keep"] > 0:
+        return []
+    return [f"keep must be > 0 (got keep = {params['keep']}): the attention's topic signal "
+            "reaches word queries only through kept words (query = target), so at keep = 0 no "
+            "attention structure is predicted"]
+
+
+def _attention_problems(params: Params) -> list[str]:
+    """:func:`_problems`, then :func:`kept_word_problems`."""
+    return _problems(params) or kept_word_problems(params)
+
+
 #: The masked-LM corruption of the sampled experiments (the reference code's BERT scheme).
 MASKING_PARAMETERS = (
     Parameter("mask", "rational", sp.Rational(15, 100),
@@ -449,7 +464,7 @@ ATTENTION_TOPICS = Theorem(
                      "masked-LM corruption of LDA documents with keep probability > 0",
                      "measured on different words only: attention to the query itself and "
                      "to copies of its word is excluded"),
-    assumptions=_problems,
+    assumptions=_attention_problems,
     predict=lambda params: Prediction(
         closed_forms={"a": _block_values(params)[1], "b": _block_values(params)[2],
                       "uniform_ratio": sp.Integer(1)},
@@ -514,7 +529,7 @@ def _dynamics_obligations(params: Params, prediction: Prediction) -> list[Obliga
 
 
 def _dynamics_problems(params: Params) -> list[str]:
-    problems = _problems(params)
+    problems = _attention_problems(params)
     if not problems and params["v"] < 2:
         problems.append(f"v must be at least 2 words per topic (got v = {params['v']}): both "
                         "scores compare same-topic pairs of different words, and with one word "

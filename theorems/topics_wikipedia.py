@@ -25,7 +25,7 @@ import itertools
 import sympy as sp
 
 from theorems.core import Obligation, Parameter, Params, Prediction, Theorem
-from theorems.topics import MASKING_PARAMETERS, masking_problems
+from theorems.topics import MASKING_PARAMETERS, kept_word_problems, masking_problems
 
 T_ = sp.Symbol("T", positive=True)
 tau_ = sp.Symbol("tau", positive=True)
@@ -83,7 +83,7 @@ def _problems(params: Params) -> list[str]:
     problems += masking_problems(params)
     if not params["mask"] > 0:
         problems.append("mask must be > 0: the masked-LM loss needs selected positions")
-    return problems
+    return problems + (kept_word_problems(params) if not problems else [])
 
 
 WIKIPEDIA = Theorem(
@@ -126,6 +126,8 @@ WIKIPEDIA = Theorem(
     ),
     assumption_text=(
         r"$T \ge 2$ LDA topics, $2T \le V \le 5000$ words, $d \ge 2$",
+        "masked-LM corruption with keep probability > 0 (the attention's topic signal reaches "
+        "word queries through kept words)",
         "gensim's Wikipedia sample (head500.noblanks.cor: 250 articles, stemmed, stop words "
         "removed); gensim is a dependency of the package, so nothing is downloaded",
         "the theory's model: one layer, one head, no residual, FFN, layer norm or positions",

@@ -76,3 +76,17 @@ def test_bad_parameters_are_readable_violations(overrides, message):
     theorem = registry.theorem("topics-value-block-structure")
     violations = theorem.assumptions(theorem.resolve_params(overrides))
     assert any(message in v for v in violations), violations
+
+
+@pytest.mark.parametrize("theorem_id", ["topics-attention-structure",
+                                        "topics-two-stage-dynamics", "topics-wikipedia"])
+def test_attention_claims_need_kept_words(theorem_id):
+    """At keep = 0 (e.g. with random = 1/3, where the attention run ended at a lift ratio of
+    0.97) no attention structure is predicted: refused; the value matrix's claim, which does not
+    go through kept words, runs."""
+    theorem = registry.theorem(theorem_id)
+    violations = theorem.assumptions(theorem.resolve_params({"keep": "0", "random": "1/3"}))
+    assert len(violations) == 1 and "keep must be > 0" in violations[0]
+    assert not theorem.assumptions(theorem.resolve_params({"keep": "1/100"}))
+    value = registry.theorem("topics-value-block-structure")
+    assert not value.assumptions(value.resolve_params({"keep": "0", "random": "1/3"}))
