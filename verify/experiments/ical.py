@@ -369,6 +369,11 @@ def _run_name(seed: int, restart: int) -> str:
     return f"seed {seed}" + (f", restart {restart}" if restart else "")
 
 
+def _run_key(name: str) -> str:
+    """A run's name as a check key: ``seed-3-restart-2``."""
+    return name.replace(", ", "-").replace(" ", "-")
+
+
 def _restarted_runs(ctx: Context, heads: int, reached: Callable[[dict], bool], key: str,
                     label: str, results: list[dict], checks: list[Check]
                     ) -> Iterator[tuple[dict, str, DiagonalLinearAttention, History]]:
@@ -381,7 +386,7 @@ def _restarted_runs(ctx: Context, heads: int, reached: Callable[[dict], bool], k
         run = _run_name(seed, restart)
         model, history = _train_diagonal(ctx, heads, seed, paired=True, restart=restart)
         result = {"seed": seed, "restart": restart}
-        if failed := divergence(history, f"{key}-" + run.replace(", ", "-").replace(" ", "-"),
+        if failed := divergence(history, f"{key}-{_run_key(run)}",
                                 f"{label} ({run})"):
             checks += failed
             results.append({**result, "loss": math.nan})
@@ -584,8 +589,8 @@ def _heads_training(ctx: Context) -> tuple[list[Check], list[Plot]]:
             runs.append({"restart": restart, "steps": len(history.losses), "loss": loss,
                          "reached": loss <= minimum})
         run = _run_name(seed, restart)
-        if failed := divergence(history, "balanced-heads-" + run.replace(", ", "-").replace(
-                " ", "-"), f"balanced heads ({run})"):
+        if failed := divergence(history, f"balanced-heads-{_run_key(run)}",
+                                f"balanced heads ({run})"):
             checks += failed
             continue
         ratio, coupling = _orthogonality(model)
@@ -672,8 +677,8 @@ def _heads_control(ctx: Context) -> tuple[list[Check], list[Plot]]:
                           "step": _gd_step(d, _size(ctx, "T"), UNBALANCED_STD) / 2**halvings,
                           "apart": abs(ratio - predicted) > HEADS_TOLERANCE.bound(predicted)})
         run = _run_name(seed, restart)
-        if failed := divergence(history, "unbalanced-init-" + run.replace(", ", "-").replace(
-                " ", "-"), f"unbalanced init ({run}, step halved {halvings} times)"):
+        if failed := divergence(history, f"unbalanced-init-{_run_key(run)}",
+                                f"unbalanced init ({run}, step halved {halvings} times)"):
             checks += failed
             continue
         checks.append(apart(f"unbalanced-init-a-a-t-off-diagonal-diagonal-seed-{seed}",
