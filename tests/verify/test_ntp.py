@@ -83,24 +83,27 @@ def test_stage_two_reaches_the_spec_thresholds(capsys, tmp_path):
     assert rate["details"]["step_theta"] < 1e-3 and rate["tolerance"]["atol"] < 1e-4
 
 
-def test_the_rate_tolerance_comes_from_the_direction_of_the_steps(capsys, tmp_path):
+def test_the_rate_is_not_compared_where_the_steps_zigzag(capsys, tmp_path):
     """eta = 2, K = 4: normalized GD zigzags in stage 2 (the window's steps far from W*), the
-    per-step factor is 0.66 against exp(-eta/||W*||) = 0.53, and the tolerance, from the
-    steps' direction error, says the prediction is not resolved there (the check failed with a
-    tolerance from the direction of W alone)."""
+    per-step factor is 0.66 against exp(-eta/||W*||) = 0.53 (the check failed with a tolerance
+    from the direction of W alone); a tolerance from the steps' direction error would reach
+    past 0 and 1, so the comparison is left out and the reason recorded, while the linear
+    convergence itself is checked."""
     code, _, _ = _run(capsys, "--theorem", "ntp-loss-linear-rate", "--param", "K=4",
                       "--param", "orders=random", "--param", "eta=2", "--json",
                       str(tmp_path / "r.json"))
     (entry,) = json.loads((tmp_path / "r.json").read_text())["theorems"]
-    rate = next(c for c in entry["checks"] if c["name"].startswith("per-step factor"))
-    assert code == 0 and rate["details"]["step_theta"] > 0.5
-    assert abs(rate["measured"] - rate["predicted"]) > 0.1 < rate["tolerance"]["atol"]
+    keys = {c["key"]: c for c in entry["checks"]}
+    assert code == 0 and "last-quarter-per-step-factor-vs-exp-eta-w-kq" not in keys
+    r2 = keys["log-loss-l-inf-linear-in-t-over-the-middle-half-r-2"]
+    assert r2["passed"] and "zigzags" in r2["details"]["rate_not_compared"]
+    assert keys["loss-l-inf-at-the-end-of-stage-2"]["passed"]
 
 
 def test_the_collocation_law_is_compared_above_its_round_off(capsys, tmp_path):
-    """eta0 = 2, T0 = 40: stage 1 ends at L0 = 1.4e-15, where one ulp of the log-sum-exp is a
-    tenth of the loss; the relative law check reads the steps where round-off is below 1e-9 of
-    it, the value after T0 steps has an absolute part of a few ulps (both failed before)."""
+    """eta0 = 2, T0 = 40: stage 1 ends at L0 = 1.6e-15, where one ulp of log(1 + y) is a
+    seventh of the loss; the relative law check reads the steps where round-off is below 1e-9
+    of it, the value after T0 steps has an absolute part of a few ulps (both failed before)."""
     code, _, _ = _run(capsys, "--theorem", "ntp-ffn-max-margin", "--param", "eta0=2",
                       "--param", "T0=40", "--json", str(tmp_path / "r.json"))
     (entry,) = json.loads((tmp_path / "r.json").read_text())["theorems"]
@@ -108,7 +111,7 @@ def test_the_collocation_law_is_compared_above_its_round_off(capsys, tmp_path):
     law, value = checks["from-0-l0-follows-the-law"], checks["from-0-loss-after-t0-steps-l0-t0"]
     assert code == 0 and law["passed"] and value["passed"]
     assert 0 < law["details"]["compared"] < law["details"]["steps"]
-    assert value["predicted"] < 1e-14 and value["tolerance"]["atol"] < 1e-13
+    assert value["tolerance"]["atol"] < value["predicted"] < 1e-14
 
 
 def test_gaussian_embeddings_whose_offset_grows_like_sqrt_t_converge(capsys, tmp_path):

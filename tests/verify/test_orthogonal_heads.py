@@ -42,21 +42,22 @@ def test_a_balanced_run_that_has_not_left_the_saddle_restarts(monkeypatch):
 
 
 def test_the_control_step_is_halved_until_its_run_stays_finite(monkeypatch):
-    """d = 8, T = 4: the scale-1 control diverges at the (32/(d T))^2 rule's step and not at
-    half of it."""
+    """d = 8, T = 4, seed 2: the scale-1 control diverges at the step of the small-init runs and not
+    at half of it, where it gets twice the steps."""
     monkeypatch.setattr(ical, "CONTROL_HALVINGS", 0)
-    [diverged] = _stage(2, 0, d="8", T="4").values()
+    [diverged] = _stage(2, 2, d="8", T="4").values()
     assert not diverged.passed and diverged.key.endswith("-diverged")
     monkeypatch.undo()
-    [control] = _stage(2, 0, d="8", T="4").values()
+    [control] = _stage(2, 2, d="8", T="4").values()
     assert control.passed
-    assert control.details["draws"][0]["step"] == ical._gd_step(8, 4, ical.UNBALANCED_STD) / 2
+    assert control.details["draws"][0]["step"] == ical.GD_LR / 2
+    assert control.details["draws"][0]["loss"] <= ical.ZERO_LOSS_BOUND  # at its minimum
 
 
 def test_an_unbalanced_draw_orthogonal_by_chance_is_drawn_again(monkeypatch):
     """d = 2, T = 4, seed 10: the unbalanced run ends with A A^T's off-diagonal at 1.3% of its
     diagonal, inside the tolerance; the next draw is far outside it."""
-    monkeypatch.setattr(ical, "CONTROL_DRAWS", 1)
+    monkeypatch.setattr(ical, "HEADS_CONTROL_DRAWS", 1)
     [alone] = _stage(2, 10, d="2", T="4").values()
     assert not alone.passed and alone.measured < ical.HEADS_RATIO
     monkeypatch.undo()

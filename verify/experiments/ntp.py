@@ -37,7 +37,7 @@ BRIDGE = Tolerance(1e-12, "float64 round-off of the model's loss/gradient at the
 #: Clarabel (cvxpy's default) stops at relative gaps ~1e-8; entries are then accurate to ~1e-6.
 SOLVER = Tolerance(1e-6, "interior-point solver accuracy (Clarabel, default tolerances)")
 #: The L0(t) law from zero is exact: the spec's relative 1e-9, far above float64's relative
-#: round-off while L0 is not small (below about 1e-6, see LAW_ULPS, it is not).
+#: round-off while L0 is not small (below about 1e-6, see LAW_ROUNDOFF, it is not).
 LAW_RTOL = 1e-9
 #: Gaussian embeddings: 1 - corr(W_ov, W*) must fall at least like t^GAUSSIAN_SLOPE over the
 #: run's second half. With a bounded offset W(t) - eta0 t W*/||W*|| it falls like t^-2, but for
@@ -60,18 +60,16 @@ STAGE1_STOP = 1e-11
 #: ~exp(-60) ~ 1e-26, far below round-off, and the loss must equal the floor.
 BRIDGE_MARGIN = 60
 INIT_STD = 0.1
-#: Absolute float64 round-off of the collocation loss, in ulps of ``1 + x``: log-sum-exp over
-#: logits of size up to the law's exponent ``x = eta0 t / sqrt(K-1)`` loses a few ulps of ``x``,
-#: and ``log(1 + y)`` one ulp of 1. Once ``L0`` is below about ``1e-6 (1 + x)`` that is more than
-#: the spec's relative 1e-9 (eta0 = 2, T0 = 20: L0(T0) = 8.5e-8, loss and law 6e-17 apart, 7e-10
-#: relative; T0 = 40: 1.4e-15, where one ulp is 0.1 relative).
-LAW_ULPS = 8
-
-
-def _law_roundoff(eta0: float, K: int, t: np.ndarray) -> np.ndarray:
-    """The collocation loss's absolute round-off after ``t`` NGD steps from 0
-    (:data:`LAW_ULPS`)."""
-    return LAW_ULPS * np.finfo(np.float64).eps * (1 + eta0 * t / np.sqrt(K - 1))
+#: Absolute float64 round-off of the collocation loss: the target's logit is the largest, so
+#: the log-sum-exp's shift cancels it exactly and what is left is ``log(1 + y)``, good to an ulp
+#: or two of 1 whatever the logits' size (measured against the law in 50-digit arithmetic: at
+#: most 2.25 ulps over every step at K = 3, 6, 10, eta0 = 1/2 and 2, up to 200 steps). Below
+#: L0 = LAW_ROUNDOFF / LAW_RTOL (about 1e-6) that is more than the spec's relative 1e-9: at
+#: eta0 = 2, T0 = 20, L0(T0) = 8.5e-8 and the loss is one ulp (2.2e-16, 2.6e-9 relative) off.
+LAW_ROUNDOFF = 4 * float(np.finfo(np.float64).eps)
+#: The stage-1 loss from zero after T0 steps against the law's value L0(T0).
+LAW_VALUE = Tolerance(LAW_ROUNDOFF, "the law is exact: float64 round-off of log(1 + y), a few "
+                      "ulps of 1, and the spec's relative 1e-9", rtol=LAW_RTOL)
 
 
 def _norm2_tolerance(solution: np.ndarray) -> Tolerance:
@@ -403,29 +401,24 @@ def _ffn_training(ctx: Context) -> tuple[list[Check], list[Plot]]:
     checks = divergence(history, "stage-1-from-0", "stage 1 from 0")
     t = np.arange(len(history.losses))
     law = _law(ctx)(t)
-    # relative where the law is above its own absolute round-off over 1e-9 (LAW_ULPS)
-    resolved_steps = LAW_RTOL * law >= _law_roundoff(eta0, K, t)
+    # relative where the law is above its own absolute round-off over 1e-9 (LAW_ROUNDOFF)
+    resolved_steps = LAW_RTOL * law >= LAW_ROUNDOFF
     worst = float(np.max(np.abs(history.losses - law)[resolved_steps] / law[resolved_steps]))
     checks.append(close("from-0-l0-follows-the-law",
                         "from 0: max_t |L0(t) - log(1 + (K-1) exp(-eta0 t/sqrt(K-1)))| / L0",
                         "training", 0.0, worst,
                         Tolerance(LAW_RTOL, "the law is exact; compared at the steps where "
-                                  "float64's log-sum-exp round-off (a few ulps of the logits) "
-                                  "is below this"), uses=("L0",), steps=len(law),
+                                  "float64's round-off of log(1 + y) (a few ulps of 1) is "
+                                  "below this"), uses=("L0",), steps=len(law),
                         compared=int(resolved_steps.sum())))
     if history.nonfinite_step is None:  # the loss where stage 1 stops, after T0 steps
         tokens, lengths, targets, _ = _tensors(batch, ctx.device)
         with torch.no_grad():
             stopped = model.loss(tokens, lengths, targets).item()
-        T0 = len(history.losses)
         checks.append(close("from-0-loss-after-t0-steps-l0-t0",
                             "from 0: collocation loss after T0 steps = L0(T0)", "training",
-                            ctx.prediction.float("L0(T0)"), stopped,
-                            Tolerance(float(_law_roundoff(eta0, K, np.array(T0))),
-                                      f"the law is exact; float64 log-sum-exp round-off: "
-                                      f"{LAW_ULPS} ulps of 1 + eta0 T0 / sqrt(K-1), and the "
-                                      f"spec's relative 1e-9", rtol=LAW_RTOL),
-                            uses=("L0(T0)",), steps=T0))
+                            ctx.prediction.float("L0(T0)"), stopped, LAW_VALUE,
+                            uses=("L0(T0)",), steps=len(history.losses)))
     curves: list[Plot] = [
         Curve("stage 1: collocation loss L0(t)", "NGD from 0", history.losses, {},
               ylabel="L0 (nats)", xscale="linear", yscale="log",
@@ -720,6 +713,29 @@ def _rate_training(ctx: Context) -> tuple[list[Check], list[Plot]]:
     fitted = float(np.exp(tail_slope))
     # how far the window's step-to-step factors stray from the fitted one
     spread = float(np.abs(gap[tail[1:]] / gap[tail[:-1]] - fitted).max(initial=0.0))
+    allowed = float(predicted * np.expm1(log_error) + spread)
+    # a factor lies in (0, 1): a tolerance reaching past both ends cannot fail, and the
+    # comparison is then left out (normalized GD zigzags; see the README's findings)
+    resolved = allowed < max(predicted, 1 - predicted)
+    rate = close("last-quarter-per-step-factor-vs-exp-eta-w-kq",
+                 "per-step factor of loss - L_inf over the last quarter vs exp(-eta/||W_kq*||)",
+                 "training", predicted, fitted,
+                 Tolerance(allowed,
+                           "each step changes log(loss - L_inf) by -eta <a, u> for the "
+                           "smallest-margin constraints a = (e_x* - e_x) e_q^T (norm sqrt(2)), "
+                           "-eta/||W*|| at the step u = W*/||W*||: the factor is within "
+                           "exp(+-eta sqrt(2) theta) of the prediction, theta the largest "
+                           "direction error ||u - W*/||W*|||| of the window's steps; plus the "
+                           "largest deviation of the window's step-to-step factors from the "
+                           "fitted one (the loss's next-order term, and float64 round-off as "
+                           "the gap nears 1e-11)"),
+                 uses=("rate", "floor"), step_theta=step_theta, fit_from_step=int(tail[0]),
+                 factor_spread=spread)
+    comparison = ({} if resolved else {"rate_not_compared": (
+        f"the window's steps are up to theta = {step_theta:.3g} off W_kq*/||W_kq*|| "
+        f"(normalized GD zigzags), so the per-step factor {fitted:.4g} cannot be compared "
+        f"with exp(-eta/||W*||) = {predicted:.4g}: its tolerance {allowed:.3g} reaches past "
+        f"0 and 1")})
     return [
         at_most("loss-l-inf-at-the-end-of-stage-2", "loss - L_inf at the end of stage 2",
                 "training", FINAL_GAP, float(gap[-1]),
@@ -727,22 +743,8 @@ def _rate_training(ctx: Context) -> tuple[list[Check], list[Plot]]:
         at_least("log-loss-l-inf-linear-in-t-over-the-middle-half-r-2",
                  "log(loss - L_inf) linear in t over the middle half (r^2)", "training",
                  R2_RATE, r2, "spec: linear rate", uses=("floor",), slope=slope,
-                 fitted_rate=float(np.exp(slope))),
-        close("last-quarter-per-step-factor-vs-exp-eta-w-kq",
-              "per-step factor of loss - L_inf over the last quarter vs exp(-eta/||W_kq*||)",
-              "training", predicted, fitted,
-              Tolerance(float(predicted * np.expm1(log_error) + spread),
-                        "each step changes log(loss - L_inf) by -eta <a, u> for the "
-                        "smallest-margin constraints a = (e_x* - e_x) e_q^T (norm sqrt(2)), "
-                        "-eta/||W*|| at the step u = W*/||W*||: the factor is within "
-                        "exp(+-eta sqrt(2) theta) of the prediction, theta the largest direction "
-                        "error ||u - W*/||W*|||| of the window's steps (0 to 0.02 at eta <= 1; "
-                        "0.8 to 1.2 at eta >= 2, where normalized GD zigzags and the "
-                        "prediction cannot be resolved); plus the largest deviation of the "
-                        "window's step-to-step factors from the fitted one (the loss's "
-                        "next-order term, and float64 round-off as the gap nears 1e-11)"),
-              uses=("rate", "floor"), step_theta=step_theta, fit_from_step=int(tail[0]),
-              factor_spread=spread),
+                 fitted_rate=float(np.exp(slope)), **comparison),
+        *([rate] if resolved else []),
     ], _stage2_curves(run, floor, predicted)
 
 

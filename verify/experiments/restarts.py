@@ -26,6 +26,13 @@ HEADS_STEP_FACTOR = 4
 #: ... and a seed whose run has not reached it restarts from a fresh balanced init, up to this
 #: many runs per seed (at 4 in 24 runs too slow at d = 2, all three are with probability 0.5%).
 HEADS_MAX_RUNS = 3
+#: Unbalanced inits per seed of the orthogonal-heads control, drawn while the heads of the last
+#: one end orthogonal within the tolerance (at d = 2 one draw in eight did, so all three with
+#: probability 0.2%; see ``verify.experiments.ical``).
+HEADS_CONTROL_DRAWS = 3
+#: A control run whose step was halved gets twice the steps per halving (the same stretch of
+#: the flow), up to this factor (measured: at most two halvings at d <= 8, T <= 12).
+HEADS_CONTROL_STEP_GROWTH = 4
 
 
 def restart_schedule(seeds: Sequence[int], finished: Sequence[object],
