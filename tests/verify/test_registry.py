@@ -253,6 +253,19 @@ def test_the_example_plugin_passes_and_its_checks_can_fail(ridge, cpu, monkeypat
     assert {"obligation", "bridge", "training"} <= failed
 
 
+def test_the_example_plugins_bound_uses_the_curvature_where_gradient_descent_moves(ridge, cpu):
+    """d = 6 > rank X = 3: on the whole space the smallest Hessian eigenvalue is lambda itself,
+    and at lambda = 1/1000 its contraction bound was 0.07 while the run reached w* to
+    round-off; on the row space of X, where the run and w* lie, the bound is below the
+    training tolerance."""
+    reg, _ = ridge
+    verdict = api.check("ridge-gd-optimum", device=cpu, registry=reg, lam="1/1000", n=40, d=6)
+    checks = {check.key: check for check in verdict.checks}
+    assert verdict.passed, [check.name for check in verdict.checks if not check.passed]
+    assert checks["gd-contraction-bound"].measured <= 1e-10
+    assert checks["gd-reaches-w-star"].measured <= 1e-12
+
+
 def test_the_example_plugin_has_its_own_baseline(ridge, cpu):
     from verify import baseline
 
