@@ -83,7 +83,7 @@ def _problems(params: Params) -> list[str]:
     problems += masking_problems(params)
     if not params["mask"] > 0:
         problems.append("mask must be > 0: the masked-LM loss needs selected positions")
-    return problems + (kept_word_problems(params) if not problems else [])
+    return problems or kept_word_problems(params)
 
 
 WIKIPEDIA = Theorem(
