@@ -18,6 +18,8 @@ import torch.nn.functional as F
 from torch import nn
 from torch.autograd.function import once_differentiable
 
+from numerics.products import linear_product
+
 
 @dataclass(frozen=True)
 class MarkovTransformerConfig:
@@ -122,20 +124,26 @@ def _attend(queries: torch.Tensor, keys: torch.Tensor, values: torch.Tensor,
 def _layer(u: torch.Tensor, layer: MarkovTransformer | DeeperLayer,
            config: MarkovTransformerConfig, attended: torch.Tensor | None = None) -> torch.Tensor:
     """One attention + FFN layer on the residual stream ``u`` (``(B, n, d)``); ``attended``
-    (``(B, n, m)``, the attention's output before ``W_O``) when already computed, else the
-    fused kernel computes it."""
-    if attended is None:
-        heads = u.unsqueeze(-3)  # (B, 1, n, d): one head; the 4-D layout takes the fused kernel
-        queries, keys, values = heads @ layer.W_Q.T, heads @ layer.W_K.T, heads @ layer.W_V.T
-        attended = _attend(queries, keys, values, config).squeeze(-3)  # (B, n, m)
+    (``(B, n, m)``, the attention's output before ``W_O``) when :func:`binary_attention`
+    computed it (the rest of the layer then takes :class:`_LayerTail`, first order only like
+    that attention), else the fused kernel computes it."""
+    if attended is not None:
+        return _LayerTail.apply(u, attended, layer.W_O, layer.W_1, layer.W_2)
+    heads = u.unsqueeze(-3)  # (B, 1, n, d): one head; the 4-D layout takes the fused kernel
+    queries, keys, values = heads @ layer.W_Q.T, heads @ layer.W_K.T, heads @ layer.W_V.T
+    attended = _attend(queries, keys, values, config).squeeze(-3)  # (B, n, m)
     y = u + attended @ layer.W_O.T  # (B, n, d)
     return y + F.relu(y @ layer.W_1.T) @ layer.W_2.T  # (B, n, d)
 
 
-#: Row blocks of :func:`binary_attention` per group of rows: the causal table is computed and
-#: multiplied block by block, up to each block's last visible key, so about half of the
-#: ``n x n`` products (the hidden upper triangle) is never formed.
-BINARY_ROW_BLOCKS = 16
+#: Rows per block of :func:`binary_attention`: the causal table is computed and multiplied
+#: block by block, up to each block's last visible key, so about half of the ``n x n``
+#: products (the hidden upper triangle) is never formed.
+BINARY_BLOCK_ROWS = 128
+
+#: A block's keys run from and to multiples of this step, so that the blocks' products take
+#: a few fixed shapes (:func:`~numerics.products.linear_product` compiles a kernel per shape).
+BINARY_KEY_STEP = 32
 
 
 def safe_gamma(dtype: torch.dtype) -> float:
@@ -219,33 +227,41 @@ def _table_products(queries: torch.Tensor, keys: torch.Tensor,
     """``E @ [constant, varying]`` for each group ``(rows, constant, varying)``:
     ``E = exp(queries[rows] keys^T)`` on the keys visible from each row's position
     ``rows % len(keys)`` (``rows`` by ascending position), each row divided by its largest
-    entry, in :data:`BINARY_ROW_BLOCKS` row blocks per group, each up to its last visible key
+    entry, in blocks of :data:`BINARY_BLOCK_ROWS` rows of a group, each from its first to its
+    last visible key rounded out to multiples of :data:`BINARY_KEY_STEP`
     (:class:`_CausalTableProduct`); the result's row ``r`` is that of query ``r``, its columns
     those of ``constant`` (no gradient) and then of ``varying``.
 
-    A row's scale cancels in :func:`binary_attention` (its numerator and normaliser come from
-    the same row), so no softmax denominator is formed. Causal blocks mask only the keys from
-    the block's first position on: the earlier ones are visible to every row of the block.
+    A group's last block is filled up with copies of its last row's position and no query
+    (index ``len(queries)``, a zero row whose output is dropped and whose gradient is 0), so
+    that every block has the same rows and the products' shapes come from a small fixed set
+    (:func:`~numerics.products.linear_product` compiles a kernel per shape). A row's scale
+    cancels in :func:`binary_attention` (its numerator and normaliser come from the same row),
+    so no softmax denominator is formed. Causal blocks mask only the keys from the block's
+    first position on: the earlier ones are visible to every row of the block.
     """
-    n = len(keys)
-    blocks = []
-    offset = 0  # the group's first row in the groups' order
+    n, step = len(keys), BINARY_KEY_STEP
+    blocks, order = [], []
+    offset = 0  # the group's first row in the padded order
     for group, (rows, _, _) in enumerate(groups):
         count = len(rows)
-        bounds = [round(k * count / BINARY_ROW_BLOCKS) for k in range(BINARY_ROW_BLOCKS + 1)]
-        for start, stop in zip(bounds[:-1], bounds[1:], strict=True):
-            if stop > start:
-                at = rows[start:stop] % n
-                first = 0 if memory is None else max(0, int(at[0]) - memory)
-                masked = int(at[0]) if memory is None else first  # first key that may be hidden
-                cols = torch.arange(masked, int(at[-1]) + 1, device=rows.device)
-                hidden = cols[None, :] > at[:, None]
-                if memory is not None:
-                    hidden |= cols[None, :] < at[:, None] - memory
-                blocks.append((group, offset + start, offset + stop, first, masked, hidden))
-        offset += count
-    order = torch.cat([rows for rows, _, _ in groups])  # every row once, group by group
-    return _CausalTableProduct.apply(queries, keys, order, blocks,
+        padding = -count % BINARY_BLOCK_ROWS
+        order.append(torch.cat([rows, rows.new_full((padding,), len(queries))]))
+        positions = torch.cat([rows % n, (rows[-1:] % n).expand(padding)])
+        for start in range(0, count + padding, BINARY_BLOCK_ROWS):
+            at = positions[start:start + BINARY_BLOCK_ROWS]
+            low, high = int(at[0]), int(at[-1])
+            first = 0 if memory is None else max(0, low - memory) // step * step
+            last = min(n, -(-(high + 1) // step) * step)  # high + 1 rounded up
+            masked = low if memory is None else first  # first key that may be hidden
+            cols = torch.arange(masked, last, device=rows.device)
+            hidden = cols[None, :] > at[:, None]
+            if memory is not None:
+                hidden |= cols[None, :] < at[:, None] - memory
+            blocks.append((group, offset + start, offset + start + len(at), first, masked,
+                           hidden))
+        offset += count + padding
+    return _CausalTableProduct.apply(queries, keys, torch.cat(order), blocks,
                                      *(side for _, *sides in groups for side in sides))
 
 
@@ -266,11 +282,13 @@ class _CausalTableProduct(torch.autograd.Function):
     """Row blocks ``exp(q k^T - row max, masked) @ [constant, varying]`` with a hand-written
     backward that accumulates the key and right-side gradients in place (autograd through
     the blocks' slices would zero-fill a full-size gradient per block). The rows are taken
-    in the groups' order ``order`` (a permutation of the query rows), so that every block is
-    a contiguous range of them; ``blocks`` holds per block its group (the index of its right
-    side), the range ``[start, stop)`` in that order, its first key, first maskable key and
-    the mask from that key to the block's last key. ``sides`` are each group's ``constant``
-    (data, given no gradient: the product with it is not differentiated) and ``varying``.
+    in the groups' order ``order`` (every query row once, and ``len(queries)`` for a padding
+    row), so that every block is a contiguous range of them; ``blocks`` holds per block its
+    group (the index of its right side), the range ``[start, stop)`` in that order, its first
+    key, first maskable key and the mask from that key to the block's last key. ``sides`` are
+    each group's ``constant`` (data, given no gradient: the product with it is not
+    differentiated) and ``varying``. The large products go to
+    :func:`~numerics.products.linear_product`, each in a layout its fast kernels take.
 
     The row maximum is a constant of the backward, so the backward is exact only for a
     consumer that does not change when a row of the output is scaled, as
@@ -280,18 +298,24 @@ class _CausalTableProduct(torch.autograd.Function):
     @staticmethod
     def forward(ctx, queries, keys, order, blocks, *sides):
         rhs = [torch.cat(sides[i:i + 2], -1) for i in range(0, len(sides), 2)]
-        # index_select copies whole rows: about 4x faster than queries[order]
-        in_order = queries.index_select(0, order)
-        out = rhs[0].new_empty(len(queries), rhs[0].shape[1])  # rows in the groups' order
+        # index_select copies whole rows: about 4x faster than queries[order]; the padding
+        # rows (index len(queries)) are zero queries
+        in_order = torch.cat([queries, queries.new_zeros(1, queries.shape[1])]).index_select(
+            0, order)
+        out = rhs[0].new_empty(len(order), rhs[0].shape[1])  # rows in the padded order
+        # the scores in base 2: exp2 runs 3 to 5x faster than exp on the CPU, and does not
+        # slow down where the result underflows (exp takes about 15x longer there)
+        keys_base2 = keys * math.log2(math.e)
         tables = []
         for group, start, stop, first, masked, hidden in blocks:
             last = masked + hidden.shape[1]
-            table = in_order[start:stop] @ keys[first:last].T
+            table = in_order[start:stop] @ keys_base2[first:last].T
             table[:, masked - first:].masked_fill_(hidden, -math.inf)
-            tables.append(table.sub_(table.amax(-1, keepdim=True)).exp_())
-            torch.mm(table, rhs[group][first:last], out=out[start:stop])
+            tables.append(table.sub_(table.amax(-1, keepdim=True)).exp2_())
+            out[start:stop] = linear_product(table, rhs[group][first:last].T)
         ctx.blocks, ctx.constant_columns = blocks, sides[0].shape[1]
-        inverse = torch.argsort(order)  # row r of the result is row inverse[r] of out
+        # query r is row inverse[r] of out (the padding rows' index is the largest)
+        inverse = torch.argsort(order)[:len(queries)]
         ctx.save_for_backward(in_order, keys, order, inverse, *rhs, *tables)
         return out.index_select(0, inverse)  # a gather of rows: faster than a scatter
 
@@ -301,7 +325,7 @@ class _CausalTableProduct(torch.autograd.Function):
     def backward(ctx, grad):
         in_order, keys, order, inverse, *saved = ctx.saved_tensors
         rhs, tables = saved[:-len(ctx.blocks)], saved[-len(ctx.blocks):]
-        grad = grad.index_select(0, order)
+        grad = torch.cat([grad, grad.new_zeros(1, grad.shape[1])]).index_select(0, order)
         # the query and key gradients (m <= 16 columns) are formed transposed, m rows by the
         # block's rows or keys: a product with so few output columns is several times
         # slower in the row-major layout (about 8x for the keys' sum of products)
@@ -309,17 +333,49 @@ class _CausalTableProduct(torch.autograd.Function):
         grad_keys = keys.new_zeros(keys.shape[1], len(keys))
         keys_t, queries_t = keys.T.contiguous(), in_order.T
         constant = ctx.constant_columns
-        grad_varying = [r.new_zeros(len(r), r.shape[1] - constant) for r in rhs]
+        # transposed too: each block's product is formed as (columns, keys)
+        grad_varying = [r.new_zeros(r.shape[1] - constant, len(r)) for r in rhs]
         for (group, start, stop, first, masked, hidden), table in zip(ctx.blocks, tables,
                                                                       strict=True):
             last = masked + hidden.shape[1]
             rows_grad = grad[start:stop]
-            scores = (rows_grad @ rhs[group][first:last].T).mul_(table)  # d scores = E * d E
+            scores = linear_product(rows_grad, rhs[group][first:last]).mul_(table)  # E * d E
             grad_queries[:, start:stop] = keys_t[:, first:last] @ scores.T
             grad_keys[:, first:last].addmm_(queries_t[:, start:stop], scores)
-            grad_varying[group][first:last].addmm_(table.T, rows_grad[:, constant:])
+            grad_varying[group][:, first:last] += linear_product(rows_grad[:, constant:].T,
+                                                                 table.T)
         return (grad_queries.T.index_select(0, inverse), grad_keys.T, None, None,
-                *(g for varying in grad_varying for g in (None, varying)))
+                *(g for varying in grad_varying for g in (None, varying.T)))
+
+
+class _LayerTail(torch.autograd.Function):
+    """The layer after its attention, ``y = u + attended W_O^T`` and
+    ``z = y + ReLU(y W_1^T) W_2^T`` on ``B n`` rows, with every product taken in its fastest
+    layout: autograd's products for so many rows by ``d, m, r <= 64`` columns (a weight's
+    gradient as a sum over the rows, ``(B n, r) @ (r, d)``) run 3 to 5x slower on the CPU
+    than :func:`~numerics.products.linear_product` and the weights' gradients formed as
+    ``r x d`` sums of products. First order only, like the binary attention before it."""
+
+    @staticmethod
+    def forward(ctx, u, attended, W_O, W_1, W_2):
+        shape = u.shape
+        attended = attended.reshape(-1, attended.shape[-1])
+        y = u.reshape(-1, shape[-1]) + linear_product(attended, W_O)  # (rows, d)
+        hidden = linear_product(y, W_1).relu_()  # (rows, r)
+        ctx.save_for_backward(attended, y, hidden, W_O, W_1, W_2)
+        return (y + linear_product(hidden, W_2)).view(shape)
+
+    @staticmethod
+    @_first_order_only
+    @once_differentiable
+    def backward(ctx, grad):
+        attended, y, hidden, W_O, W_1, W_2 = ctx.saved_tensors
+        shape = grad.shape
+        grad_z = grad.reshape(-1, shape[-1])
+        grad_hidden = linear_product(grad_z, W_2.T).mul_(hidden > 0)  # (rows, r)
+        grad_y = grad_z + linear_product(grad_hidden, W_1.T)  # (rows, d)
+        return (grad_y.view(shape), linear_product(grad_y, W_O.T).view(*shape[:-1], -1),
+                (attended.T @ grad_y).T, (y.T @ grad_hidden).T, grad_z.T @ hidden)
 
 
 class _ClassRatio(torch.autograd.Function):

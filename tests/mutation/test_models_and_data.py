@@ -80,6 +80,17 @@ def _binary_key_gradients_lost(monkeypatch) -> None:
                         staticmethod(backward))
 
 
+def _binary_feed_forward_gradient_lost(monkeypatch) -> None:
+    """The binary-input path's hand-written backward of the rest of the layer drops the
+    feed-forward's first matrix's gradient (``W_1``)."""
+    original = markov_transformer._LayerTail.backward
+
+    def backward(ctx, grad):
+        u, attended, W_O, W_1, W_2 = original(ctx, grad)
+        return u, attended, W_O, torch.zeros_like(W_1), W_2
+    monkeypatch.setattr(markov_transformer._LayerTail, "backward", staticmethod(backward))
+
+
 def _uniform_start(monkeypatch) -> None:
     monkeypatch.setattr(higher_order_markov, "stationary_contexts",
                         lambda kernel: np.full(len(kernel), 1 / len(kernel)))
@@ -131,6 +142,8 @@ MUTANTS = [
      "markov-local-minima", _binary_value_shift_dropped),
     ("models", "binary-input attention path's backward without the keys' gradient",
      "markov-local-minima", _binary_key_gradients_lost),
+    ("models", "binary-input path's backward without the feed-forward's W_1 gradient",
+     "markov-local-minima", _binary_feed_forward_gradient_lost),
     ("data", "Markov chain started from (1/2, 1/2) instead of pi", "markov-local-minima",
      _uniform_start),
     ("data", "rotation sequences with s_0 = 1 instead of uniform phases", "ical-one-step-gd",

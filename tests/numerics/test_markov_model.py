@@ -1,6 +1,7 @@
 """The Markov transformer module, the Monte Carlo loss and the trainer."""
 
 import math
+from unittest import mock
 
 import numpy as np
 import pytest
@@ -9,6 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from numerics.device import DeviceUnavailableError, generator, select_device
+from numerics.models import markov_transformer
 from numerics.models.markov_transformer import MarkovTransformer, MarkovTransformerConfig
 from numerics.monte_carlo import estimate_population_loss
 from numerics.population import MarkovPopulation
@@ -184,19 +186,39 @@ def test_binary_attention_path_equals_the_fused_kernel(cpu, tied, memory, layers
     _assert_paths_agree(model, x, y)
 
 
-@settings(max_examples=25, deadline=None)
+@settings(max_examples=40, deadline=None)
 @given(batch=st.integers(1, 4), n=st.integers(1, 40), d=st.integers(2, 6),
-       memory=st.one_of(st.none(), st.integers(0, 8)), seed=st.integers(0, 2**16))
-def test_binary_attention_path_equals_the_fused_kernel_at_any_size(batch, n, d, memory, seed):
+       memory=st.one_of(st.none(), st.integers(0, 8)), seed=st.integers(0, 2**16),
+       block_rows=st.integers(1, 9), key_step=st.integers(1, 9),
+       dtype=st.sampled_from([torch.float32, torch.float64]))
+def test_binary_attention_path_equals_the_fused_kernel_at_any_size(batch, n, d, memory, seed,
+                                                                   block_rows, key_step, dtype):
     """The same agreement at arbitrary small sizes: one sequence, one position, windows of
-    width 0, rows split unevenly over the causal blocks and the two key-class groups."""
+    width 0, rows split unevenly over the two key-class groups, and (blocks of a few rows,
+    key ranges rounded to a few keys) many blocks per group, a last block filled up with
+    padding rows, key ranges rounded past the visible keys and cut at ``n``."""
     from numerics.data.markov import sample_markov_chains
 
     cpu = torch.device("cpu")
-    model = MarkovTransformer(MarkovTransformerConfig(d, n, True, memory=memory), torch.float64,
-                              cpu)
+    model = MarkovTransformer(MarkovTransformerConfig(d, n, True, memory=memory), dtype, cpu)
     model.reset_parameters(generator(cpu, seed), std=0.6)
-    data = sample_markov_chains(0.3, 0.6, batch, n + 1, generator(cpu, seed + 1), torch.float64)
+    data = sample_markov_chains(0.3, 0.6, batch, n + 1, generator(cpu, seed + 1), dtype)
+    with (mock.patch.object(markov_transformer, "BINARY_BLOCK_ROWS", block_rows),
+          mock.patch.object(markov_transformer, "BINARY_KEY_STEP", key_step)):
+        _assert_paths_agree(model, data[:, :-1], data[:, 1:])
+
+
+@pytest.mark.parametrize("memory", [None, 100])
+def test_binary_attention_path_equals_the_fused_kernel_over_many_blocks(cpu, memory):
+    """float32 at a length of several default blocks per group (the products then go to
+    :func:`~numerics.products.linear_product`'s oneDNN kernels on the CPU)."""
+    from numerics.data.markov import sample_markov_chains
+
+    n = 3 * markov_transformer.BINARY_BLOCK_ROWS + 17
+    model = MarkovTransformer(MarkovTransformerConfig(8, n, False, memory=memory), torch.float32,
+                              cpu)
+    model.reset_parameters(generator(cpu, 11), std=0.4)
+    data = sample_markov_chains(0.3, 0.6, 4, n + 1, generator(cpu, 12), torch.float32)
     _assert_paths_agree(model, data[:, :-1], data[:, 1:])
 
 
