@@ -72,6 +72,14 @@ LAW_VALUE = Tolerance(LAW_ROUNDOFF, "the law is exact: float64 round-off of log(
                       "ulps of 1, and the spec's relative 1e-9", rtol=LAW_RTOL)
 
 
+
+def _resolved(law: np.ndarray) -> np.ndarray:
+    """The steps where the law is compared relatively: ``LAW_RTOL * law >= LAW_ROUNDOFF``
+    (``law`` above about 8.9e-7), where float64's round-off of ``log(1 + y)`` is at most the
+    relative ``LAW_RTOL``. The stage-1 law check (close) and the Gaussian-embedding control
+    (apart) share it: a loss on the law misses it there by no more than that round-off."""
+    return LAW_RTOL * law >= LAW_ROUNDOFF
+
 def _norm2_tolerance(solution: np.ndarray) -> Tolerance:
     """``||S||_F^2`` of a solver matrix ``S`` against the exact ``||W*||_F^2``.
 
@@ -401,8 +409,7 @@ def _ffn_training(ctx: Context) -> tuple[list[Check], list[Plot]]:
     checks = divergence(history, "stage-1-from-0", "stage 1 from 0")
     t = np.arange(len(history.losses))
     law = _law(ctx)(t)
-    # relative where the law is above its own absolute round-off over 1e-9 (LAW_ROUNDOFF)
-    resolved_steps = LAW_RTOL * law >= LAW_ROUNDOFF
+    resolved_steps = _resolved(law)
     worst = float(np.max(np.abs(history.losses - law)[resolved_steps] / law[resolved_steps]))
     checks.append(close("from-0-l0-follows-the-law",
                         "from 0: max_t |L0(t) - log(1 + (K-1) exp(-eta0 t/sqrt(K-1)))| / L0",
@@ -535,10 +542,7 @@ def _ffn_gaussian(ctx: Context, resolved: ntp.Setting, steps: int, seed: int, ta
     n = len(gap)
     slope, r2 = linear_fit(np.log(np.arange(n // 2, n)), np.log(gap[n // 2:]))
     law = _law(ctx)(np.arange(n))
-    # log(1 + (K-1) e^(-x)) rounds to multiples of 2e-16, then to 0, once (K-1) e^(-x) nears
-    # float64's epsilon: compare where the law is above 1e-6, its relative round-off there
-    # (~1e-10) below the control's tolerance
-    held = law > 1e-6
+    held = _resolved(law)
     return [
         apart("gaussian-embeddings-l0-misses-the-one-hot-law" + suffix,
               "Gaussian embeddings (not orthonormal): max_t |L0(t) - one-hot law| / L0" + tag,
