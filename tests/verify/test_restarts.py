@@ -5,7 +5,7 @@ import torch
 
 from verify import harness, registry
 from verify.experiments import ical
-from verify.experiments.restarts import PE_MAX_RUNS, restart_schedule
+from verify.experiments.restarts import PE_MAX_RUNS, restart_schedule, seed_runs
 from verify.records import Context, Tolerance
 
 
@@ -39,6 +39,39 @@ def test_restarts_stop_at_the_cap():
     assert len(_schedule((0, 1, 2), {}, 7)) == 7
     assert len(_schedule((0, 1, 2), {}, 2)) == 3  # the seeds always run
 
+
+
+class _History:
+    def __init__(self, diverged: bool) -> None:
+        self.nonfinite_step = 3 if diverged else None
+
+
+def _seed_runs(outcomes: dict[int, str], max_runs: int):
+    """One seed's runs where restart k ``reaches``, ``misses`` or ``diverges`` as listed
+    (misses when not listed); returns what seed_runs returns and the restarts trained."""
+    trained = []
+
+    def run(restart: int):
+        trained.append(restart)
+        outcome = outcomes.get(restart, "misses")
+        return f"model {restart}", _History(outcome == "diverges"), {
+            "reached": outcome == "reaches"}
+    return seed_runs(4, run, lambda record: record["reached"], max_runs), trained
+
+
+def test_seed_runs_stop_at_the_first_that_reaches():
+    (model, history, restart, records), trained = _seed_runs({2: "reaches"}, 5)
+    assert trained == [0, 1, 2] and (model, restart) == ("model 2", 2)
+    assert records == [{"restart": k, "reached": k == 2} for k in range(3)]
+    assert history.nonfinite_step is None
+
+
+def test_seed_runs_stop_at_the_cap_or_at_a_divergence():
+    (model, _, restart, records), trained = _seed_runs({}, 3)
+    assert trained == [0, 1, 2] and restart == 2 and len(records) == 3
+    (model, history, restart, records), trained = _seed_runs({1: "diverges"}, 5)
+    assert trained == [0, 1] and (model, restart) == ("model 1", 1)
+    assert history.nonfinite_step is not None and records == [{"restart": 0, "reached": False}]
 
 def _pe_training(monkeypatch, max_runs: int):
     monkeypatch.setattr(ical, "PE_MAX_RUNS", max_runs)

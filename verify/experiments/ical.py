@@ -29,6 +29,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from functools import partial
 
 import numpy as np
 import sympy as sp
@@ -58,6 +59,7 @@ from verify.experiments.restarts import (
     HEADS_STEP_FACTOR,
     PE_MAX_RUNS,
     restart_schedule,
+    seed_runs,
 )
 from verify.records import Check, Context, Curve, Experiment, Plot, Structure, Tolerance
 
@@ -567,25 +569,25 @@ def _unitary_training(ctx: Context) -> tuple[list[Check], list[Plot]]:
 def _heads_training(ctx: Context) -> tuple[list[Check], list[Plot]]:
     checks, curves, trained = [], [], []
     d = _size(ctx, "d")
+
+    def balanced_run(restart: int, seed: int):
+        model, history = _train_diagonal(ctx, d, seed, paired=False, balanced=True,
+                                         gradient_descent=True, steps_factor=HEADS_STEP_FACTOR,
+                                         restart=restart, stop_below=ZERO_LOSS_BOUND)
+        loss = float(history.losses[-1])
+        return model, history, {"steps": len(history.losses), "loss": loss,
+                                "reached": loss <= ZERO_LOSS_BOUND}
+
     for seed in ctx.plan.seeds:
         tag, suffix = f" (seed {seed})", f"-seed-{seed}"
-        runs: list[dict] = []
-        for _, restart in restart_schedule([seed], runs, lambda run: run["reached"],
-                                           HEADS_MAX_RUNS):
-            model, history = _train_diagonal(ctx, d, seed, paired=False, balanced=True,
-                                             gradient_descent=True,
-                                             steps_factor=HEADS_STEP_FACTOR, restart=restart,
-                                             stop_below=ZERO_LOSS_BOUND)
-            if history.nonfinite_step is not None:
-                break
-            loss = float(history.losses[-1])
-            runs.append({"restart": restart, "steps": len(history.losses), "loss": loss,
-                         "reached": loss <= ZERO_LOSS_BOUND})
+        model, history, restart, runs = seed_runs(seed, partial(balanced_run, seed=seed),
+                                                  lambda run: run["reached"], HEADS_MAX_RUNS)
         run = _run_name(seed, restart)
         if failed := divergence(history, f"balanced-heads-{_run_key(run)}",
                                 f"balanced heads ({run})"):
             checks += failed
             continue
+        loss = runs[-1]["loss"]
         ratio, coupling = _orthogonality(model)
         checks += [
             close("balanced-init-loss-at-the-end" + suffix,
@@ -659,33 +661,37 @@ def _heads_control(ctx: Context) -> tuple[list[Check], list[Plot]]:
     if d == 1:
         return checks, []
     predicted = ctx.prediction.float("off_diagonal")
-    for seed in ctx.plan.seeds:
-        draws: list[dict] = []
-        for _, restart in restart_schedule([seed], draws, lambda run: run["apart"],
-                                           HEADS_CONTROL_DRAWS):
-            for halvings in range(CONTROL_HALVINGS + 1):
-                # a halved step takes twice the steps: the same stretch of the flow
-                model, history = _train_diagonal(ctx, d, seed, paired=False,
-                                                 gradient_descent=True,
-                                                 init_std=UNBALANCED_STD,
-                                                 steps_factor=SLOW_START * min(
-                                                     2**halvings, HEADS_CONTROL_STEP_GROWTH),
-                                                 restart=restart, halvings=halvings,
-                                                 stop_below=ZERO_LOSS_BOUND)
-                if history.nonfinite_step is None:
-                    break
-            if history.nonfinite_step is not None:
+
+    def unbalanced_run(restart: int, seed: int):
+        for halvings in range(CONTROL_HALVINGS + 1):
+            # a halved step takes twice the steps: the same stretch of the flow
+            model, history = _train_diagonal(ctx, d, seed, paired=False, gradient_descent=True,
+                                             init_std=UNBALANCED_STD,
+                                             steps_factor=SLOW_START * min(
+                                                 2**halvings, HEADS_CONTROL_STEP_GROWTH),
+                                             restart=restart, halvings=halvings,
+                                             stop_below=ZERO_LOSS_BOUND)
+            if history.nonfinite_step is None:
                 break
-            ratio, coupling = _orthogonality(model)
-            draws.append({"restart": restart, "ratio": ratio,
-                          "loss": float(history.losses[-1]),
-                          "step": GD_LR / 2**halvings,
-                          "apart": abs(ratio - predicted) > HEADS_TOLERANCE.bound(predicted)})
+        else:  # every halving diverged
+            return model, history, {}
+        ratio, _ = _orthogonality(model)
+        return model, history, {
+            "ratio": ratio, "loss": float(history.losses[-1]), "step": GD_LR / 2**halvings,
+            "apart": abs(ratio - predicted) > HEADS_TOLERANCE.bound(predicted)}
+
+    for seed in ctx.plan.seeds:
+        model, history, restart, draws = seed_runs(seed, partial(unbalanced_run, seed=seed),
+                                                   lambda run: run["apart"],
+                                                   HEADS_CONTROL_DRAWS)
         run = _run_name(seed, restart)
+        # a run diverges only when every halving of its step did
         if failed := divergence(history, f"unbalanced-init-{_run_key(run)}",
-                                f"unbalanced init ({run}, step halved {halvings} times)"):
+                                f"unbalanced init ({run}, step halved {CONTROL_HALVINGS} "
+                                f"times)"):
             checks += failed
             continue
+        ratio, coupling = _orthogonality(model)
         checks.append(apart(f"unbalanced-init-a-a-t-off-diagonal-diagonal-seed-{seed}",
                             f"unbalanced init: A A^T off-diagonal / diagonal (seed {seed})",
                             "control", predicted, ratio, HEADS_TOLERANCE,

@@ -8,6 +8,9 @@ Torch-free: the paper's registration reads the cap for its cost estimate before 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
+from typing import Any, TypeVar
+
+Model = TypeVar("Model")
 
 #: Trigonometric PE (Sander et al., 2024, orthogonal case): the loss has spurious minima, and
 #: from the small init one run reaches the global minimum only some of the time (measured on the
@@ -53,3 +56,20 @@ def restart_schedule(seeds: Sequence[int], finished: Sequence[object],
             if len(finished) >= max_runs or any(reached(run) for run in finished):
                 return
             yield seed, restart
+
+
+def seed_runs(seed: int, run: Callable[[int], tuple[Model, Any, dict]],
+              reached: Callable[[dict], bool], max_runs: int
+              ) -> tuple[Model, Any, int, list[dict]]:
+    """One seed's runs along :func:`restart_schedule`: ``run(restart)`` trains one and returns
+    its model, its history (``nonfinite_step`` set where it diverged) and its record. The runs
+    stop at the first whose record has ``reached`` the goal, at a diverged run, or after
+    ``max_runs``. Returns the last run's model, history and restart, and the records of the
+    runs that finished (each with its ``restart``)."""
+    records: list[dict] = []
+    for _, restart in restart_schedule([seed], records, reached, max_runs):
+        model, history, record = run(restart)
+        if history.nonfinite_step is not None:
+            break
+        records.append({"restart": restart, **record})
+    return model, history, restart, records
