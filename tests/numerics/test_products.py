@@ -1,11 +1,13 @@
-"""The products of the hand-written backward passes: ``a @ w.T`` to float32 round-off in every
-layout they are called with, and torch's own product wherever oneDNN does not apply."""
+"""The products of the hand-written forward and backward passes: ``a @ w.T`` to float32
+round-off in every layout they are called with, and torch's own product wherever oneDNN does
+not apply."""
 
 from __future__ import annotations
 
 import pytest
 import torch
 
+from numerics import products
 from numerics.products import linear_product
 
 
@@ -46,6 +48,46 @@ def test_float64_and_disabled_onednn_take_torch_s_own_product():
     assert torch.equal(linear_product(a.double(), w.double()), a.double() @ w.double().T)
     with torch.backends.mkldnn.flags(enabled=False):
         assert torch.equal(linear_product(a, w), a @ w.T)
+
+
+def test_onednn_is_found_where_torch_ships_it():
+    """The probe of torch's internal op succeeds wherever the op exists (a torch whose op
+    changed its signature would otherwise lose the fast kernels with every other test green),
+    whatever torch's default dtype."""
+    shipped = (torch.backends.mkldnn.is_available()
+               and hasattr(torch.ops.mkldnn, "_linear_pointwise"))
+    products._onednn_op.cache_clear()
+    default = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float64)
+    try:
+        assert (products._onednn_op() is not None) == shipped
+    finally:
+        torch.set_default_dtype(default)
+        products._onednn_op.cache_clear()
+
+
+def test_the_op_gets_a_dense_weight(monkeypatch):
+    """A weight with a padded leading dimension reaches oneDNN copied (its fast kernels need
+    a dense one; a padded one runs a reference kernel about 2000x slower)."""
+    seen = []
+
+    def op(a, w, *args):
+        seen.append(w.is_contiguous() or w.T.is_contiguous())
+        return a @ w.T
+    monkeypatch.setattr(products, "_onednn_op", lambda: op)
+    a = _matrix(8, 20, "row-major", 6)
+    for layout in LAYOUTS:
+        w = _matrix(5, 20, layout, 7)
+        assert torch.allclose(linear_product(a, w), a @ w.T, rtol=1e-6, atol=1e-6)
+    assert seen == [True] * len(LAYOUTS)
+
+
+def test_inputs_that_need_a_gradient_keep_torch_s_product():
+    a = _matrix(6, 10, "row-major", 8).requires_grad_()
+    w = _matrix(4, 10, "transposed", 9)
+    linear_product(a, w).sum().backward()
+    # d/da of sum(a @ w.T) is every row the column sums of w (float32 sums in any order)
+    assert torch.allclose(a.grad, w.sum(0).expand(6, 10), rtol=1e-6, atol=1e-6)
 
 
 @pytest.mark.cuda
