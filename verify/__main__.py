@@ -1,7 +1,5 @@
 """``python -m verify``."""
 
-import sys
+from verify.cli import console
 
-from verify.cli import main
-
-sys.exit(main())
+console()

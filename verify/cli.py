@@ -6,6 +6,7 @@ Exit codes: 0 every check passed, 1 some check failed, 2 usage error (one line, 
 from __future__ import annotations
 
 import argparse
+import atexit
 import errno
 import os
 import shutil
@@ -506,6 +507,23 @@ def main(argv: Sequence[str] | None = None) -> int:
                 signal.signal(signum, handler)
 
 
+def console() -> NoReturn:
+    """The ``verify`` console script (and ``python -m verify``): :func:`main`, exiting with its
+    code. After an interrupt (130, 143) the process exits once its output is flushed and the
+    Python exit handlers have run (its report is already written), without the C-level
+    teardown: an interrupt that stopped runs side by side on threads
+    (:func:`~numerics.device.run_concurrently`) otherwise sometimes ended in an abort in
+    torch's C++ teardown at exit ("terminate called without an active exception", exit 134),
+    after the threads had finished."""
+    code = main()
+    if code in (130, 143):
+        atexit._run_exitfuncs()  # what exit runs at the Python level (process pools' cleanup)
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+    sys.exit(code)
+
+
 def _main(argv: list[str]) -> int:
     from rich.console import Console
 
@@ -536,4 +554,4 @@ def _main(argv: list[str]) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    console()
