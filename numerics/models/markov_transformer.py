@@ -65,9 +65,10 @@ class MarkovTransformerConfig:
 ATTENTION_PATHS = ("auto", "fused", "binary")
 #: Shortest sequence for which ``attention="auto"`` takes the binary path on the CPU. Forward
 #: plus backward of a batch of 16 at d = 8, float32, one thread, measured on a 2-core CPU:
-#: fused kernel / binary path 0.58x at n = 128, 0.87x at n = 192, 1.24x at n = 256; a whole
-#: training step at n = 1024 about 3x (``benchmarks/markov_steps.py``).
-BINARY_MIN_LENGTH = 256
+#: fused kernel / binary path 0.83x at n = 128, 1.09x at n = 160, 1.25x at n = 192, 1.69x at
+#: n = 256, 2.31x at n = 384; a whole training step at n = 1024 about 4x
+#: (``benchmarks/markov_steps.py``).
+BINARY_MIN_LENGTH = 192
 
 #: The attention and FFN matrices of one layer, in registration order.
 LAYER_MATRICES = ("W_Q", "W_K", "W_V", "W_O", "W_1", "W_2")
