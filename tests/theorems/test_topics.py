@@ -45,6 +45,19 @@ def test_obligations_hold_on_admissible_parameters(T, v, tau_fraction, lam):
         assert all(ob.check().holds for ob in theorem.proof(params)), (theorem_id, params)
 
 
+@pytest.mark.parametrize(("T", "v", "tau"), [(6, 4, 4), (5, 3, 2), (7, 2, 5)])
+@pytest.mark.parametrize("theorem_id", ["topics-value-block-structure",
+                                        "topics-two-stage-dynamics"])
+def test_obligations_on_the_50_digit_optimum_hold_at_larger_sizes(theorem_id, T, v, tau):
+    """a + (T-1) b = 0 was an exact comparison of two 50-digit numbers: at T = 6, v = 4,
+    tau = 4 their sum left 8e-53 and the obligation failed. It is now within 1e-30, like the
+    other obligations on the numeric root."""
+    theorem = registry.theorem(theorem_id)
+    params = theorem.resolve_params({"T": T, "v": v, "tau": tau})
+    failed = [ob.name for ob in theorem.proof(params) if not ob.check().holds]
+    assert failed == []
+
+
 def test_root_is_unique_and_block_entries_are_ordered():
     root = topics.optimal_gap(4, 3, 2, sp.Rational(1, 100))
     gap = topics.stationarity_gap().subs({topics.T_: 4, topics.v_: 3, topics.tau_: 2,
