@@ -510,16 +510,22 @@ def main(argv: Sequence[str] | None = None) -> int:
 def console() -> NoReturn:
     """The ``verify`` console script (and ``python -m verify``): :func:`main`, exiting with its
     code. After an interrupt (130, 143) the process exits once its output is flushed and the
-    Python exit handlers have run (its report is already written), without the C-level
-    teardown: an interrupt that stopped runs side by side on threads
+    ``atexit`` handlers have run (its report is already written), without the interpreter's
+    and the C-level teardown: an interrupt that stopped runs side by side on threads
     (:func:`~numerics.device.run_concurrently`) otherwise sometimes ended in an abort in
     torch's C++ teardown at exit ("terminate called without an active exception", exit 134),
     after the threads had finished."""
     code = main()
     if code in (130, 143):
-        atexit._run_exitfuncs()  # what exit runs at the Python level (process pools' cleanup)
-        sys.stdout.flush()
-        sys.stderr.flush()
+        # the atexit handlers (logging, multiprocessing's children, ray); threading's exit
+        # hooks and non-daemon threads are skipped: an interrupted run has stopped its
+        # threads and killed its worker processes already (stop_workers)
+        atexit._run_exitfuncs()
+        for stream in (sys.stdout, sys.stderr):
+            try:
+                stream.flush()
+            except (OSError, ValueError):  # a closed pipe (verify ... | head): nothing to keep
+                pass
         os._exit(code)
     sys.exit(code)
 

@@ -40,7 +40,6 @@ def test_restarts_stop_at_the_cap():
     assert len(_schedule((0, 1, 2), {}, 2)) == 3  # the seeds always run
 
 
-
 class _History:
     def __init__(self, diverged: bool) -> None:
         self.nonfinite_step = 3 if diverged else None
@@ -72,6 +71,7 @@ def test_seed_runs_stop_at_the_cap_or_at_a_divergence():
     (model, history, restart, records), trained = _seed_runs({1: "diverges"}, 5)
     assert trained == [0, 1] and (model, restart) == ("model 1", 1)
     assert history.nonfinite_step is not None and records == [{"restart": 0, "reached": False}]
+
 
 def _pe_training(monkeypatch, max_runs: int):
     monkeypatch.setattr(ical, "PE_MAX_RUNS", max_runs)

@@ -72,13 +72,13 @@ LAW_VALUE = Tolerance(LAW_ROUNDOFF, "the law is exact: float64 round-off of log(
                       "ulps of 1, and the spec's relative 1e-9", rtol=LAW_RTOL)
 
 
-
 def _resolved(law: np.ndarray) -> np.ndarray:
     """The steps where the law is compared relatively: ``LAW_RTOL * law >= LAW_ROUNDOFF``
     (``law`` above about 8.9e-7), where float64's round-off of ``log(1 + y)`` is at most the
     relative ``LAW_RTOL``. The stage-1 law check (close) and the Gaussian-embedding control
     (apart) share it: a loss on the law misses it there by no more than that round-off."""
     return LAW_RTOL * law >= LAW_ROUNDOFF
+
 
 def _norm2_tolerance(solution: np.ndarray) -> Tolerance:
     """``||S||_F^2`` of a solver matrix ``S`` against the exact ``||W*||_F^2``.
