@@ -509,17 +509,21 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def console() -> NoReturn:
     """The ``verify`` console script (and ``python -m verify``): :func:`main`, exiting with its
-    code. After an interrupt (130, 143) the process exits once its output is flushed and the
-    ``atexit`` handlers have run (its report is already written), without the interpreter's
-    and the C-level teardown: an interrupt that stopped runs side by side on threads
+    code. After an interrupt (130, 143) of a process without process pools the process exits
+    once its output is flushed and the ``atexit`` handlers have run (its report is already
+    written), without the interpreter's and the C-level teardown: an interrupt that stopped
+    runs side by side on threads
     (:func:`~numerics.device.run_concurrently`) otherwise sometimes ended in an abort in
     torch's C++ teardown at exit ("terminate called without an active exception", exit 134),
     after the threads had finished."""
     code = main()
-    if code in (130, 143):
-        # the atexit handlers (logging, multiprocessing's children, ray); threading's exit
-        # hooks and non-daemon threads are skipped: an interrupted run has stopped its
-        # threads and killed its worker processes already (stop_workers)
+    # a process that made multiprocessing locks (the process pools of --all and of sweeps,
+    # whose runs are in the workers) exits normally: the interpreter's teardown releases
+    # them, where a fast exit leaves them to the resource tracker, which warns with a
+    # traceback
+    if code in (130, 143) and "multiprocessing.synchronize" not in sys.modules:
+        # the atexit handlers (logging, ray); threading's exit hooks and non-daemon threads
+        # are skipped: an interrupted run has stopped its threads already
         atexit._run_exitfuncs()
         for stream in (sys.stdout, sys.stderr):
             try:
