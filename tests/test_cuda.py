@@ -50,6 +50,16 @@ def test_markov_logits_on_cuda_equal_the_cpu_s(attention):
     assert torch.allclose(gpu(x.to(CUDA)).cpu(), cpu(x), atol=1e-10, rtol=0)
 
 
+
+def test_linear_product_takes_torch_s_own_product_on_cuda():
+    """The oneDNN kernels are the CPU's: on CUDA the product is torch's ``a @ w.T`` (with an
+    ``a`` whose leading dimension is padded)."""
+    from numerics.products import linear_product
+
+    a = torch.randn(43, 65, device=CUDA)[1:41, 2:62]
+    w = torch.randn(20, 60, device=CUDA)
+    assert torch.equal(linear_product(a, w), a @ w.T)
+
 def test_float32_attention_backends_agree_with_the_math_reference():
     from torch.nn.attention import SDPBackend, sdpa_kernel
 

@@ -211,6 +211,16 @@ def _built(T: int, v: int, tau: int | None = None) -> dict:
     return {"sizes": sizes, "scope": ENUMERATION_SCOPE}
 
 
+def _rows_sum_to_zero(where: str, a: sp.Expr, b: sp.Expr, T: int,
+                      point: dict[sp.Symbol, sp.Expr]) -> Obligation:
+    """``a + (T-1) b = 0`` for the 50-digit closed forms ``a``, ``b`` of the block optimum:
+    within 1e-30, since their sum cancels only to their last digits."""
+    return Obligation(f"a + (T-1) b = 0{where} (rows sum to zero; |a + (T-1) b| < 1e-30: a "
+                      "and b are 50-digit numbers, whose sum cancels only to their last "
+                      "digits)", sp.Abs(a + (T - 1) * b), "<", point, sp.Float("1e-30"),
+                      uses=("a", "b"))
+
+
 def _value_obligations(params: Params, prediction: Prediction) -> list[Obligation]:
     T, v, tau = _enumeration_sizes(params)
     lam = sp.Rational(params["lam"])
@@ -250,10 +260,7 @@ def _value_obligations(params: Params, prediction: Prediction) -> list[Obligatio
                    sp.Max(sp.Abs(a_star - ((T_ - 1) * tau_ * root / T_).subs(point)),
                           sp.Abs(b_star + (tau_ * root / T_).subs(point))), "<", point,
                    sp.Float("1e-30"), uses=("a", "b", "delta")),
-        Obligation("a + (T-1) b = 0 (rows sum to zero; |a + (T-1) b| < 1e-30: a and b are "
-                   "50-digit numbers, whose sum cancels only to their last digits)",
-                   sp.Abs(a_star + (params["T"] - 1) * b_star), "<", point, sp.Float("1e-30"),
-                   uses=("a", "b")),
+        _rows_sum_to_zero("", a_star, b_star, params["T"], point),
         Obligation("a > 0 > b: same-topic entries exceed different-topic entries", b_star, "<",
                    point, uses=("b",)),
         Obligation("the minimal loss is L(delta*)", forms["loss"], "==", point,
@@ -519,11 +526,7 @@ def _dynamics_obligations(params: Params, prediction: Prediction) -> list[Obliga
                    "(T-1) tau^2 delta holds (|residual| < 1e-30: a 50-digit root)",
                    sp.Abs(stationarity_gap().subs(point).subs(delta, gap)), "<", point,
                    sp.Float("1e-30"), uses=("a", "b")),
-        Obligation("a + (T-1) b = 0 at the stage-1 optimum (rows sum to zero; "
-                   "|a + (T-1) b| < 1e-30: a and b are 50-digit numbers, whose sum cancels "
-                   "only to their last digits)",
-                   sp.Abs(a_star + (params["T"] - 1) * b_star), "<", point, sp.Float("1e-30"),
-                   uses=("a", "b")),
+        _rows_sum_to_zero(" at the stage-1 optimum", a_star, b_star, params["T"], point),
         Obligation("a > b at the stage-1 optimum: its block pattern is that of a block matrix "
                    "with a > b", a_star - b_star, ">", point, uses=("a", "b")),
         Obligation("uniform attention: every word's renormalised attention share equals its "

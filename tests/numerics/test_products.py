@@ -88,11 +88,3 @@ def test_inputs_that_need_a_gradient_keep_torch_s_product():
     linear_product(a, w).sum().backward()
     # d/da of sum(a @ w.T) is every row the column sums of w (float32 sums in any order)
     assert torch.allclose(a.grad, w.sum(0).expand(6, 10), rtol=1e-6, atol=1e-6)
-
-
-@pytest.mark.cuda
-@pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")
-def test_cuda_takes_torch_s_own_product():
-    cuda = torch.device("cuda")
-    a, w = _matrix(40, 60, "padded", 4).to(cuda), _matrix(20, 60, "row-major", 5).to(cuda)
-    assert torch.equal(linear_product(a, w), a @ w.T)
