@@ -78,9 +78,10 @@ def _watch_parent(parent: int, interval: float = 1.0) -> None:
     os._exit(1)
 
 
-def stop_workers(pool: Executor) -> None:
+def stop_workers(pool: Executor, settle: float = 30.0) -> None:
     """Kill the worker processes of ``pool`` at once (after Ctrl-C or SIGTERM), so that no
-    discarded work goes on and nothing waits for it; other processes are left alone.
+    discarded work goes on and nothing waits for it, and shut the pool down; other processes
+    are left alone.
 
     A worker killed while it sends a large result (a header, then the body in a second
     write) leaves a partial message in the result pipe, and the pool's manager thread would
@@ -88,12 +89,21 @@ def stop_workers(pool: Executor) -> None:
     comes, and the interpreter joins that thread at exit. The parent closes its write end,
     so the wait ends in an end of file once the killed workers' ends are gone with them (the
     pool then counts as broken, which nobody reads any more).
+
+    The manager thread then closes its wake-up pipe; this waits (at most ``settle`` seconds)
+    until it has. Python 3.11's exit hook for process pools writes to that pipe without a
+    lock, and a close in between failed the write ("Bad file descriptor", a traceback at
+    exit after an interrupt).
     """
     for process in list((getattr(pool, "_processes", None) or {}).values()):
         process.kill()
     results = getattr(pool, "_result_queue", None)  # a process pool's; read before shutdown
     if results is not None:
         results._writer.close()
+    manager = getattr(pool, "_executor_manager_thread", None)  # read before shutdown
+    pool.shutdown(wait=False, cancel_futures=True)
+    if manager is not None:
+        manager.join(settle)
 
 
 @dataclass(frozen=True)
@@ -164,7 +174,6 @@ def run_theorems(requests: Sequence[TheoremRequest], workers: int, threads: int 
                 following += 1
     except BaseException as exc:  # Ctrl-C, SIGTERM, a worker's error, or the caller stopped
         stop_workers(executor)
-        executor.shutdown(wait=False, cancel_futures=True)
         exc.finished = [finished[i] for i in sorted(finished)]  # type: ignore[attr-defined]
         raise
     executor.shutdown()

@@ -244,7 +244,6 @@ def run_local(tasks: list[Task], workers: int, report: Report,
                 return finish(map if broken else pool_now.map)
         except KeyboardInterrupt:
             stop_workers(pool_now)
-            pool_now.shutdown(wait=False, cancel_futures=True)
             raise
         finally:  # a no-op after the interrupt's shutdown
             pool_now.shutdown(wait=not broken, cancel_futures=True)
