@@ -38,9 +38,9 @@ class TrainConfig:
     optimizer : {"adamw", "sgd", "ngd", "lbfgs"}
         ``sgd`` is plain gradient descent (no momentum): a discretised gradient flow, for
         theorems about what gradient flow conserves. ``ngd`` is normalized gradient descent
-        (:class:`NormalizedGD`). ``lbfgs`` (one iteration with a strong
-        Wolfe line search per step) is for deterministic objectives such as exact population
-        losses.
+        (:class:`NormalizedGD`). ``lbfgs`` (one iteration per step, with a strong Wolfe
+        line search of at most :data:`LBFGS_LINE_SEARCH_EVALS` evaluations) is for
+        deterministic objectives such as exact population losses.
     schedule : {"onecycle", "constant"}
         ``onecycle``: cosine one-cycle with 2% warm-up (none at exactly 50 steps, where it
         would be one step), start ``lr/100``, end ``lr/100 * 20``
@@ -129,6 +129,9 @@ class History:
 FUSED_ADAMW_DTYPES = (torch.float16, torch.bfloat16, torch.float32, torch.float64)
 #: The first torch release with a fused AdamW kernel for the CPU (CUDA has one since 2.0).
 FUSED_ADAMW_CPU_SINCE = (2, 4)
+#: Evaluations of the objective the L-BFGS line search may spend in one step (torch's own
+#: default for the strong Wolfe search).
+LBFGS_LINE_SEARCH_EVALS = 25
 
 
 def fused_adamw_supported(params: list[torch.Tensor]) -> bool:
@@ -162,8 +165,13 @@ def make_optimizer(
     elif config.optimizer == "ngd":
         optimizer = NormalizedGD(groups, lr=config.lr)
     elif config.optimizer == "lbfgs":
-        # tolerances at float64 round-off: the run's length is set by ``steps``, not by them
-        optimizer = torch.optim.LBFGS(trainable, lr=config.lr, max_iter=1, tolerance_grad=0.0,
+        # tolerances at float64 round-off: the run's length is set by ``steps``, not by them;
+        # the evaluations are counted explicitly: torch (2.13 does) gives the line search
+        # only what is left of ``max_eval``, whose default for one iteration is one
+        # evaluation; the line search then never ran, and the first trial step that did not
+        # lower the loss left the run stuck at that point for good
+        optimizer = torch.optim.LBFGS(trainable, lr=config.lr, max_iter=1,
+                                      max_eval=1 + LBFGS_LINE_SEARCH_EVALS, tolerance_grad=0.0,
                                       tolerance_change=0.0, line_search_fn="strong_wolfe")
     else:
         raise ValueError(f"unknown optimizer {config.optimizer!r}")
