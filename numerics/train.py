@@ -166,10 +166,10 @@ def make_optimizer(
         optimizer = NormalizedGD(groups, lr=config.lr)
     elif config.optimizer == "lbfgs":
         # tolerances at float64 round-off: the run's length is set by ``steps``, not by them;
-        # the evaluations are counted explicitly: torch (2.13 does) gives the line search
-        # only what is left of ``max_eval``, whose default for one iteration is one
-        # evaluation; the line search then never ran, and the first trial step that did not
-        # lower the loss left the run stuck at that point for good
+        # the evaluations are counted explicitly: torch 2.13 gives the line search only what
+        # is left of ``max_eval``, whose default for one iteration is one evaluation; the
+        # line search then never ran, and the first trial step that did not lower the loss
+        # left the run stuck at that point for good
         optimizer = torch.optim.LBFGS(trainable, lr=config.lr, max_iter=1,
                                       max_eval=1 + LBFGS_LINE_SEARCH_EVALS, tolerance_grad=0.0,
                                       tolerance_change=0.0, line_search_fn="strong_wolfe")

@@ -3,8 +3,11 @@
 import subprocess
 import sys
 import textwrap
+import time
 
 import pytest
+
+from verify.pool import process_pool, stop_workers
 
 _SCRIPT = textwrap.dedent('''
     import sys
@@ -59,10 +62,6 @@ def test_stopping_a_pool_leaves_no_pipe_for_the_exit_hook_to_race_on():
     pipe. Python 3.11's exit hook for process pools writes to that pipe without a lock; while
     the thread was still closing it, the write failed ("Bad file descriptor") and the
     interrupted ``verify --all --workers 2`` printed a traceback at exit."""
-    import time
-
-    from verify.pool import process_pool, stop_workers
-
     pool = process_pool(1)
     future = pool.submit(time.sleep, 60)
     deadline = time.time() + 60
