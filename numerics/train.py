@@ -60,6 +60,13 @@ class TrainConfig:
     sync_every: int = 50
     stop_below: float | None = None
 
+    @classmethod
+    def lbfgs(cls, steps: int) -> TrainConfig:
+        """``steps`` L-BFGS steps of unit length (the line search scales them), no schedule
+        and no weight decay: the set-up for deterministic objectives."""
+        return cls(steps=steps, lr=1.0, optimizer="lbfgs", schedule="constant",
+                   weight_decay=0.0)
+
 
 #: Fraction of the one-cycle schedule's steps spent warming up (the reference code's 2%).
 WARM_UP = 0.02

@@ -240,6 +240,15 @@ def _float(value: sp.Basic) -> Any:
         return None
 
 
+def stage_context(plan: Plan, device: object, progress: ProgressFactory | None = None,
+                  cache: MutableMapping[Any, Any] | None = None) -> Context:
+    """What the stages of ``plan``'s experiment receive: the theorem's prediction at the
+    plan's parameters, the device, the progress factory and the cache of training runs (a
+    fresh one when none is given)."""
+    return Context(plan, plan.theorem.predict(plan.params), device, progress,
+                   {} if cache is None else cache)
+
+
 def run(plan: Plan, experiment: Experiment, device: object,
         progress: ProgressFactory | None = None,
         cache: MutableMapping[Any, Any] | None = None) -> Verdict:
@@ -249,11 +258,10 @@ def run(plan: Plan, experiment: Experiment, device: object,
     a run); a fresh one is used when none is given.
     """
     start = time.perf_counter()
-    prediction = plan.theorem.predict(plan.params)
-    obligations = plan.theorem.obligations(plan.params, prediction)
+    context = stage_context(plan, device, progress, cache)
+    obligations = plan.theorem.obligations(plan.params, context.prediction)
     checks = [obligation_check(ob) for ob in obligations]
     curves: list[Plot] = []
-    context = Context(plan, prediction, device, progress, {} if cache is None else cache)
     for stage in experiment.stages:
         stage_checks, stage_curves = run_stage(stage, context)
         checks += stage_checks
@@ -266,7 +274,7 @@ def run(plan: Plan, experiment: Experiment, device: object,
         checks=tuple(checks),
         curves=tuple(curves),
         seconds=time.perf_counter() - start,
-        prediction=prediction_record(prediction),
+        prediction=prediction_record(context.prediction),
         notes=tuple(scope_notes(obligations, plan.params)),
     )
 

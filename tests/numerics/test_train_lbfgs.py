@@ -28,8 +28,7 @@ def test_lbfgs_steps_search_their_line_and_reach_the_minimum():
     budget for one iteration left no evaluation to the search, so the first such trial
     stopped the run where it was for every later step (the loss then never changed again)."""
     model = _Rosenbrock()
-    history = train(model, _rosenbrock, TrainConfig(steps=100, lr=1.0, optimizer="lbfgs",
-                                                    schedule="constant", weight_decay=0.0))
+    history = train(model, _rosenbrock, TrainConfig.lbfgs(100))
     # Newton-like convergence: float64 round-off of the minimum, far below the start's 24.2
     assert history.losses[-1] < 1e-20
     assert torch.allclose(model.x.detach(), torch.ones(2, dtype=torch.float64), atol=1e-9)

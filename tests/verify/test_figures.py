@@ -11,7 +11,7 @@ import torch
 from verify import harness, registry
 from verify.experiments import ical
 from verify.figures import draw_curves, draw_structure
-from verify.records import Context, Curve, Structure
+from verify.records import Curve, Structure
 
 
 def _structure(seeds: int = 3) -> Structure:
@@ -74,11 +74,12 @@ def test_one_step_stage_returns_the_predicted_matrix_and_every_seed(monkeypatch)
     small = dataclasses.replace(ical.BUDGETS["fast"], train_set=64, gd_steps=3, mc_samples=256)
     monkeypatch.setitem(ical.BUDGETS, "fast", small)
     plan = harness.prepare(registry.entry("ical-one-step-gd"), {"d": "2", "T": "3"}, seeds=2)
-    prediction = plan.theorem.predict(plan.params)
-    _, plots = ical._gd_training(Context(plan, prediction, torch.device("cpu")))
+    context = harness.stage_context(plan, torch.device("cpu"))
+    _, plots = ical._gd_training(context)
     [structure] = [p for p in plots if isinstance(p, Structure)]
     np.testing.assert_allclose(structure.predicted,
-                               float(prediction.value("eta_star")) * np.eye(2), rtol=1e-15)
+                               float(context.prediction.value("eta_star")) * np.eye(2),
+                               rtol=1e-15)
     assert structure.labels == ("trained, seed 0", "trained, seed 1")
     assert all(m.shape == (2, 2) for m in structure.trained)
     assert not np.allclose(structure.trained[0], structure.trained[1])

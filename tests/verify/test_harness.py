@@ -1,5 +1,6 @@
 """The harness: tolerances, bridge stages over the admissible set, non-finite training."""
 
+import dataclasses
 import math
 
 import pytest
@@ -13,7 +14,7 @@ from verify import api, harness, registry
 from verify.compare import apart, at_least, close
 from verify.experiments import markov as markov_experiments
 from verify.harness import AssumptionError
-from verify.records import Context, Tolerance
+from verify.records import Tolerance
 
 
 def test_tolerance_and_comparisons():
@@ -45,7 +46,7 @@ def _plan(theorem_id: str, pv, qv, d: int):
 
 def _bridge(theorem_id: str, pv, qv, d: int, plan=None):
     plan = plan or _plan(theorem_id, pv, qv, d)
-    context = Context(plan, plan.theorem.predict(plan.params), torch.device("cpu"))
+    context = harness.stage_context(plan, torch.device("cpu"))
     checks = [check for stage in registry.experiment(theorem_id).stages[:MARKOV_BRIDGE_STAGES]
               for check in stage(context)[0]]
     assert {c.kind for c in checks} == {"bridge"}
@@ -92,9 +93,14 @@ def test_non_finite_training_is_a_failed_check(monkeypatch, cpu):
 def test_non_finite_ical_training_is_a_failed_check(monkeypatch, cpu):
     from verify.experiments import ical as ical_experiments
 
-    real = ical_experiments.TrainConfig
-    monkeypatch.setattr(ical_experiments, "TrainConfig",
-                        lambda **kw: real(**{**kw, "lr": 1e300}))
+    @dataclasses.dataclass(frozen=True)
+    class Exploding(ical_experiments.TrainConfig):
+        """Every run's configuration, its constructors' included, with the step 1e300."""
+
+        def __post_init__(self) -> None:
+            object.__setattr__(self, "lr", 1e300)
+
+    monkeypatch.setattr(ical_experiments, "TrainConfig", Exploding)
     monkeypatch.setitem(ical_experiments.BUDGETS, "fast", ical_experiments.IcalBudget(
         steps=20, train_set=64, gd_steps=20, mc_samples=1000))
     verdict = api.run(api.prepare("ical-unitary-global-minima"), device=cpu)

@@ -6,12 +6,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from verify import harness, registry
-from verify.records import Context
 
 
 def _bridge(theorem_id: str, **sizes: int):
     plan = harness.prepare(registry.entry(theorem_id), {k: str(v) for k, v in sizes.items()})
-    context = Context(plan, plan.theorem.predict(plan.params), torch.device("cpu"))
+    context = harness.stage_context(plan, torch.device("cpu"))
     checks, _ = registry.experiment(theorem_id).stages[0](context)
     return checks
 

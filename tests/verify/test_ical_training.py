@@ -5,7 +5,6 @@ import torch
 
 from verify import harness, registry
 from verify.experiments import ical
-from verify.records import Context
 
 
 @pytest.mark.parametrize(("d", "heads", "T"), [(8, 8, 6), (5, 7, 3)])
@@ -16,7 +15,7 @@ def test_unitary_training_reaches_the_zero_loss_minimum_off_the_defaults(d, head
     training check holds: the loss bound and the structure p_T C = I, p_k = 0."""
     plan = harness.prepare(registry.entry("ical-unitary-global-minima"),
                            {"d": str(d), "H": str(heads), "T": str(T)}, seeds=1)
-    context = Context(plan, plan.theorem.predict(plan.params), torch.device("cpu"))
+    context = harness.stage_context(plan, torch.device("cpu"))
     checks, _ = ical._unitary_training(context)
     zero_loss = [c for c in checks if c.key.startswith(("last-row-loss", "max-p-"))]
     assert len(zero_loss) == 3

@@ -8,12 +8,11 @@ import verify
 from theorems import markov as theory
 from verify import harness, registry
 from verify.experiments import markov, markov_resolution
-from verify.records import Context
 
 
 def _control(theorem_id: str, **params: str):
     plan = harness.prepare(registry.entry(theorem_id), params)
-    context = Context(plan, plan.theorem.predict(plan.params), torch.device("cpu"))
+    context = harness.stage_context(plan, torch.device("cpu"))
     checks, curves = registry.experiment(theorem_id).stages[-1](context)
     return {check.key: check for check in checks}, curves
 

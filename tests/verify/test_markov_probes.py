@@ -9,6 +9,7 @@ import torch
 import verify
 from numerics.monte_carlo import Estimate
 from numerics.train import History
+from verify import harness
 from verify.experiments import markov
 from verify.records import Context
 
@@ -22,7 +23,7 @@ def _run(after_0: np.ndarray, after_1: np.ndarray) -> markov.MarkovRun:
 
 def _context(budget: str) -> Context:
     plan = verify.prepare("markov-local-minima", budget=budget, seeds=2)
-    return Context(plan, plan.theorem.predict(plan.params), torch.device("cpu"))
+    return harness.stage_context(plan, torch.device("cpu"))
 
 
 def _oscillating(pi1: float, amplitude: float, steps: int, phase: int) -> np.ndarray:

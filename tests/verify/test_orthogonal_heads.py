@@ -8,13 +8,12 @@ import torch
 
 from verify import harness, registry
 from verify.experiments import ical
-from verify.records import Context
 
 
 def _stage(stage: int, seed: int, **sizes: str) -> dict:
     entry = registry.entry("ical-orthogonal-heads")
     plan = dataclasses.replace(harness.prepare(entry, sizes, seeds=1), seeds=(seed,))
-    context = Context(plan, plan.theorem.predict(plan.params), torch.device("cpu"))
+    context = harness.stage_context(plan, torch.device("cpu"))
     checks, _ = registry.experiment("ical-orthogonal-heads").stages[stage](context)
     return {check.key: check for check in checks}
 

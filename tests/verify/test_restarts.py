@@ -6,7 +6,7 @@ import torch
 from verify import harness, registry
 from verify.experiments import ical
 from verify.experiments.restarts import PE_MAX_RUNS, restart_schedule, seed_runs
-from verify.records import Context, Tolerance
+from verify.records import Tolerance
 
 
 def _schedule(seeds, losses, max_runs):
@@ -77,7 +77,7 @@ def _pe_training(monkeypatch, max_runs: int):
     monkeypatch.setattr(ical, "PE_MAX_RUNS", max_runs)
     entry = registry.entry("ical-pe-trigonometric")
     plan = harness.prepare(entry, {"d": "6", "H": "3", "T": "6"}, seeds=1)
-    context = Context(plan, plan.theorem.predict(plan.params), torch.device("cpu"))
+    context = harness.stage_context(plan, torch.device("cpu"))
     checks, _ = registry.experiment("ical-pe-trigonometric").stages[1](context)
     return {check.key: check for check in checks}
 
@@ -103,7 +103,7 @@ def _pe_floor(monkeypatch, max_runs: int, **sizes: str):
     monkeypatch.setattr(ical, "PE_MAX_RUNS", max_runs)
     entry = registry.entry("ical-pe-trigonometric")
     plan = harness.prepare(entry, sizes, seeds=3)
-    context = Context(plan, plan.theorem.predict(plan.params), torch.device("cpu"))
+    context = harness.stage_context(plan, torch.device("cpu"))
     checks, _ = registry.experiment("ical-pe-trigonometric").stages[1](context)
     [check] = checks
     return check

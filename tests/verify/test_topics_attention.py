@@ -28,7 +28,7 @@ SMALL = topics.TopicsBudget(documents=200, batch=40, steps=150, population_steps
 
 def _context(**params: str) -> Context:
     plan = harness.prepare(registry.entry(THEOREM), params)
-    return Context(plan, plan.theorem.predict(plan.params), torch.device("cpu"))
+    return harness.stage_context(plan, torch.device("cpu"))
 
 
 def _block_attention_model(T: int, v: int, strength: float) -> TopicTransformer:

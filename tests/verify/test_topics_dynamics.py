@@ -16,7 +16,6 @@ import verify.experiments.topics_dynamics as dynamics
 from numerics.data.lda import topic_blocks
 from verify import harness, registry
 from verify.papers import topics_dynamics as registration
-from verify.records import Context
 
 THEOREM = "topics-two-stage-dynamics"
 
@@ -132,7 +131,7 @@ def test_attention_first_control_holds_the_ordinary_run_s_attention(monkeypatch)
                                     evaluation_documents=20, control_seeds=1)
     monkeypatch.setitem(dynamics.BUDGETS, "fast", small)
     plan = harness.prepare(registry.entry(THEOREM), {}, seeds=1)
-    ctx = Context(plan, plan.theorem.predict(plan.params), torch.device("cpu"))
+    ctx = harness.stage_context(plan, torch.device("cpu"))
     ordinary = dynamics._joint_run(ctx, 0)
     control = dynamics._joint_run(ctx, 0, attention_first=True)
     assert control.attention_gap[0] == pytest.approx(ordinary.attention_gap[-1], rel=1e-9)

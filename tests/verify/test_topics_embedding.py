@@ -12,7 +12,6 @@ import verify.experiments.topics as topics
 from theorems import topics as theory
 from theorems.core import TheoremError
 from verify import harness, registry
-from verify.records import Context
 
 THEOREM = "topics-embedding-block-structure"
 
@@ -31,7 +30,7 @@ def _trained_gram(lam: sp.Rational):
     penalty, then the penalty replaced)."""
     plan = harness.prepare(registry.entry(THEOREM), {})
     plan = dataclasses.replace(plan, params={**plan.params, "lam": lam})
-    ctx = Context(plan, plan.theorem.predict(plan.params), torch.device("cpu"))
+    ctx = harness.stage_context(plan, torch.device("cpu"))
     model, _, failed = topics._train_embeddings(ctx, 2, 0, "embeddings")
     assert not failed
     return topics._same_topic_excess(model, 4, 3)

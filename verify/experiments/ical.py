@@ -370,9 +370,7 @@ def _polish_diagonal(ctx: Context, model: DiagonalLinearAttention, label: str) -
     """:data:`POLISH_STEPS` L-BFGS steps on the unitary heads' exact population loss from
     where Adam left ``model``."""
     moments = _moments(ctx, paired=False)
-    return train(model, lambda m: (moments.loss(m).sum(), {}),
-                 TrainConfig(steps=POLISH_STEPS, lr=1.0, optimizer="lbfgs", schedule="constant",
-                             weight_decay=0.0),
+    return train(model, lambda m: (moments.loss(m).sum(), {}), TrainConfig.lbfgs(POLISH_STEPS),
                  _progress(ctx, f"{label} (L-BFGS)", POLISH_STEPS))
 
 

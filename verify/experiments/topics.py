@@ -174,9 +174,7 @@ def _train_population(ctx: Context, model: TopicTransformer, label: str, seed: i
         return topic_population_loss(m, distributions, lam, m.trainable()), {}
 
     steps = BUDGETS[ctx.plan.budget].population_steps
-    return train(model, objective, TrainConfig(steps=steps, lr=1.0, optimizer="lbfgs",
-                                               schedule="constant", weight_decay=0.0),
-                 _progress(ctx, label, steps))
+    return train(model, objective, TrainConfig.lbfgs(steps), _progress(ctx, label, steps))
 
 
 def _value_training(ctx: Context) -> tuple[list[Check], list[Plot]]:
@@ -353,8 +351,7 @@ def _train_embeddings(ctx: Context, tau: int, seed: int, label: str
     model.reset_parameters(stream(ctx.device, seed, "init"), EMBEDDING_INIT_STD)
     adam = train(model, objective, TrainConfig(steps=2 * steps, lr=3e-2, weight_decay=0.0),
                  _progress(ctx, f"{label} (Adam), seed {seed}", 2 * steps))
-    polish = train(model, objective, TrainConfig(steps=steps, lr=1.0, optimizer="lbfgs",
-                                                 schedule="constant", weight_decay=0.0),
+    polish = train(model, objective, TrainConfig.lbfgs(steps),
                    _progress(ctx, f"{label} (L-BFGS), seed {seed}", steps))
     failed = (divergence(adam, f"{label}-adam-seed-{seed}", f"{label}, Adam (seed {seed})")
               + divergence(polish, f"{label}-l-bfgs-seed-{seed}",
