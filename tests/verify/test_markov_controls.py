@@ -5,6 +5,7 @@ import numpy as np
 import torch
 
 import verify
+from numerics.train import TrainConfig, make_optimizer
 from theorems import markov as theory
 from verify import harness, registry
 from verify.experiments import markov, markov_resolution
@@ -53,3 +54,55 @@ def test_trap_predictions_are_read_where_the_run_is_most_stationary_in_the_exact
     assert markov._probe_step(run, 300, 300, exact=True) == len(run.curve) - 1
     verdict = verify.check("markov-local-minima", p="19/20", q="1/10", device="cpu")
     assert verdict.passed, [c.name for c in verdict.checks if not c.passed]
+
+
+def test_bias_reach_is_the_trainers_learning_rates_summed_over_the_arrival_fraction():
+    """The constant that sizes a run's length is what the trainer's one-cycle schedule gives,
+    at the budgets' length and at a longer run (the sum grows with the run)."""
+    for steps in (markov.BUDGETS["fast"].steps, 2 * markov.BUDGETS["fast"].steps + 345):
+        model = torch.nn.Module()
+        model.w = torch.nn.Parameter(torch.zeros(1))
+        model.matrices = list
+        optimizer, scheduler = make_optimizer(model, TrainConfig(steps=steps))
+        rates = []
+        for _ in range(int(markov_resolution.BIAS_ARRIVAL * steps)):
+            rates.append(optimizer.param_groups[0]["lr"])
+            optimizer.step()
+            scheduler.step()
+        reach = sum(rates) / steps
+        assert markov_resolution.BIAS_REACH_PER_STEP <= reach <= 1.01 * (
+            markov_resolution.BIAS_REACH_PER_STEP), reach
+
+
+def test_runs_are_longer_only_where_the_bias_cannot_reach_the_trap_in_the_budget():
+    fast = markov.BUDGETS["fast"].steps
+    reach = markov_resolution.BIAS_REACH_PER_STEP * fast
+    for p, q in ((0.5, 0.8), (0.5, 0.2), (0.6, 0.7), (0.2, 0.3), (0.9, 0.9)):
+        assert abs(np.log(p / q)) < reach
+        assert markov_resolution.run_steps(fast, p, q) == fast
+    for p, q in ((0.95, 0.07), (0.02, 0.99), (0.07, 0.95)):
+        steps = markov_resolution.run_steps(fast, p, q)
+        assert steps > fast
+        assert markov_resolution.BIAS_REACH_PER_STEP * steps >= abs(np.log(p / q))
+
+
+def test_a_trap_at_an_extreme_stationary_law_is_resolved():
+    """At (19/20, 7/100), p + q - 1 = 0.02, the tied run's bias must travel ln(p/q) = 2.6 from
+    0: in 1000 steps it was still 3e-5 above H(pi) at the end (plateau 0 steps), and so was the
+    trap control of the global minimum at the mirrored point (1/20, 93/100). With the run's
+    length sized by the bias's reach both hold the trap."""
+    verdict = verify.check("markov-local-minima", p="19/20", q="7/100", d="3", device="cpu")
+    assert verdict.passed, [c.name for c in verdict.checks if not c.passed]
+    checks, curves = _control("markov-global-minima", d="3", p="1/20", q="93/100")
+    assert checks["tied-trap-steps-at-h-pi"].passed
+    assert len(curves[0].values) == markov_resolution.run_steps(1000, 0.95, 0.07)
+
+
+def test_the_cost_model_counts_the_longer_runs():
+    from verify.papers import markov as registration
+
+    assert {budget.steps for budget in markov.BUDGETS.values()} == {registration._STEPS}
+    entry = registry.entry("markov-local-minima")
+    usual = harness.estimated_seconds(entry, {"p": "1/2", "q": "4/5", "d": "4"}, "fast", 1)
+    extreme = harness.estimated_seconds(entry, {"p": "19/20", "q": "7/100", "d": "4"}, "fast", 1)
+    assert extreme > 2 * usual

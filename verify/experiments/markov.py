@@ -37,7 +37,7 @@ from numerics.population import MarkovPopulation
 from numerics.statistics import longest_plateau, moving_average
 from numerics.train import History, TrainConfig, train
 from verify.compare import apart, at_least, at_most, close, divergence
-from verify.experiments.markov_resolution import FAST_LOSS, SEPARATION_FACTOR
+from verify.experiments.markov_resolution import FAST_LOSS, SEPARATION_FACTOR, run_steps
 from verify.records import Check, Context, Curve, Experiment, ProgressFactory, Stage, Tolerance
 
 # ----------------------------------------------------------------------------- tolerances
@@ -210,8 +210,9 @@ def train_markov_ensemble(
                                       config.dtype).objective
         label = (f"train p={p:g} q={q:g} {'tied' if tied else 'untied'} seeds "
                  f"{missing[0]}..{missing[-1]} (one batched model)")
-        history = train(ensemble, objective, TrainConfig(steps=config.steps),
-                        progress(label, config.steps) if progress else None)
+        steps = run_steps(config.steps, p, q)
+        history = train(ensemble, objective, TrainConfig(steps=steps),
+                        progress(label, steps) if progress else None)
         if config.exact:
             with torch.no_grad():
                 finals = [Estimate(float(loss), 0.0)
@@ -263,8 +264,9 @@ def _train_markov(
         objective = MarkovBatches(p, q, config.batch, config.N, data_gen, config.dtype).objective
     label = (f"train p={p:g} q={q:g} {'tied' if tied else 'untied'}"
              f"{f' {layers} layers' if layers > 1 else ''} seed {seed}")
-    history = train(model, objective, TrainConfig(steps=config.steps),
-                    progress(label, config.steps) if progress else None)
+    steps = run_steps(config.steps, p, q)
+    history = train(model, objective, TrainConfig(steps=steps),
+                    progress(label, steps) if progress else None)
     if config.exact:
         with torch.no_grad():
             final = Estimate(float(population.objective(model)[0]), 0.0)

@@ -9,6 +9,8 @@ there the training's guard check can still fail after the run.
 
 from __future__ import annotations
 
+import math
+
 from theorems.core import Prediction
 from verify.records import Tolerance
 
@@ -32,6 +34,35 @@ FAST_LOSS_MAX_HEADROOM = 200.0
 #: more than two tolerances apart: then their tolerance bands are disjoint and no measurement
 #: can pass for both.
 SEPARATION_FACTOR = 2.0
+
+
+#: How far AdamW carries one parameter over the first :data:`BIAS_ARRIVAL` of a Markov run,
+#: per step of the run: the sum of the learning rates of those steps (the budgets' one-cycle
+#: schedule, peak 2e-3, :class:`numerics.train.TrainConfig`; the sum is proportional to the
+#: run's length, since the schedule's phases are fractions of it). An Adam step moves a
+#: parameter by about the learning rate while its gradient keeps its sign, so this bounds how
+#: far the bias b travels from its initial 0; measured, b travels faster still (2.6 by step
+#: 1320 of 2000 at (p, q) = (0.95, 0.07), where the sum is 2.0), so the bound errs on the long
+#: side. ``tests/verify/test_markov_controls.py`` recomputes it from the trainer's scheduler.
+BIAS_REACH_PER_STEP = 9.5e-4
+#: The fraction of a run within which the bias must be able to reach the trap's ``ln(p/q)``:
+#: the plateau check needs the trap held for the last 20% of the run at least, and the other
+#: weights' approach to it takes some steps more.
+BIAS_ARRIVAL = 0.6
+
+
+def run_steps(steps: int, p: float, q: float) -> int:
+    """AdamW steps of a Markov run at ``(p, q)`` in a budget of ``steps``: more where the
+    bias cannot reach the unigram point's ``b = ln(p/q)`` in the first :data:`BIAS_ARRIVAL`
+    of them (:data:`BIAS_REACH_PER_STEP`).
+
+    The paper's init has ``b = 0``, and a tied run at p + q > 1 reaches the trap (Theorem 2)
+    only when ``b`` has got to ``ln(p/q)``: with e = 0 no other weight shifts the logit. At an
+    extreme stationary law (``|ln(p/q)|`` above about 0.95) the budgets' 1000 steps ended
+    before that, and a tied run at (0.95, 0.07) was still 3e-5 above H(pi) at its last step,
+    failing the plateau check of a trap it was falling into. Every run at ``(p, q)`` (tied,
+    untied, controls) takes the same length, so runs shared between stages stay the same."""
+    return max(steps, math.ceil(abs(math.log(p / q)) / BIAS_REACH_PER_STEP))
 
 
 def unresolvable(prediction: Prediction) -> list[str]:

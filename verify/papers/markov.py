@@ -4,10 +4,17 @@ One record declares the paper: its citation, its setting for the docs page, and 
 theorem with the experiment that checks it and the experiment's per-budget defaults.
 """
 
+from collections.abc import Mapping
+from fractions import Fraction
 from pathlib import Path
+from typing import Any
 
 from theorems import markov, markov_higher_order
-from verify.experiments.markov_resolution import unresolvable, unresolvable_higher_order
+from verify.experiments.markov_resolution import (
+    run_steps,
+    unresolvable,
+    unresolvable_higher_order,
+)
 from verify.records import Cost, Paper, TheoremEntry
 
 _FULL = {"full": {"d": "8"}}
@@ -28,13 +35,25 @@ _BRIDGE_MEMORY = Cost("the bridge's autograd Hessian", ("d",),
                       lambda params, seeds: 3 * 8 * (12 * int(params["d"]) ** 2 + 8) ** 2, "B")
 
 
+#: Both budgets' AdamW steps per run (``verify.experiments.markov.BUDGETS``, which imports
+#: torch; a test holds them equal).
+_STEPS = 1000
+
+
+def _length(params: Mapping[str, Any]) -> float:
+    """A run's steps at ``params``' (p, q) relative to the budgets' (runs are longer where the
+    bias must travel far: :func:`~verify.experiments.markov_resolution.run_steps`)."""
+    p, q = (float(Fraction(str(params[name]))) for name in ("p", "q"))
+    return run_steps(_STEPS, p, q) / _STEPS
+
+
 def _training(seconds: float, width: int) -> Cost:
     """Training runs of one theorem (training and control, about three runs): ``seconds`` per
-    run at d = ``width`` (measured), growing like d^2 (attention and FFN matrices); the
-    batched seeds of the exact budget cost about a quarter of a run each."""
-    return Cost("training (every seed, training and control runs)", ("d",),
+    run at d = ``width`` (measured), growing like d^2 (attention and FFN matrices) and with the
+    run's length; the batched seeds of the exact budget cost about a quarter of a run each."""
+    return Cost("training (every seed, training and control runs)", ("d", "p", "q"),
                 lambda params, seeds: 3 * seconds * (int(params["d"]) / width) ** 2
-                * (1 + 0.25 * (seeds - 1)))
+                * (1 + 0.25 * (seeds - 1)) * _length(params))
 
 
 def _costs(symbolic_at_8: float) -> dict[str, tuple[Cost, ...]]:
@@ -49,9 +68,9 @@ def _depth_cost(seconds: float) -> Cost:
     exact fast budget, measured on a 2-core CPU; deeper models train seed by seed) and the
     one-layer control (2.6 s), growing like d^2. Full: about 60 s a layer at d = 8."""
     return Cost("training (every seed: the deeper model and the one-layer control)",
-                ("d", "layers"),
+                ("d", "layers", "p", "q"),
                 lambda params, seeds: seeds * seconds * (int(params["layers"]) + 0.6)
-                * (int(params["d"]) / 8) ** 2)
+                * (int(params["d"]) / 8) ** 2 * _length(params))
 
 
 def _higher_order_cost(one_layer: float, two_layers: float) -> Cost:
