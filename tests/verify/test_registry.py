@@ -334,3 +334,12 @@ def test_every_symbol_of_the_closed_forms_is_in_the_papers_notation(prefix):
     assert symbols
     missing = [str(s) for s in symbols if not _notation_covers(paper, s)]
     assert not missing, f"{prefix}: no notation for {missing}"
+
+
+@pytest.mark.parametrize("budget", ["fast", "full"])
+def test_every_theorems_defaults_are_a_request_its_budget_accepts(budget):
+    """``verify --all --budget B`` runs every theorem at its defaults: each must satisfy its
+    own assumptions and cost limit (the embeddings' full-budget penalty once sat above the
+    lambda* of the full budget's sizes, so ``--all --budget full`` always exited 2)."""
+    for theorem_id in registry.ids():
+        api.prepare(theorem_id, budget=budget)
