@@ -59,6 +59,15 @@ def _window_ignored(monkeypatch) -> None:
                         lambda model, x, lengths: original(Unwindowed(model), x, lengths))
 
 
+def _prefix_logit_one_late(monkeypatch) -> None:
+    """The one-layer prefix path (what exact training uses) reads each prefix's logit one
+    position late, at the first padding token (the forward pass is untouched)."""
+    original = markov_transformer.prefix_logits
+    monkeypatch.setattr(markov_transformer, "prefix_logits",
+                        lambda model, x, lengths: original(
+                            model, x, (lengths + 1).clamp(max=x.shape[-1])))
+
+
 def _binary_value_shift_dropped(monkeypatch) -> None:
     """The binary-input attention path forgets the key-class shift of the values
     (``dv = W_V e``) in its final ratio: the fused kernel is untouched."""
@@ -138,6 +147,8 @@ MUTANTS = [
      _unscaled_attention),
     ("models", "attention window ignored by the one-layer prefix path", "markov-higher-order",
      _window_ignored),
+    ("models", "prefix path reads the logit one position late", "markov-tied-saddle",
+     _prefix_logit_one_late),
     ("models", "binary-input attention path without the values' key-class shift",
      "markov-local-minima", _binary_value_shift_dropped),
     ("models", "binary-input attention path's backward without the keys' gradient",

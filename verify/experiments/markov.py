@@ -490,6 +490,7 @@ def _architecture_bridge(ctx: Context) -> tuple[list[Check], list[Curve]]:
         scale = reference.abs().max().clamp_min(1.0)
         leak = (model(flipped)[:, :cut] - logits[:, :cut]).abs().max() / scale
     binary_logits, gradient_difference = _binary_path_bridge(model, x, gen)
+    prefix_difference, ensemble_difference = _prefix_path_bridge(model, x, gen)
     return [
         close("module-logits-paper-s-equations-max-difference",
               "module logits = the paper's equations (random weights), max |difference| / "
@@ -508,7 +509,43 @@ def _architecture_bridge(ctx: Context) -> tuple[list[Check], list[Curve]]:
               "binary-input attention path: gradients of a cross-entropy = the fused "
               "kernel's (random weights), max |difference| / max |gradient entry|", "bridge",
               0.0, gradient_difference, BINARY_PATH),
+        close("prefix-path-logits-forward-pass-max-difference",
+              "the prefix path that exact training uses = the forward pass at each prefix's "
+              "last position (random weights, zero-padded prefixes), max |difference| / "
+              "max(1, max |logit|)", "bridge", 0.0, prefix_difference, ARCHITECTURE),
+        *([] if ensemble_difference is None else [close(
+            "seed-ensemble-prefix-logits-each-member-alone-max-difference",
+            "seed ensemble (how the exact budget trains several seeds): each member's prefix "
+            "logits = that model's alone, max |difference| / max(1, max |logit|)", "bridge",
+            0.0, ensemble_difference, ARCHITECTURE)]),
     ], []
+
+
+def _prefix_path_bridge(model: MarkovTransformer, x: torch.Tensor,
+                        gen: torch.Generator) -> tuple[float, float | None]:
+    """The exact population loss reads one logit per prefix through
+    :meth:`~numerics.models.markov_transformer.MarkovTransformer.last_logits` (one layer: the
+    attention of the last position only, :func:`~numerics.models.markov_transformer.
+    prefix_logits`): against :meth:`forward` at each prefix's last position on the same
+    random prefixes, zero-padded as the population pads them (a padding token the path let
+    the query see would change the logit); and a batched ensemble of ``model`` and a second
+    random model against each alone (one layer only: deeper models train seed by seed, and
+    the ensemble's difference is then None). Relative differences."""
+    lengths = torch.randint(1, x.shape[1] + 1, (len(x),), generator=gen, device=x.device)
+    padded = x * (torch.arange(x.shape[1], device=x.device) < lengths[:, None])
+    rows = torch.arange(len(x), device=x.device)
+    with torch.no_grad():
+        direct = model(x)[rows, lengths - 1]
+        scale = direct.abs().max().clamp_min(1.0)
+        prefix = float((model.last_logits(padded, lengths) - direct).abs().max() / scale)
+        if model.deeper:
+            return prefix, None
+        other = MarkovTransformer(model.config, model.e.dtype, x.device)
+        other.reset_parameters(gen, std=1.0)
+        alone = torch.stack([m.last_logits(padded, lengths) for m in (model, other)])
+        together = MarkovEnsemble([model, other]).last_logits(padded, lengths)
+        ensemble = float((together - alone).abs().max() / alone.abs().max().clamp_min(1.0))
+    return prefix, ensemble
 
 
 def _binary_path_bridge(model: MarkovTransformer, x: torch.Tensor,
