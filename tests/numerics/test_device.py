@@ -1,4 +1,5 @@
-"""The process settings of numerics.device: the allocator that keeps freed tensor memory."""
+"""The process settings of numerics.device: the allocator that keeps freed tensor memory, and
+the seeding scheme of the random streams."""
 
 from __future__ import annotations
 
@@ -7,8 +8,9 @@ import subprocess
 import sys
 
 import pytest
+import torch
 
-from numerics.device import retain_freed_memory
+from numerics.device import retain_freed_memory, stream, stream_seed
 
 #: A fresh interpreter that takes one block of memory from the C library's ``malloc`` (where
 #: torch's CPU tensors get theirs) and frees it, and prints, from glibc's ``mallinfo2``, the
@@ -74,3 +76,15 @@ def test_freed_tensor_memory_stays_in_the_process():
 def test_retain_freed_memory_is_a_no_op_off_linux(monkeypatch):
     monkeypatch.setattr(sys, "platform", "darwin")
     assert retain_freed_memory() is False
+
+
+def test_streams_of_one_run_and_of_two_seeds_are_distinct():
+    """Every random stream of a run is seeded from (seed, purpose): a scheme that dropped the
+    purpose would make the training set the held-out set and the init the data."""
+    purposes = ("init", "data", "train set", "monte carlo", "haar train set", "haar test set",
+                "documents", "evaluation documents")
+    seeds = {stream_seed(seed, purpose) for seed in range(4) for purpose in purposes}
+    assert len(seeds) == 4 * len(purposes)
+    first = {torch.rand(3, generator=stream(torch.device("cpu"), 0, purpose))[0].item()
+             for purpose in purposes}
+    assert len(first) == len(purposes)
