@@ -74,38 +74,61 @@ def _estimate(cost: Cost, params: Mapping[str, Any], seeds: int) -> float | None
         return None
 
 
+#: With ``allow_expensive`` a request is still refused beyond this many times its budget's
+#: limit: such a size (``d = 10^20``, ``T0 = 10^30``) would run for months or ask for more
+#: memory than any machine has, and sympy or torch would hang or crash on it.
+EXPENSIVE_CEILING = 100
+#: A refusal names the parts of a request's cost that make up at least this share of it.
+DRIVING_SHARE = 0.1
+
+
 def check_cost(entry: TheoremEntry, params: Mapping[str, Any], budget: Budget,
                seeds: int, allow_expensive: bool = False) -> None:
     """Refuse a request whose estimated cost exceeds its budget's limit (unless
-    ``allow_expensive``; a hundred times the seed limit is refused even then).
+    ``allow_expensive``; :data:`EXPENSIVE_CEILING` times the limit, and a hundred times the
+    seed limit, are refused even then). The time of a request is the sum of its parts' times
+    (they run one after the other), its memory the largest part's.
 
     Raises
     ------
     CostError
-        Naming the parameters, the estimate, the limit and how to proceed.
+        Naming the parts and parameters, the estimate, the limit and how to proceed.
     """
     theorem_id = entry.theorem.id
     if seeds > MAX_SEEDS[budget] * 100 or (seeds > MAX_SEEDS[budget] and not allow_expensive):
         raise CostError(f"{theorem_id}: {seeds} seeds are more than the {budget} budget's limit "
                         f"of {MAX_SEEDS[budget]} training runs; use fewer seeds or (up to "
                         f"{MAX_SEEDS[budget] * 100}) --allow-expensive")
-    if allow_expensive:
-        return
-    for cost in entry.costs.get(budget, ()):
-        estimate = _estimate(cost, params, seeds)
-        if estimate is None:
+    for unit in ("B", "s"):  # memory first: a request that cannot fit is refused for that
+        parts = [(cost, estimate) for cost in entry.costs.get(budget, ()) if cost.unit == unit
+                 and (estimate := _estimate(cost, params, seeds)) is not None]
+        if not parts:
             continue
-
-        limit = COST_LIMITS[budget][cost.unit]
-        if not estimate <= limit:
-            where = ", ".join(f"{name}={params[name]}" for name in cost.parameters)
-            other = (" or --budget full on a GPU" if budget == "fast"
-                     and estimate <= COST_LIMITS["full"][cost.unit] else "")
+        total = (sum(e for _, e in parts) if unit == "s" else max(e for _, e in parts))
+        limit = COST_LIMITS[budget][unit]
+        if total <= limit * (EXPENSIVE_CEILING if allow_expensive else 1):
+            continue
+        if unit == "B":  # the largest part alone
+            parts = [max(parts, key=lambda part: part[1])]
+        # the parts that matter (a tenth of the total or more) name the parameters to change
+        named = [cost for cost, estimate in parts if estimate >= DRIVING_SHARE * total]
+        drivers = list(dict.fromkeys(name for cost in named for name in cost.parameters))
+        where = ", ".join(f"{name}={params[name]}" for name in drivers)
+        what = " and ".join(cost.quantity for cost in named)
+        needed = f"{_describe_cost(total, unit)}{' in all' if len(named) > 1 else ''}"
+        if allow_expensive:
             raise CostError(
-                f"{theorem_id}: {cost.quantity} at {where} would take about "
-                f"{_describe_cost(estimate, cost.unit)}, above the {budget} budget's limit of "
-                f"{_describe_cost(limit, cost.unit)}; use a smaller "
-                f"{' or '.join(cost.parameters)}{other}, or --allow-expensive")
+                f"{theorem_id}: {what} at {where} would take about {needed}, more than "
+                f"{EXPENSIVE_CEILING} x the {budget} budget's limit of "
+                f"{_describe_cost(limit, unit)}, which even --allow-expensive does not run; "
+                f"use a smaller {' or '.join(drivers)}")
+        other = (" or --budget full on a GPU" if budget == "fast"
+                 and total <= COST_LIMITS["full"][unit] else "")
+        override = ", or --allow-expensive" if total <= limit * EXPENSIVE_CEILING else ""
+        raise CostError(
+            f"{theorem_id}: {what} at {where} would take about {needed}, above the {budget} "
+            f"budget's limit of {_describe_cost(limit, unit)}; use a smaller "
+            f"{' or '.join(drivers)}{other}{override}")
 
 
 def prepare(

@@ -42,7 +42,8 @@ _STEPS = 1000
 
 def _length(params: Mapping[str, Any]) -> float:
     """A run's steps at ``params``' (p, q) relative to the budgets' (runs are longer where the
-    bias must travel far: :func:`~verify.experiments.markov_resolution.run_steps`)."""
+    bias must travel far: :func:`~verify.experiments.markov_resolution.run_steps`). A refusal
+    names d alone: p and q lengthen a run a few times at most, d drives the cost."""
     p, q = (float(Fraction(str(params[name]))) for name in ("p", "q"))
     return run_steps(_STEPS, p, q) / _STEPS
 
@@ -51,7 +52,7 @@ def _training(seconds: float, width: int) -> Cost:
     """Training runs of one theorem (training and control, about three runs): ``seconds`` per
     run at d = ``width`` (measured), growing like d^2 (attention and FFN matrices) and with the
     run's length; the batched seeds of the exact budget cost about a quarter of a run each."""
-    return Cost("training (every seed, training and control runs)", ("d", "p", "q"),
+    return Cost("training (every seed, training and control runs)", ("d",),
                 lambda params, seeds: 3 * seconds * (int(params["d"]) / width) ** 2
                 * (1 + 0.25 * (seeds - 1)) * _length(params))
 
@@ -68,7 +69,7 @@ def _depth_cost(seconds: float) -> Cost:
     exact fast budget, measured on a 2-core CPU; deeper models train seed by seed) and the
     one-layer control (2.6 s), growing like d^2. Full: about 60 s a layer at d = 8."""
     return Cost("training (every seed: the deeper model and the one-layer control)",
-                ("d", "layers", "p", "q"),
+                ("d", "layers"),
                 lambda params, seeds: seeds * seconds * (int(params["layers"]) + 0.6)
                 * (int(params["d"]) / 8) ** 2 * _length(params))
 

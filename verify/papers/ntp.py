@@ -22,8 +22,15 @@ _SENTENCES = Cost("enumerating the training sentences (K^L of them)", ("K", "L")
 #: with random orders (measured on a 2-core CPU: 7.7 s at K = 20, 60 s at K = 30).
 _SVM = Cost("the exact attention SVM (rational least-distance problems)", ("K",),
             lambda params, seeds: 7.7 * (float(int(params["K"])) / 20) ** 5)
-_FFN_COSTS = {"fast": (_SENTENCES,), "full": (_SENTENCES,)}
-_COSTS = {"fast": (_SENTENCES, _SVM), "full": (_SENTENCES, _SVM)}
+#: Stage 1's normalized GD on W_ov, T0 steps in each of a theorem's stage-1 runs: measured 8.9 s
+#: more for T0 = 20000 than for T0 = 2000 (K = 6, one seed, 2-core CPU), 5e-4 s per step of T0;
+#: growing like K^2 (the K x K matrix) above K = 6. (T0 = 10^8 steps once ran unrefused, and
+#: 10^30 crashed torch.)
+_STAGE_ONE = Cost("stage 1's normalized GD (T0 steps per run)", ("T0",),
+                  lambda params, seeds: 5e-4 * int(params["T0"]) * seeds
+                  * max(1.0, int(params["K"]) / 6) ** 2)
+_FFN_COSTS = {"fast": (_SENTENCES, _STAGE_ONE), "full": (_SENTENCES, _STAGE_ONE)}
+_COSTS = {"fast": (_SENTENCES, _SVM, _STAGE_ONE), "full": (_SENTENCES, _SVM, _STAGE_ONE)}
 
 #: Every symbol of the statements, assumptions and closed forms (the paper page's notation).
 NOTATION = (
