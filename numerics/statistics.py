@@ -2,7 +2,8 @@
 
 Smoothing a sampled loss curve with the standard error of a smoothed point estimated from the
 curve itself, the longest plateau of a curve inside a band, a least-squares line with its
-coefficient of determination, and the mean of per-sample values with its standard error.
+coefficient of determination, the mean of per-sample values with its standard error, and the
+sandwich covariance of a function of a minimiser fitted to a finite sample.
 """
 
 from __future__ import annotations
@@ -141,3 +142,38 @@ def mean_and_error(per_sample: np.ndarray | torch.Tensor) -> tuple[float, float]
     if isinstance(per_sample, np.ndarray):
         return float(per_sample.mean()), float(per_sample.std(ddof=1)) / math.sqrt(n)
     return per_sample.mean().item(), per_sample.std().item() / math.sqrt(n)
+
+
+def sandwich_covariance(score_covariance: np.ndarray, hessian: np.ndarray,
+                        jacobian: np.ndarray, n: int, rtol: float = 1e-10) -> np.ndarray:
+    """Covariance of ``f(theta_n)``, ``theta_n`` the minimiser of the mean of ``n`` independent
+    per-sample losses, by the sandwich formula ``J H^+ S H^+ J^T / n`` (Huber, 1967; White,
+    1980): ``H`` the Hessian of the mean loss at ``theta_n``, ``S`` the covariance of the
+    per-sample gradients there, ``J`` the Jacobian of ``f``. It needs no model of the noise:
+    the spread of the gradients is measured on the sample itself.
+
+    The pseudo-inverse drops the null directions of ``H`` (eigenvalues below ``rtol`` times
+    the largest): a reparametrisation the loss does not see, such as ``V -> c V, Q -> Q / c``
+    for a product ``VQ``, along which ``f`` must be constant (``J`` annihilates them).
+
+    Parameters
+    ----------
+    score_covariance : numpy.ndarray
+        ``S``, ``(p, p)``.
+    hessian : numpy.ndarray
+        ``H``, ``(p, p)``, symmetric.
+    jacobian : numpy.ndarray
+        ``J``, ``(k, p)``.
+    n : int
+        Samples the loss averages.
+    rtol : float
+        Relative cut-off of the pseudo-inverse.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``(k, k)``.
+    """
+    inverse = np.linalg.pinv(hessian, rtol=rtol, hermitian=True)
+    bread = jacobian @ inverse
+    return bread @ score_covariance @ bread.T / n

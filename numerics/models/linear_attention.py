@@ -11,6 +11,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from numerics.statistics import sandwich_covariance
+
 
 class LinearAttention(nn.Module):
     """What the linear-attention heads share: real parameters, no weight decay, Gaussian init."""
@@ -106,6 +108,31 @@ class BlockLinearAttention(LinearAttention):
         T = s.shape[1] - 2
         return (self(s[:, : T + 1]) - s[:, T + 1]).abs().pow(2).sum(-1)
 
+    def sequence_gradients(self, s: torch.Tensor) -> torch.Tensor:
+        """Per-sequence gradient of :meth:`squared_errors` in ``(V, Q)``, flattened.
+
+        With ``s_hat_j = sum_{abc} V_{ja} Q_{bc} X_{abc}`` (:meth:`features`) and the error
+        ``e = s_hat - s_{T+1}``: ``d/dV_{ja} = 2 Re conj(e_j) sum_{bc} Q_{bc} X_{abc}`` and
+        ``d/dQ_{bc} = 2 Re sum_{ja} conj(e_j) V_{ja} X_{abc}``.
+
+        Parameters
+        ----------
+        s : torch.Tensor
+            Complex, ``(B, T+2, d)``: contexts and targets.
+
+        Returns
+        -------
+        torch.Tensor
+            Real, ``(B, 2 d^2)``: the ``V`` entries then the ``Q`` entries, row-major.
+        """
+        X = self.features(s[:, :-1])
+        V, Q = self.V.detach().to(X.dtype), self.Q.detach().to(X.dtype)
+        by_query = torch.einsum("bc,nabc->na", Q, X)  # (B, d): sum_bc Q_bc X_abc
+        error = (by_query @ V.T - s[:, -1]).conj()  # (B, d): conj(e_j)
+        grad_V = 2 * (error[:, :, None] * by_query[:, None, :]).real
+        grad_Q = 2 * torch.einsum("nj,ja,nabc->nbc", error, V, X).real
+        return torch.cat((grad_V.flatten(1), grad_Q.flatten(1)), 1)
+
     @staticmethod
     def features(s: torch.Tensor) -> torch.Tensor:
         """``X_{abc} = sum_{t=1}^{T} s_{t,a} conj(s_{t-1,b}) s_{T,c}`` of each context, so that
@@ -166,6 +193,51 @@ class BlockMoments:
         """The mean squared error of ``model`` over the set (differentiable in ``V, Q``)."""
         K = (model.V[:, :, None, None] * model.Q[None, None]).reshape(model.d, -1)
         return ((K @ self.gram) * K).sum() - 2 * (K * self.cross).sum() + self.target
+
+
+#: Sequences per chunk of :func:`vq_standard_errors` (``d^3`` complex features each: 128 MiB
+#: of them at d = 10).
+ERROR_CHUNK = 8192
+
+
+def vq_standard_errors(model: BlockLinearAttention, s: torch.Tensor,
+                       moments: BlockMoments) -> np.ndarray:
+    """Standard errors of the entries of ``VQ`` of a head fitted to the ``n`` sequences ``s``
+    (the minimiser of their mean squared error, whose moments are ``moments``), by the sandwich
+    formula (:func:`~numerics.statistics.sandwich_covariance`): how far the minimiser of
+    another draw of ``n`` sequences would lie. The Hessian is that of
+    :meth:`BlockMoments.loss` in ``(V, Q)``, the gradients' covariance is accumulated over
+    chunks of :data:`ERROR_CHUNK` sequences.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``(d, d)``.
+    """
+    d, n = model.d, len(s)
+    total, products = 0.0, 0.0
+    for start in range(0, n, ERROR_CHUNK):
+        gradients = model.sequence_gradients(s[start:start + ERROR_CHUNK])
+        total = total + gradients.sum(0)
+        products = products + gradients.T @ gradients
+    mean = total / n
+    covariance = (products - n * torch.outer(mean, mean)) / (n - 1)
+
+    def split(theta: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return theta[:d * d].reshape(d, d), theta[d * d:].reshape(d, d)
+
+    def loss(theta: torch.Tensor) -> torch.Tensor:
+        V, Q = split(theta)
+        K = (V[:, :, None, None] * Q[None, None]).reshape(d, -1)
+        return ((K @ moments.gram) * K).sum() - 2 * (K * moments.cross).sum() + moments.target
+
+    theta = torch.cat((model.V.detach().flatten(), model.Q.detach().flatten()))
+    hessian = torch.autograd.functional.hessian(loss, theta)
+    jacobian = torch.autograd.functional.jacobian(
+        lambda t: (split(t)[0] @ split(t)[1]).flatten(), theta)
+    variances = np.diag(sandwich_covariance(covariance.cpu().numpy(), hessian.cpu().numpy(),
+                                            jacobian.cpu().numpy(), n))
+    return np.sqrt(np.clip(variances, 0.0, None)).reshape(d, d)
 
 
 class DiagonalLinearAttention(LinearAttention):

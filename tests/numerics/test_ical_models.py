@@ -1,11 +1,18 @@
 """The complex rotation sampler and the two linear-attention modules."""
 
+import numpy as np
 import pytest
 import torch
 
 from numerics.data.orthogonal import sample_rotation_sequences
 from numerics.device import generator
-from numerics.models.linear_attention import BlockLinearAttention, DiagonalLinearAttention
+from numerics.models.linear_attention import (
+    BlockLinearAttention,
+    BlockMoments,
+    DiagonalLinearAttention,
+    vq_standard_errors,
+)
+from numerics.train import TrainConfig, train
 
 
 def test_sequences_follow_a_fixed_commuting_orthogonal_map(cpu):
@@ -214,3 +221,38 @@ def test_block_moments_give_the_module_mean_squared_error(cpu, haar):
     assert abs(quadratic.item() - direct.item()) <= 1e-12 * direct.item()
     for a, b in zip(torch.autograd.grad(quadratic, (model.V, model.Q)), grads, strict=True):
         assert torch.allclose(a, b, rtol=1e-10, atol=1e-12)
+
+
+def test_sequence_gradients_are_the_autograd_gradients_of_each_squared_error(cpu):
+    d, T = 3, 4
+    s = sample_rotation_sequences(6, d, T + 2, generator(cpu, 5), random_phase=True)
+    model = BlockLinearAttention(d, device=cpu)
+    model.reset_parameters(generator(cpu, 6), 0.3)
+    gradients = model.sequence_gradients(s)
+    for i in range(len(s)):
+        model.zero_grad()
+        model.squared_errors(s[i:i + 1]).sum().backward()
+        expected = torch.cat((model.V.grad.flatten(), model.Q.grad.flatten()))
+        assert torch.allclose(gradients[i], expected, atol=1e-12, rtol=1e-10)
+
+
+def test_vq_standard_errors_match_the_spread_of_minimisers_over_training_sets(cpu):
+    """The sandwich standard errors of one fit against the scatter of the fitted VQ over 40
+    independent training sets (a standard deviation from 40 draws is within 35% of the true one
+    with probability above 0.998)."""
+    d, T, n = 2, 2, 512
+    fitted, predicted = [], []
+    for draw in range(40):
+        s = sample_rotation_sequences(n, d, T + 2, generator(cpu, draw), random_phase=True)
+        moments = BlockMoments.of(s)
+        model = BlockLinearAttention(d, device=cpu)
+        model.reset_parameters(generator(cpu, 1000 + draw), 0.3)
+        def objective(m, moments=moments):
+            return moments.loss(m), {}
+        train(model, objective, TrainConfig(steps=300, lr=1e-2, weight_decay=0.0))
+        train(model, objective, TrainConfig.lbfgs(30))
+        fitted.append((model.V @ model.Q).detach().numpy())
+        predicted.append(vq_standard_errors(model, s, moments))
+    spread = np.std(fitted, axis=0, ddof=1)
+    ratio = spread / np.mean(predicted, axis=0)
+    assert np.all(np.abs(ratio - 1) < 0.35), ratio

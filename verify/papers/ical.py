@@ -19,9 +19,9 @@ from verify.records import Cost, Paper, TheoremEntry
 _ONE = {"fast": 1, "full": 3}
 #: Sequences held at once: the Monte Carlo (or lattice) chunk (four tensors of it) plus the
 #: training set.
-_HELD = {"fast": 4 * 20_000 + 2**13, "full": 4 * 20_000 + 2**16}
+_HELD = {"fast": 4 * 20_000 + 2**15, "full": 4 * 20_000 + 2**16}
 #: The block head's training-set features (d^3 complex numbers per sequence).
-_FEATURES = {"fast": 2**13, "full": 2**16}
+_FEATURES = {"fast": 2**15, "full": 2**16}
 #: Seconds per seed of one theorem's fast training at d = 4, T = 8, with an allowance for busy
 #: cores (measured on a 2-core CPU with both cores busy: 1 to 2 s per seed, the diagonal heads on
 #: their exact population loss, the block head full-batch from the training set's moments; 20 to
