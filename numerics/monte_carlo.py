@@ -131,7 +131,9 @@ class MaskedLMBatches:
     """Cycle through a fixed set of masked documents, ``batch`` documents per call.
 
     The objective is the masked-LM cross-entropy on the selected positions (Li, Li, Risteski,
-    2023; masking is static, as in their reference code).
+    2023; masking is static, as in their reference code). A batch without a selected position
+    (a small selection probability) has no term to average: its loss is 0 and its gradient
+    too, so the step learns nothing (the mean over no positions would be 0/0, a NaN).
     """
 
     def __init__(self, inputs: torch.Tensor, keys: torch.Tensor, labels: torch.Tensor,
@@ -154,4 +156,6 @@ class MaskedLMBatches:
         positions = positions[:, : int(counts.max())]
         valid = torch.arange(positions.shape[1], device=counts.device)[None, :] < counts[:, None]
         logits, _ = model(self.inputs[rows], self.keys[rows], queries=positions)
+        if not valid.any():  # keeps the loss in the graph, so that backward gives zeros
+            return logits.sum() * 0, {}
         return F.cross_entropy(logits[valid], labels.gather(1, positions)[valid]), {}

@@ -163,6 +163,8 @@ def masking_problems(params: Params) -> list[str]:
     """What is wrong with the :data:`MASKING_PARAMETERS` of ``params``."""
     problems = [f"{name} must be a probability in [0, 1] (got {params[name]})"
                 for name in ("mask", "keep", "random") if not 0 <= params[name] <= 1]
+    if 0 <= params["mask"] <= 1 and not params["mask"] > 0:
+        problems.append("mask must be > 0: the masked-LM loss needs selected positions")
     if params["keep"] + params["random"] > 1:
         problems.append(
             f"keep + random = {params['keep'] + params['random']} > 1: a selected token "

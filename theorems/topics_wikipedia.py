@@ -81,8 +81,6 @@ def _problems(params: Params) -> list[str]:
     if d < 2:
         problems.append(f"d must be at least 2 (got {d})")
     problems += masking_problems(params)
-    if not params["mask"] > 0:
-        problems.append("mask must be > 0: the masked-LM loss needs selected positions")
     return problems or kept_word_problems(params)
 
 

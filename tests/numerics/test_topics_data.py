@@ -181,3 +181,20 @@ def test_query_positions_give_the_full_pass_rows_and_the_same_masked_lm_loss(cpu
             for a, b in zip(torch.autograd.grad(loss, trainable),
                             torch.autograd.grad(expected, trainable), strict=True):
                 assert torch.allclose(a, b, rtol=1e-10, atol=1e-14)
+
+
+def test_a_batch_without_selected_positions_has_no_loss_and_no_gradient(cpu):
+    """A small selection probability can leave a batch with nothing to predict: its loss is
+    0 with zero gradients (the mean over no positions was 0/0, a NaN that stopped the run)."""
+    from numerics.monte_carlo import MaskedLMBatches
+
+    rng = np.random.default_rng(3)
+    masked = mask_for_mlm(rng, sample_lda_documents(rng, 8, T=4, v=3), 12, mask_prob=0.0,
+                          keep_prob=0.1, random_prob=0.1)
+    inputs, keys, labels = (torch.tensor(x) for x in (masked.inputs, masked.keys, masked.labels))
+    assert not (labels >= 0).any()
+    model = TopicTransformer.joint_model(12)
+    model.reset_parameters(generator(cpu, 0), 0.5)
+    loss, _ = MaskedLMBatches(inputs, keys, labels, 4).objective(model)
+    assert loss.item() == 0.0
+    assert all(not g.any() for g in torch.autograd.grad(loss, model.trainable()))

@@ -103,3 +103,12 @@ def test_attention_claims_need_kept_words(theorem_id):
     assert not theorem.assumptions(theorem.resolve_params({"keep": "1/100"}))
     value = registry.theorem("topics-value-block-structure")
     assert not value.assumptions(value.resolve_params({"keep": "0", "random": "1/3"}))
+
+
+@pytest.mark.parametrize("theorem_id", ["topics-value-block-structure",
+                                        "topics-attention-structure", "topics-wikipedia"])
+def test_a_masked_lm_without_selected_positions_is_outside_the_assumptions(theorem_id):
+    theorem = registry.entry(theorem_id).theorem
+    params = theorem.resolve_params({"mask": "0"})
+    assert any("mask must be > 0" in problem for problem in theorem.assumptions(params))
+    assert not theorem.assumptions(theorem.resolve_params({"mask": "1/100"}))
