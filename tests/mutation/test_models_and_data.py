@@ -4,6 +4,7 @@ must make ``verify`` fail on a theorem that depends on the broken part."""
 from __future__ import annotations
 
 import dataclasses
+import math
 from collections.abc import Callable
 from types import SimpleNamespace
 
@@ -15,6 +16,7 @@ import torch.nn.functional as F
 import numerics.data.higher_order_markov as higher_order_markov
 import numerics.data.partial_order as partial_order
 import numerics.models.markov_transformer as markov_transformer
+import numerics.models.topic_transformer as topic_transformer
 import numerics.population as population
 import verify.experiments.ical as ical_experiment
 from tests.mutation.mutants import OUTCOMES, Outcome, first_failure
@@ -66,6 +68,13 @@ def _prefix_logit_one_late(monkeypatch) -> None:
     monkeypatch.setattr(markov_transformer, "prefix_logits",
                         lambda model, x, lengths: original(
                             model, x, (lengths + 1).clamp(max=x.shape[-1])))
+
+
+def _unscaled_topic_attention(monkeypatch) -> None:
+    """The topic model's attention scores are not divided by sqrt(d) (``math.sqrt`` as the
+    module sees it returns 1)."""
+    monkeypatch.setattr(topic_transformer, "math",
+                        SimpleNamespace(**(vars(math) | {"sqrt": lambda _: 1.0})))
 
 
 def _binary_value_shift_dropped(monkeypatch) -> None:
@@ -155,6 +164,8 @@ MUTANTS = [
      "markov-local-minima", _binary_key_gradients_lost),
     ("models", "binary-input path's backward without the feed-forward's W_1 gradient",
      "markov-local-minima", _binary_feed_forward_gradient_lost),
+    ("models", "topic attention scores not scaled by 1/sqrt(d)", "topics-attention-structure",
+     _unscaled_topic_attention),
     ("data", "Markov chain started from (1/2, 1/2) instead of pi", "markov-local-minima",
      _uniform_start),
     ("data", "rotation sequences with s_0 = 1 instead of uniform phases", "ical-one-step-gd",

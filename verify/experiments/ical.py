@@ -878,8 +878,8 @@ def _matrix_structure(title: str, predicted: np.ndarray,
 #: Non-commuting W: VQ's deviation from eta I, relative to eta, and the head's output against
 #: eta sum_t s_t s_{t-1}^T s_T, relative to the latter. ERM on the budget's finite training set
 #: leaves an O(n^-1/2) estimation error (measured 0.015 to 0.04 at d = 3..5, T = 6..10 with
-#: 2^13 sequences, the fast budget's training set before it grew to 2^15); with a fixed s_0 (the control) the optimum itself is not scalar and the
-#: deviations are 0.13 to 0.27.
+#: 2^13 sequences, the fast budget's training set before it grew to 2^15); with a fixed s_0
+#: (the control) the optimum itself is not scalar and the deviations are 0.13 to 0.27.
 NON_COMMUTING_STRUCTURE = Tolerance(0.1, "ERM on a finite training set: O(n^-1/2) estimation "
                                     "error, relative to eta (resp. to the GD output)")
 NON_COMMUTING_TEST = 4096

@@ -42,6 +42,10 @@ from verify.records import Check, Context, Curve, Experiment, Plot, Structure, T
 POPULATION_OBJECTIVE = "population objective (nats + penalty, exact)"
 #: Bridge: float64 round-off of an exact sum over C(T, tau) sets and V words.
 BRIDGE = Tolerance(1e-12, "float64 round-off of the exact population sum")
+#: Bridge: the module's attention against the paper's softmax written out, float64, the same
+#: weights and documents: round-off of the same products in another order only.
+ATTENTION_FORMULA = Tolerance(1e-12, "float64 round-off: the module's attention and the "
+                              "paper's formula computed in another order")
 #: The embedding threshold bridge: a step along G = eps u u^T, and its tolerance. Richardson's
 #: remainder is eps^2 times a third derivative along u u^T that the small ``|u . p_S| <= 1`` keeps
 #: below 1, and float64 round-off adds about 1e-16 / eps = 1e-12 (measured: 3e-12 at the
@@ -470,7 +474,8 @@ def _frozen_value_model(ctx: Context, same: float, other: float, seed: int,
 
 
 def _attention_bridge(ctx: Context) -> tuple[list[Check], list[Plot]]:
-    """The module's logits equal b sum(alpha) + (a - b) m_topic (the obligation), for random
+    """The module's attention is the paper's ``softmax(<W^Q x_i, W^K x_j> / sqrt(d))`` written
+    out, and its logits equal b sum(alpha) + (a - b) m_topic (the obligation), for random
     attention; uniform attention and attention only on copies of the query's word both have
     same/different lift ratio exactly 1 (the statistic ignores copies)."""
     T, v, _, _ = _sizes(ctx)
@@ -485,10 +490,17 @@ def _attention_bridge(ctx: Context) -> tuple[list[Check], list[Plot]]:
         one_hot = F.one_hot(x, T * v).to(attention.dtype)  # (B, N, V)
         mass = (attention @ one_hot).reshape(*attention.shape[:2], T, v).sum(-1)  # per topic
         formula = b + (a - b) * mass.repeat_interleave(v, dim=-1)
+        embedded = model.E.T[x]  # (B, N, d): the tokens' embeddings
+        written = torch.softmax(torch.einsum("bid,bjd->bij", embedded @ model.W_Q.T,
+                                             embedded @ model.W_K.T) / math.sqrt(model.d), -1)
         uniform = _topic_attention(ctx, TopicTransformer(T * v, device=ctx.device), 0)
         copies = _topic_attention(
             ctx, TopicTransformer.copy_attention_model(T * v, COPY_STRENGTH, device=ctx.device), 0)
     return [
+        close("module-attention-the-paper-s-softmax-written-out",
+              "module attention = softmax(<W^Q x_i, W^K x_j> / sqrt(d)) written out (random "
+              "weights), max |difference|", "bridge", 0.0,
+              (attention - written).abs().max().item(), ATTENTION_FORMULA),
         close("module-logits-b-a-b-attention-mass-on-the-word-s-topic",
               "module logits = b + (a - b) * attention mass on the word's topic", "bridge", 0.0,
               (logits - formula).abs().max().item(), BRIDGE, uses=("a", "b")),
