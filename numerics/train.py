@@ -124,6 +124,20 @@ class History:
     wall_seconds: float
     nonfinite_step: int | None = None
 
+    def then(self, other: History) -> History:
+        """This run followed by ``other``, a second phase from where this one ended (an
+        L-BFGS polish after Adam): per-step arrays joined, the second phase's end state; probes
+        are kept only where both phases recorded them."""
+        offset = len(self.losses)
+        return History(np.concatenate((self.losses, other.losses)),
+                       np.concatenate((self.grad_norms, other.grad_norms)),
+                       {k: np.concatenate((v, other.probes[k])) for k, v in self.probes.items()
+                        if k in other.probes},
+                       other.final_state, self.wall_seconds + other.wall_seconds,
+                       self.nonfinite_step if self.nonfinite_step is not None
+                       else None if other.nonfinite_step is None
+                       else offset + other.nonfinite_step)
+
     def member(self, index: int) -> History:
         """The history of member ``index`` of an ensemble run."""
         return History(self.losses[:, index], self.grad_norms[:, index],

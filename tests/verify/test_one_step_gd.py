@@ -30,3 +30,12 @@ def test_the_registrations_memory_model_counts_the_budgets_training_set():
     for budget, sizes in ical.BUDGETS.items():
         assert registration._FEATURES[budget] == sizes.train_set
         assert registration._HELD[budget] - sizes.train_set == 4 * ical.MC_CHUNK
+
+
+def test_at_d_1_the_noiseless_fit_is_checked_to_its_minimisation():
+    """d = 1: every sequence is fitted exactly, the standard errors vanish, and VQ is compared
+    with eta* to the minimisation's round-off (Adam alone ended 7.9e-5 away)."""
+    result = verify.check("ical-one-step-gd", d=1, T=4, device="cpu")
+    assert result.passed, [check.name for check in result.checks if not check.passed]
+    diagonal = {check.key: check for check in result.checks}["max-diag-vq-eta-seed-0"]
+    assert diagonal.measured < diagonal.tolerance.atol <= 2 * ical.MINIMISER_ROUNDOFF
