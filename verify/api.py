@@ -17,15 +17,18 @@ data frame; ``figures()`` for the curves).
 from __future__ import annotations
 
 from collections.abc import Mapping, MutableMapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from verify import harness
-from verify import registry as registries
 from verify.records import Budget, Plan, ProgressFactory, Verdict
-from verify.registry import Registry
+
+if TYPE_CHECKING:  # the registry and the harness load sympy: imported where they are used,
+    # so that ``import verify`` (and the command's Ctrl-C handling, installed after it) is quick
+    from verify.registry import Registry
 
 
 def _registry(registry: Registry | None) -> Registry:
+    from verify import registry as registries
+
     return registry if registry is not None else registries.default()
 
 
@@ -60,6 +63,8 @@ def prepare(theorem_id: str, *, budget: Budget = "fast", seeds: int | None = Non
         Unknown id (with the closest ids), unknown or malformed parameter, a violated
         assumption, a bad budget or number of seeds, a cost beyond the budget's limit.
     """
+    from verify import harness
+
     entry = _registry(registry).entry(theorem_id)
     return harness.prepare(entry, {**(params or {}), **kwargs}, budget, seeds,
                            allow_expensive)
@@ -80,6 +85,8 @@ def run(plan: Plan, *, device: Any = "auto", progress: ProgressFactory | None = 
     numerics.device.DeviceUnavailableError
         When ``device`` does not exist here.
     """
+    from verify import harness
+
     experiment = _registry(registry).experiment(plan.theorem.id)
     return harness.run(plan, experiment, resolve_device(device), progress, cache)
 

@@ -110,10 +110,99 @@ def write(record: dict[str, Any], directory: Path) -> Path:
     return path
 
 
+class BaselineError(ValueError):
+    """A baseline file that cannot be read or does not hold a baseline (truncated, not JSON,
+    a value of the wrong type): its path and the problem, in one line."""
+
+
 def load(theorem_id: str, directory: Path) -> dict[str, Any] | None:
-    """The committed baseline of ``theorem_id``, or None when there is none."""
+    """The committed baseline of ``theorem_id``, or None when there is none.
+
+    Raises
+    ------
+    BaselineError
+        When the file cannot be read, is not JSON, or is not a baseline of the current schema
+        (:func:`malformed`). A baseline of another schema version is returned as it is:
+        :func:`compare` reports it.
+    """
     path = path_for(theorem_id, directory)
-    return json.loads(path.read_text()) if path.exists() else None
+    try:
+        if not path.exists():
+            return None
+        record = json.loads(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise BaselineError(f"baseline {path}: cannot read it ({exc.strerror or exc})"
+                            ) from None
+    except ValueError as exc:  # invalid JSON, or bytes that are not UTF-8
+        raise BaselineError(f"baseline {path}: not valid JSON ({_short(exc, 80)})") from None
+    problem = malformed(record)
+    if problem is not None:
+        raise BaselineError(f"baseline {path}: malformed ({problem})")
+    return record
+
+
+def malformed(record: Any) -> str | None:
+    """What makes ``record`` unusable as a baseline, or None: :func:`compare` reads every part
+    it checks here, and a value of the wrong type (a measured value that is not a number) must
+    not pass as a match."""
+    if not isinstance(record, dict):
+        return f"a JSON {type(record).__name__}, expected an object"
+    if record.get("schema_version", 1) != SCHEMA_VERSION:
+        return None  # compare() reports the schema version
+    return (_missing(record, _RECORD_FIELDS, "")
+            or _parts(record["closed_forms"], _CLOSED_FORM_TYPES, "closed form")
+            or _parts(record["obligations"], _OBLIGATION_TYPES, "obligation")
+            or _parts(record["checks"], _CHECK_TYPES, "check")
+            or next(filter(None, (_check_values(key, check)
+                                  for key, check in record["checks"].items())), None))
+
+
+def _missing(record: dict[str, Any], fields: dict[str, type | tuple[type, ...]],
+             where: str) -> str | None:
+    """The first field of ``fields`` that ``record`` lacks or holds with the wrong type."""
+    for name, kind in fields.items():
+        if name not in record:
+            return f"{where}no {name!r}"
+        value = record[name]
+        if not isinstance(value, kind) or isinstance(value, bool) and kind is not bool:
+            # (true is not a number)
+            return f"{where}{name!r} has the wrong type ({type(value).__name__})"
+    return None
+
+
+def _parts(table: dict[str, Any], fields: dict[str, type | tuple[type, ...]],
+           what: str) -> str | None:
+    for key, part in table.items():
+        if not isinstance(part, dict):
+            return f"{what} {_short(key, 60)!r} is not an object"
+        problem = _missing(part, fields, f"{what} {_short(key, 60)!r}: ")
+        if problem is not None:
+            return problem
+    return None
+
+
+def _check_values(key: str, check: dict[str, Any]) -> str | None:
+    """A check's relation must be known, and a check with a tolerance compares numbers."""
+    where = f"check {_short(key, 60)!r}: "
+    if check["relation"] not in {relation.value for relation in Relation}:
+        return f"{where}unknown relation {_short(check['relation'], 20)!r}"
+    tolerance = check["tolerance"]
+    if tolerance is None:
+        return None
+    return (_missing(tolerance, {"atol": _NUMBER, "rtol": _NUMBER, "reason": str},
+                     f"{where}tolerance ")
+            or _missing(check, {"measured": _NUMBER, "predicted": _NUMBER}, where))
+
+
+_NUMBER = (int, float)
+_RECORD_FIELDS: dict[str, type | tuple[type, ...]] = {
+    "params": dict, "budget": str, "seeds": list, "closed_forms": dict, "obligations": dict,
+    "checks": dict}
+_CLOSED_FORM_TYPES: dict[str, type | tuple[type, ...]] = {"srepr": str, "latex": str}
+_OBLIGATION_TYPES: dict[str, type | tuple[type, ...]] = {"holds": bool, "method": str}
+_CHECK_TYPES: dict[str, type | tuple[type, ...]] = {
+    "kind": str, "relation": str, "passed": bool, "tolerance": (dict, type(None)),
+    "measured": (int, float, str), "predicted": (int, float, str)}
 
 
 def _short(text: Any, limit: int = 160) -> str:

@@ -15,15 +15,19 @@ import stat
 import sys
 import threading
 import time
-from collections.abc import Iterator, Sequence
+import warnings
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures.process import BrokenProcessPool
 from contextlib import closing
 from functools import partial
+from importlib import metadata
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn, TextIO
 
-from theorems import TheoremError
-from verify import api, registry
+from verify.files import directory_problem, regular_file_problem
+
+if TYPE_CHECKING:  # sympy and the papers load in main, after its Ctrl-C handling is installed
+    from verify import registry
 
 
 class UsageError(Exception):
@@ -67,6 +71,86 @@ class _Parser(argparse.ArgumentParser):
         raise UsageError(f"{message} (see {self.prog} --help)")
 
 
+#: The namespace attribute that maps each option given on the command line to its name.
+GIVEN = "given_options"
+
+
+def given(args: argparse.Namespace) -> dict[str, str]:
+    """The options given on the command line: destination to option name."""
+    return getattr(args, GIVEN, {})
+
+
+class _Once(argparse.Action):
+    """Store an option's value, refusing the option a second time: a silent "the last one
+    wins" (``--theorem A --theorem B``) would run something else than was asked for."""
+
+    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace,
+                 values: Any, option_string: str | None = None) -> None:
+        _record(parser, namespace, self, repeatable=False)
+        setattr(namespace, self.dest, values)
+
+
+class _OnceFlag(_Once):
+    """A flag (``store_true``) given at most once."""
+
+    def __init__(self, option_strings: Sequence[str], dest: str, **kwargs: Any) -> None:
+        super().__init__(option_strings, dest, nargs=0, default=False, **kwargs)
+
+    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace,
+                 values: Any, option_string: str | None = None) -> None:
+        super().__call__(parser, namespace, True, option_string)
+
+
+class _Repeated(argparse.Action):
+    """A repeatable option (``--param``, ``--grid``): its values in a list."""
+
+    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace,
+                 values: Any, option_string: str | None = None) -> None:
+        _record(parser, namespace, self, repeatable=True)
+        setattr(namespace, self.dest, [*getattr(namespace, self.dest), values])
+
+
+def _record(parser: argparse.ArgumentParser, namespace: argparse.Namespace,
+            action: argparse.Action, repeatable: bool) -> None:
+    """Note that ``action``'s option was given (refusing a second one unless ``repeatable``)."""
+    seen = vars(namespace).setdefault(GIVEN, {})
+    name = action.option_strings[-1]
+    if action.dest in seen and not repeatable:
+        parser.error(f"{name} is given twice; give it once")
+    seen[action.dest] = name
+
+
+def _count(text: str) -> int:
+    """An integer option: ASCII digits only, as every number on the command line (``٣`` or
+    ``1_000``, which ``int`` reads, are refused)."""
+    digits = text[1:] if text[:1] in "+-" else text
+    if not (digits.isascii() and digits.isdigit()) or len(digits) > MAX_DIGITS:
+        raise argparse.ArgumentTypeError(f"invalid int value: {text[:40]!r} (ASCII digits "
+                                         "only)")
+    return int(text)
+
+
+#: The most digits an integer option may have (every limit on one is far below 10^18).
+MAX_DIGITS = 18
+
+
+def _file_path(text: str) -> Path:
+    """An output file as given: neither empty nor ending in a slash (which ``Path`` would
+    silently drop)."""
+    if not text:
+        raise argparse.ArgumentTypeError("empty path, expected a file path")
+    if text.endswith(("/", os.sep)):
+        raise argparse.ArgumentTypeError(f"{text}: ends in a slash, expected a file path")
+    return Path(text)
+
+
+def _dir_path(text: str) -> Path:
+    """An output directory as given: not empty (``Path("")`` would be the current one)."""
+    if not text:
+        raise argparse.ArgumentTypeError("empty path, expected a directory")
+    return Path(text)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The ``verify`` command line."""
     parser = _Parser(
@@ -77,35 +161,36 @@ def build_parser() -> argparse.ArgumentParser:
         "[--backend local|ray] (see verify sweep --help).",
     )
     target = parser.add_mutually_exclusive_group(required=True)
-    target.add_argument("--list", action="store_true", help="list theorem ids and exit")
-    target.add_argument("--theorem", metavar="ID", help="verify one theorem")
-    target.add_argument("--all", action="store_true", help="verify every registered theorem")
-    parser.add_argument("--param", action="append", default=[], metavar="K=V",
+    target.add_argument("--list", action=_OnceFlag, help="list theorem ids and exit")
+    target.add_argument("--theorem", action=_Once, metavar="ID", help="verify one theorem")
+    target.add_argument("--all", action=_OnceFlag, help="verify every registered theorem")
+    parser.add_argument("--param", action=_Repeated, default=[], metavar="K=V",
                         help="theorem parameter, repeatable (e.g. --param p=0.7 --param q=3/5)")
-    parser.add_argument("--budget", choices=("fast", "full"), default="fast",
+    parser.add_argument("--budget", action=_Once, choices=("fast", "full"), default="fast",
                         help="fast: exact losses, CPU, seconds; full: paper scale, for a GPU")
-    parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
-    parser.add_argument("--seeds", type=int, default=None, metavar="N",
+    parser.add_argument("--device", action=_Once, choices=("auto", "cpu", "cuda"),
+                        default="auto")
+    parser.add_argument("--seeds", action=_Once, type=_count, default=None, metavar="N",
                         help="training seeds 0..N-1 (default: 1 fast, 5 full)")
-    parser.add_argument("--threads", type=int, default=None, metavar="N",
+    parser.add_argument("--threads", action=_Once, type=_count, default=None, metavar="N",
                         help="torch CPU threads of this run, or of each worker (default 1; "
                         "every core for one theorem in the full budget: see the README)")
-    parser.add_argument("--workers", type=int, default=None, metavar="N",
+    parser.add_argument("--workers", action=_Once, type=_count, default=None, metavar="N",
                         help="with --all: theorems verified in N processes at once (default: "
                         "the number of cores on the CPU, 1 on CUDA); output and reports keep "
                         "the registry's order")
-    parser.add_argument("--allow-expensive", action="store_true",
+    parser.add_argument("--allow-expensive", action=_OnceFlag,
                         help="run even when the estimated cost exceeds the budget's limit")
-    parser.add_argument("--json", type=Path, default=None, metavar="PATH",
+    parser.add_argument("--json", action=_Once, type=_file_path, default=None, metavar="PATH",
                         help="write the JSON report here")
-    parser.add_argument("--plots", type=Path, default=None, metavar="DIR",
+    parser.add_argument("--plots", action=_Once, type=_dir_path, default=None, metavar="DIR",
                         help="write the figures (PNG) and their captions (.txt) here")
     baseline = parser.add_mutually_exclusive_group()
-    baseline.add_argument("--check-baseline", action="store_true",
+    baseline.add_argument("--check-baseline", action=_OnceFlag,
                           help="proof regression: compare closed forms, obligations and "
                           "measured values with each paper's committed baselines (exit 1 on a "
                           "change)")
-    baseline.add_argument("--update-baseline", action="store_true",
+    baseline.add_argument("--update-baseline", action=_OnceFlag,
                           help="rewrite the baselines from this run (a reviewed change)")
     return parser
 
@@ -123,7 +208,9 @@ def _parse_params(items: list[str]) -> dict[str, str]:
     for item in items:
         name, sep, value = item.partition("=")
         if not sep or not name.strip() or not value.strip():
-            raise UsageError(f"--param expects NAME=VALUE (got {item!r})")
+            raise UsageError(f"--param expects NAME=VALUE (got {item[:80]!r})")
+        if name.strip() in params:
+            raise UsageError(f"--param {name.strip()[:40]} is given twice; give it once")
         params[name.strip()] = value.strip()
     return params
 
@@ -135,48 +222,87 @@ def _check_json_path(path: Path) -> int | None:
     hang) and the descriptor is returned, to be written at the end: closing it now would send
     the reader an end of file.
     """
-    if path.is_dir():
+    try:
+        mode: int | None = path.stat().st_mode
+    except FileNotFoundError:
+        mode = None
+    except OSError as exc:  # a name too long, a file where a directory is expected
+        raise UsageError(f"--json {path}: cannot write there ({exc.strerror})") from None
+    if mode is not None and stat.S_ISDIR(mode):
         raise UsageError(f"--json {path}: is a directory, expected a file path")
-    if path.exists() and not path.is_file():
-        try:
-            descriptor = os.open(path, os.O_WRONLY | os.O_NONBLOCK)
-        except OSError as exc:
-            reason = "a pipe nobody reads" if exc.errno == errno.ENXIO else exc.strerror
-            raise UsageError(f"--json {path}: cannot write there ({reason})") from None
-        os.set_blocking(descriptor, True)
-        if stat.S_ISCHR(os.fstat(descriptor).st_mode):
-            try:
-                os.write(descriptor, b"\n")  # a device that refuses data (/dev/full)
-            except OSError as exc:
-                os.close(descriptor)
-                raise UsageError(f"--json {path}: cannot write there ({exc.strerror})"
-                                 ) from None
-        return descriptor
-    free = shutil.disk_usage(path.parent if path.parent.exists() else Path.cwd()).free
-    if free < MIN_FREE_BYTES:
-        raise UsageError(f"--json {path}: the disk is full ({free} bytes free)")
-    existed = path.exists()
+    if mode is not None and not stat.S_ISREG(mode):
+        return _open_special(path, mode)
+    usage = shutil.disk_usage(path.parent if path.parent.exists() else Path.cwd())
+    if usage.total == 0:  # /proc, /sys: no blocks, and not a place for a report
+        raise UsageError(f"--json {path}: cannot write there (not a regular file system: "
+                         "/proc, /sys and the like hold no reports)")
+    if usage.free < MIN_FREE_BYTES:
+        raise UsageError(f"--json {path}: the disk is full ({usage.free} bytes free)")
     try:
         with path.open("a"):
             pass
     except OSError as exc:
         raise UsageError(f"--json {path}: cannot write there ({exc.strerror})") from None
-    if not existed:
+    if mode is None:
         path.unlink()
     return None
 
 
+def _open_special(path: Path, mode: int) -> int:
+    """Open the pipe or device ``path`` for the report (see :func:`_check_json_path`)."""
+    try:
+        descriptor = os.open(path, os.O_WRONLY | os.O_NONBLOCK)
+    except OSError as exc:
+        nobody = exc.errno == errno.ENXIO and stat.S_ISFIFO(mode)
+        reason = "a pipe nobody reads" if nobody else exc.strerror
+        raise UsageError(f"--json {path}: cannot write there ({reason})") from None
+    os.set_blocking(descriptor, True)
+    if stat.S_ISCHR(mode):
+        try:
+            os.write(descriptor, b"\n")  # a device that refuses data (/dev/full)
+        except OSError as exc:
+            os.close(descriptor)
+            raise UsageError(f"--json {path}: cannot write there ({exc.strerror})") from None
+    return descriptor
+
+
 def _check_plots_dir(path: Path) -> None:
+    """The figures can be written in ``path``: checked without creating it (a request that
+    fails its validation leaves nothing behind)."""
+    problem = directory_problem(path)
+    if problem is not None:
+        raise UsageError(f"--plots {path}: cannot write the figures there ({problem})")
+
+
+def _make_plots_dir(path: Path) -> None:
     try:
         path.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise UsageError(f"--plots {path}: cannot create the directory ({exc.strerror})") from None
-    if not os.access(path, os.W_OK):
-        raise UsageError(f"--plots {path}: directory is not writable")
 
 
-def _list(console) -> int:
+def _check_cuda(device: str) -> None:
+    """Refuse ``--device cuda`` at once where the installed torch is a CPU-only build (its
+    version ends in ``+cpu``): the same message as :func:`numerics.device.select_device`,
+    without importing torch (seconds)."""
+    if device != "cuda":
+        return
+    try:
+        version = metadata.version("torch")
+    except metadata.PackageNotFoundError:
+        return
+    if version.endswith("+cpu"):
+        raise UsageError("--device cuda was asked for, but CUDA is not available on this "
+                         f"machine (torch {version}); use --device cpu or --device auto")
+
+
+def _list(args: argparse.Namespace, console) -> int:
+    unused = [name for dest, name in given(args).items() if dest != "list"]
+    if unused:
+        raise UsageError(f"--list takes no other option (got {unused[0]})")
     from rich.table import Table
+
+    from verify import api
 
     table = Table(title="registered theorems", title_justify="left")
     for column in ("id", "kind", "title", "paper"):
@@ -188,7 +314,20 @@ def _list(console) -> int:
     return 0
 
 
+def _check_outputs(args: argparse.Namespace) -> None:
+    """``--json`` and ``--plots`` name different paths (a report where the figures' directory
+    goes fails only after the run), and the figures' directory can be made."""
+    if args.json is not None and args.plots is not None and (
+            os.path.abspath(args.json) == os.path.abspath(args.plots)):
+        raise UsageError(f"--json and --plots name the same path ({args.json}); the report "
+                         "is a file, the figures go in a directory")
+    if args.plots is not None:
+        _check_plots_dir(args.plots)
+
+
 def _verify(args: argparse.Namespace, console) -> int:
+    from verify import api, registry
+
     params = _parse_params(args.param)
     if args.all and params:
         raise UsageError("--param applies to one theorem; use it with --theorem ID")
@@ -202,9 +341,9 @@ def _verify(args: argparse.Namespace, console) -> int:
         raise UsageError(f"--workers must lie in 1..{MAX_WORKERS} (got {args.workers})")
     if args.workers is not None and not args.all:
         raise UsageError("--workers runs several theorems at once; use it with --all")
+    _check_cuda(args.device)
+    _check_outputs(args)
     descriptor = _check_json_path(args.json) if args.json is not None else None
-    if args.plots is not None:
-        _check_plots_dir(args.plots)
     reg = registry.default()
     ids = reg.ids() if args.all else [args.theorem]
     plans = [api.prepare(theorem_id, budget=args.budget, seeds=args.seeds, params=params,
@@ -212,6 +351,9 @@ def _verify(args: argparse.Namespace, console) -> int:
              for theorem_id in ids]
     for plan in plans:  # a theorem without a usable experiment: exit 2 before any work
         reg.experiment(plan.theorem.id)
+    baselines = _baselines_before(args, reg, [plan.theorem.id for plan in plans])
+    if args.plots is not None:
+        _make_plots_dir(args.plots)
 
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
@@ -284,7 +426,7 @@ def _verify(args: argparse.Namespace, console) -> int:
     passed = all(v.passed for v in verdicts)
     data = report.report(verdicts, settings)
     if args.check_baseline or args.update_baseline:
-        data["baseline"] = _baselines(args, verdicts, console)
+        data["baseline"] = _baselines(args, verdicts, console, baselines)
         passed = passed and not data["baseline"]["differences"]
     if args.json is not None:
         _write_report(data, args.json, descriptor)
@@ -305,7 +447,7 @@ def _partial_report(args: argparse.Namespace, verdicts: list, settings: dict,
                     descriptor: int | None) -> None:
     """With ``--json``, the report of an interrupted run: the theorems that finished, in the
     registry's order, marked ``"complete": false``."""
-    from verify import report
+    from verify import registry, report
 
     if args.json is not None:
         order = {theorem_id: i for i, theorem_id in enumerate(registry.default().ids())}
@@ -317,6 +459,8 @@ def _serial(plans: list, device: Any, progress: Any) -> Iterator[Any]:
     """Verify ``plans`` one after the other in this process, a progress bar per training run,
     sharing finished training runs between theorems (a control may reuse another's run)."""
     import numpy as np
+
+    from verify import api
 
     cache: dict[Any, Any] = {}
 
@@ -371,24 +515,59 @@ MAX_WORKERS = 64
 MIN_FREE_BYTES = 2**20
 
 
-def _baselines(args: argparse.Namespace, verdicts, console) -> dict:
-    """Check against or rewrite the committed baselines; print what changed."""
+def _baselines_before(args: argparse.Namespace, reg: registry.Registry,
+                      ids: list[str]) -> dict[str, tuple[Path, dict | None]]:
+    """Before any run: the baseline directory of each theorem and, with ``--check-baseline``,
+    its committed baseline, read and validated (an unreadable or malformed one is a usage
+    error, not a traceback after the run); with ``--update-baseline``, a directory where the
+    baseline can be written."""
+    from verify import baseline
+
+    found: dict[str, tuple[Path, dict | None]] = {}
+    if not (args.check_baseline or args.update_baseline):
+        return found
+    for theorem_id in ids:
+        directory = _baseline_dir(reg, theorem_id)
+        if args.update_baseline:
+            problem = (directory_problem(directory)
+                       or regular_file_problem(baseline.path_for(theorem_id, directory)))
+            if problem is not None:
+                raise UsageError(f"--update-baseline: cannot write the baseline of "
+                                 f"{theorem_id} in {directory} ({problem})")
+            found[theorem_id] = (directory, None)
+            continue
+        try:
+            found[theorem_id] = (directory, baseline.load(theorem_id, directory))
+        except baseline.BaselineError as exc:
+            raise UsageError(f"--check-baseline: {exc}; restore it, or record it again "
+                             "with --update-baseline") from None
+    return found
+
+
+def _baselines(args: argparse.Namespace, verdicts, console,
+               committed: dict[str, tuple[Path, dict | None]]) -> dict:
+    """Check against or rewrite the committed baselines (read before the run:
+    :func:`_baselines_before`); print what changed."""
     from verify import baseline
     from verify.report import git_revision
 
-    reg = registry.default()
     records = []
     for verdict in verdicts:
-        directory = _baseline_dir(reg, verdict.theorem_id)
+        directory = committed[verdict.theorem_id][0]
         revision = git_revision(directory) if args.update_baseline else None
         records.append((baseline.snapshot(verdict, revision), directory))
     if args.update_baseline:
         for record, directory in records:
-            console.print(f"baseline written to {baseline.write(record, directory)}")
+            try:
+                written = baseline.write(record, directory)
+            except OSError as exc:
+                raise OutputError(f"--update-baseline: cannot write the baseline of "
+                                  f"{record['theorem']} in {directory} "
+                                  f"({exc.strerror or exc})") from None
+            console.print(f"baseline written to {written}")
         return {"updated": [r["theorem"] for r, _ in records], "differences": []}
-    differences = [d for record, directory in records
-                   for d in baseline.compare(baseline.load(record["theorem"], directory),
-                                             record)]
+    differences = [d for record, _ in records
+                   for d in baseline.compare(committed[record["theorem"]][1], record)]
     if differences:
         console.print(f"[red]proof regression: {len(differences)} change(s) against the "
                       "committed baselines[/red]")
@@ -418,20 +597,20 @@ def build_sweep_parser() -> argparse.ArgumentParser:
         "one task per point, results written as tasks finish, re-runs resume.",
     )
     parser.add_argument("theorem", metavar="ID", help="theorem id (see verify --list)")
-    parser.add_argument("--grid", action="append", default=[], metavar="K=START:STOP:NUM",
+    parser.add_argument("--grid", action=_Repeated, default=[], metavar="K=START:STOP:NUM",
                         help="swept parameter, repeatable (e.g. --grid p=0.05:0.95:10)")
-    parser.add_argument("--param", action="append", default=[], metavar="K=V",
+    parser.add_argument("--param", action=_Repeated, default=[], metavar="K=V",
                         help="fixed parameter, repeatable")
-    parser.add_argument("--budget", choices=("fast", "full"), default="fast")
-    parser.add_argument("--seeds", type=int, default=None, metavar="N",
+    parser.add_argument("--budget", action=_Once, choices=("fast", "full"), default="fast")
+    parser.add_argument("--seeds", action=_Once, type=_count, default=None, metavar="N",
                         help="training seeds per point (default: the budget's)")
-    parser.add_argument("--backend", choices=("local", "ray"), default="local",
+    parser.add_argument("--backend", action=_Once, choices=("local", "ray"), default="local",
                         help="local process pool (default) or a Ray cluster")
-    parser.add_argument("--address", default=None, metavar="HOST:PORT",
+    parser.add_argument("--address", action=_Once, default=None, metavar="HOST:PORT",
                         help="Ray cluster to join (default: start a local Ray)")
-    parser.add_argument("--workers", type=int, default=None, metavar="N",
+    parser.add_argument("--workers", action=_Once, type=_count, default=None, metavar="N",
                         help="parallel tasks (local processes, or CPUs of a local Ray)")
-    parser.add_argument("--out", type=Path, default=None, metavar="DIR",
+    parser.add_argument("--out", action=_Once, type=_dir_path, default=None, metavar="DIR",
                         help="results directory (default: sweeps/ID); re-runs resume there")
     return parser
 
@@ -446,7 +625,8 @@ def _sweep(argv: Sequence[str], console) -> int:
     if not args.grid:
         raise UsageError("verify sweep needs at least one --grid NAME=START:STOP:NUM "
                          "(see verify sweep --help)")
-    workers = args.workers if args.workers is not None else os.cpu_count() or 1
+    workers = args.workers if args.workers is not None else min(os.cpu_count() or 1,
+                                                                 sweeps.MAX_WORKERS)
     with Progress(TextColumn("sweep {task.description}"), BarColumn(), MofNCompleteColumn(),
                   TimeElapsedColumn(), console=console) as progress:
         bar: list[Any] = []
@@ -492,11 +672,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     SIGTERM stops a run like Ctrl-C (exit 143, 130); a second signal exits at once (one
     within :data:`REPEAT_GRACE` of the first is taken as the first delivered again).
     """
-    argv = list(sys.argv[1:] if argv is None else argv)
     if threading.current_thread() is not threading.main_thread():
-        return _main(argv)
-    previous = {signum: signal.signal(signum, _interrupt)
+        return _main(list(sys.argv[1:] if argv is None else argv))
+    previous = {signum: signal.signal(signum, _interrupt)  # first: before any slow import
                 for signum in (signal.SIGINT, signal.SIGTERM)}
+    argv = list(sys.argv[1:] if argv is None else argv)
     code = None
     try:
         code = _main(argv)
@@ -535,32 +715,129 @@ def console() -> NoReturn:
 
 
 def _main(argv: list[str]) -> int:
-    from rich.console import Console
-
-    console = Console()  # honours COLUMNS
-    if not console.is_terminal and not os.environ.get("COLUMNS", "").isdigit():
-        console = Console(width=150)  # logs and CI: wide enough that the table stays readable
+    out = _Output(sys.stdout)
+    previous_format = warnings.formatwarning
+    warnings.formatwarning = _one_line_warning
     try:
-        for problem in registry.default().problems:  # broken plugins: one line each
-            print(f"verify: warning: {problem}", file=sys.stderr)
-        if argv[:1] == ["sweep"]:
-            return _sweep(argv[1:], console)
-        args = build_parser().parse_args(argv)
-        if args.list:
-            return _list(console)
-        return _verify(args, console)
-    except (UsageError, TheoremError) as exc:
-        print(f"verify: error: {exc}", file=sys.stderr)
-        return 2
-    except OutputError as exc:
+        code = _command(argv, out)
+    except KeyboardInterrupt as interrupt:  # first: it may come in any import (sympy, torch)
+        print("verify: interrupted", file=sys.stderr)
+        return _exit_code(interrupt)
+    except _one_line_errors() as exc:
         print(f"verify: error: {exc}", file=sys.stderr)
         return 2
     except WorkerDied as exc:
         print(f"verify: error: {exc}", file=sys.stderr)
         return 1
-    except KeyboardInterrupt as interrupt:
-        print("verify: interrupted", file=sys.stderr)
-        return _exit_code(interrupt)
+    finally:
+        warnings.formatwarning = previous_format
+    return _after_output(code, out)
+
+
+def _one_line_errors() -> tuple[type[Exception], ...]:
+    """The errors printed as one line, exit code 2: usage errors, a theorem's refusal
+    (:class:`theorems.TheoremError`, imported here: sympy loads after the signal handlers)
+    and results that could not be written."""
+    from theorems import TheoremError
+
+    return (UsageError, TheoremError, OutputError)
+
+
+def _command(argv: list[str], out: _Output) -> int:
+    """Run the command line ``argv``, printing to ``out``; its exit code."""
+    from verify import registry
+
+    console = _console(out)
+    for problem in registry.default().problems:  # broken plugins: one line each
+        print(f"verify: warning: {problem}", file=sys.stderr)
+    if argv[:1] == ["sweep"]:
+        return _sweep(argv[1:], console)
+    args = build_parser().parse_args(argv)
+    if args.list:
+        return _list(args, console)
+    return _verify(args, console)
+
+
+def _console(out: _Output) -> Any:
+    """The console that prints to ``out``, as wide as ``COLUMNS`` says; else the terminal's
+    width, or 150 columns in logs and CI (wide enough that the table stays readable)."""
+    from rich.console import Console
+
+    console = Console(file=out)  # honours COLUMNS
+    columns = os.environ.get("COLUMNS", "")
+    usable = columns.isascii() and columns.isdigit() and int(columns) > 0
+    if not console.is_terminal and not usable:
+        console.width = 150
+    elif columns and not usable:  # COLUMNS=0: Rich would print nothing at all
+        console.width = shutil.get_terminal_size().columns
+    return console
+
+
+def _one_line_warning(message: Warning | str, category: type[Warning], filename: str,
+                      lineno: int, line: str | None = None) -> str:
+    """A warning as the command prints it: one line (not the source line that raised it)."""
+    return f"verify: warning: {message}\n"
+
+
+class _Output:
+    """Standard output as the console writes it, which never stops a run (the report is
+    written, the exit code is the checks').
+
+    Text the stream's encoding cannot hold (``PYTHONIOENCODING=ascii``) is written with ``?``
+    in its place. After a failed write (a closed pipe, a full disk) the rest of the output is
+    dropped, the stream's descriptor is pointed at ``/dev/null`` (so that the interpreter's
+    last flush does not fail again), and the error is kept in :attr:`failure`.
+    """
+
+    def __init__(self, stream: TextIO) -> None:
+        self.stream = stream
+        self.failure: OSError | None = None
+
+    def __getattr__(self, name: str) -> Any:  # isatty, encoding, fileno: the stream's
+        return getattr(self.stream, name)
+
+    def write(self, text: str) -> int:
+        self._guarded(self._write, text)
+        return len(text)
+
+    def flush(self) -> None:
+        self._guarded(self.stream.flush)
+
+    def _write(self, text: str) -> None:
+        try:
+            self.stream.write(text)
+        except UnicodeEncodeError as exc:
+            self.stream.write(text.encode(exc.encoding, "replace").decode(exc.encoding))
+
+    def _guarded(self, action: Callable[..., Any], *args: Any) -> None:
+        if self.failure is not None:
+            return
+        try:
+            action(*args)
+        except OSError as exc:
+            self.failure = exc
+            self._silence()
+
+    def _silence(self) -> None:
+        try:
+            descriptor = self.stream.fileno()
+        except (OSError, ValueError):  # not a file (a test's capture): nothing to flush later
+            return
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, descriptor)
+        os.close(devnull)
+
+
+def _after_output(code: int, out: _Output) -> int:
+    """The exit code once the output is done: a standard output that could not be written (a
+    full disk, not a closed pipe, whose reader wanted no more) is one line and exit 2, as any
+    result that could not be written."""
+    failure = out.failure
+    if failure is None or failure.errno == errno.EPIPE or code not in (0, 1):
+        return code
+    print(f"verify: error: cannot write to standard output ({failure.strerror or failure})",
+          file=sys.stderr)
+    return 2
 
 
 if __name__ == "__main__":

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import csv
 import hashlib
+import io
 import json
 import math
 import operator
@@ -37,13 +38,16 @@ from typing import Any
 from theorems import Parameter, ParameterError, Theorem, TheoremError
 from theorems.core import MAX_DIGITS
 from verify import harness, registry
-from verify.files import write_atomic
+from verify.files import directory_problem, regular_file_problem, write_atomic
 from verify.pool import process_pool, stop_workers
 
 #: Statuses of a finished task; ``failed`` tasks are run again by a re-run of the sweep.
 FINISHED = ("passed", "failed-checks", "outside", "skipped")
 #: The most grid points one sweep may have (each point is a full verification).
 MAX_POINTS = 10_000
+#: The most parallel tasks a sweep may run (as ``verify --all --workers``: each holds a torch
+#: runtime).
+MAX_WORKERS = 64
 
 
 class SweepError(TheoremError):
@@ -137,8 +141,12 @@ def tasks_for(theorem_id: str, axes: list[Axis], fixed: dict[str, str], budget: 
               seeds: int | None) -> list[Task]:
     """Every grid point (the product of the axes), fixed parameters included."""
     names = [axis.name for axis in axes]
-    if len(set(names)) != len(names) or set(names) & set(fixed):
-        raise SweepError("each parameter can be swept once and not also fixed with --param")
+    for i, name in enumerate(names):
+        if name in names[:i]:
+            raise SweepError(f"--grid {name} is given twice; sweep each parameter once")
+        if name in fixed:
+            raise SweepError(f"{name} is both swept (--grid) and fixed (--param); a parameter "
+                             "is swept once or fixed")
     return [Task(theorem_id, tuple(sorted({**fixed, **dict(zip(names, point, strict=True))}
                                           .items())), budget, seeds)
             for point in product(*(axis.values for axis in axes))]
@@ -404,18 +412,20 @@ def run_sweep(theorem_id: str, grid: Any, *, budget: str = "fast", seeds: int | 
     if seeds is not None and seeds > harness.MAX_SEEDS[budget]:
         raise SweepError(f"--seeds {seeds} is more than the {budget} budget's limit of "
                          f"{harness.MAX_SEEDS[budget]} training runs per point")
-    workers = workers if workers is not None else os.cpu_count() or 1
+    workers = workers if workers is not None else min(os.cpu_count() or 1, MAX_WORKERS)
     if workers < 1:
         raise SweepError(f"--workers must be at least 1 (got {workers})")
+    if workers > MAX_WORKERS:
+        raise SweepError(f"--workers must be at most {MAX_WORKERS} (got {workers})")
     if backend not in ("local", "ray"):
         raise SweepError(f"unknown backend {backend!r}; use local or ray")
     if address and backend != "ray":
         raise SweepError("--address needs --backend ray")
+    tasks = tasks_for(theorem.id, axes, fixed, budget, seeds)
+    directory = output_directory(out, theorem.id)
     if backend == "ray" and address:
         check_ray_address(address)
     reg.experiment(theorem.id)  # a missing experiment is a usage error, before any work
-    tasks = tasks_for(theorem.id, axes, fixed, budget, seeds)
-    directory = Path(out) if out is not None else Path("sweeps") / theorem.id
     try:
         store = ResultStore(directory)
     except OSError as exc:
@@ -439,9 +449,14 @@ def run_sweep(theorem_id: str, grid: Any, *, budget: str = "fast", seeds: int | 
         """The tables, then the heatmaps (drawn by ``map_``: the local pool's workers)."""
         ordered = [records[task] for task in tasks]
         summary = summarise(ordered)
-        write_tables(directory, {**spec, "summary": summary}, ordered)
-        figures = write_heatmaps(directory, spec, ordered, reg.experiment(theorem.id).overlay,
-                                 map_)
+        try:
+            write_tables(directory, {**spec, "summary": summary}, ordered)
+            figures = write_heatmaps(directory, spec, ordered,
+                                     reg.experiment(theorem.id).overlay, map_)
+        except OSError as exc:  # a full disk: the finished points are kept, a re-run resumes
+            raise SweepError(f"--out {directory}: cannot write the results "
+                             f"({exc.strerror or exc}); the finished points are kept in "
+                             f"{store.tasks}") from None
         return SweepResult(spec, ordered, summary, directory, figures)
 
     try:
@@ -453,6 +468,30 @@ def run_sweep(theorem_id: str, grid: Any, *, budget: str = "fast", seeds: int | 
         done = [r for r in records.values() if r is not None]
         cause = "terminate" if type(exc).__name__ == "Terminated" else "interrupt"
         return SweepResult(spec, done, summarise(done), directory, [], interrupted=cause)
+
+
+def output_directory(out: Any, theorem_id: str) -> Path:
+    """The results directory of a sweep (``out``, default ``sweeps/<id>``), checked before any
+    work and without creating it: a writable directory (or one that can be made), whose
+    ``tasks`` is a directory and whose tables are regular files where they exist.
+
+    Raises
+    ------
+    SweepError
+        An empty path, or a directory the sweep cannot write its results in.
+    """
+    if out is not None and not str(out):
+        raise SweepError("--out: empty path; give the results directory")
+    directory = Path(out) if out is not None else Path("sweeps") / theorem_id
+    for path in (directory, directory / "tasks"):
+        problem = directory_problem(path)
+        if problem is not None:
+            raise SweepError(f"--out {path}: {problem}")
+    for path in (directory / "sweep.json", directory / "sweep.csv"):
+        problem = regular_file_problem(path)
+        if problem is not None:
+            raise SweepError(f"--out {path}: {problem}, cannot write the table there")
+    return directory
 
 
 # ----------------------------------------------------------------------------- results
@@ -473,13 +512,17 @@ class ResultStore:
             return None
         try:
             record = json.loads(path.read_text())
-        except (OSError, ValueError):  # a truncated or corrupt file: compute the point again
-            warnings.warn(f"{path}: unreadable result, the point is computed again",
-                          stacklevel=2)
+        except OSError as exc:
+            problem: str | None = exc.strerror
+        except ValueError:  # a truncated or corrupt file
+            problem = "not valid JSON"
+        else:
+            problem = _record_problem(record, task)
+        if problem is not None:  # compute the point again
+            warnings.warn(f"{path}: unreadable result ({problem}), the point is computed "
+                          "again", stacklevel=2)
             return None
-        if not isinstance(record, dict):
-            return None
-        return record if record.get("status") in FINISHED else None
+        return record if record["status"] in FINISHED else None
 
     def write(self, record: dict[str, Any]) -> None:
         """Store one task's record (atomically: a killed sweep never leaves half a file)."""
@@ -487,17 +530,47 @@ class ResultStore:
                      json.dumps(record, indent=1, sort_keys=True))
 
 
+def _record_problem(record: Any, task: Task) -> str | None:
+    """What makes a stored record unusable as the result of ``task`` (None when it is usable):
+    the tables and heatmaps read its status, its parameters, its quantities and, outside the
+    assumptions, its reason."""
+    if not isinstance(record, dict):
+        return "not a JSON object"
+    status = record.get("status")
+    if status == "failed":
+        return None  # a task error: run again, as intended
+    if status not in FINISHED:
+        return f"status {str(status)[:40]!r}"
+    if record.get("params") != dict(task.params):
+        return "its parameters are missing or not the point's"
+    quantities = record.get("quantities")
+    if not isinstance(quantities, dict) or not all(
+            isinstance(v, int | float) and not isinstance(v, bool) for v in quantities.values()):
+        return "no quantities"
+    if status in ("outside", "skipped") and not isinstance(record.get("reason"), str):
+        return "no reason"
+    return None
+
+
 def write_tables(directory: Path, spec: dict[str, Any], records: list[dict[str, Any]]) -> None:
-    """``sweep.json`` (the spec and every record) and ``sweep.csv`` (one row per point)."""
-    (directory / "sweep.json").write_text(json.dumps({**spec, "points": records}, indent=1))
+    """``sweep.json`` (the spec and every record) and ``sweep.csv`` (one row per point), each
+    written atomically.
+
+    Raises
+    ------
+    OSError
+        When a table cannot be written (disk full); the previous table is then unchanged.
+    """
+    write_atomic(directory / "sweep.json", json.dumps({**spec, "points": records}, indent=1))
     axes = [axis["name"] for axis in spec["grid"]]
     quantities = sorted({name for r in records for name in r["quantities"]})
-    with (directory / "sweep.csv").open("w", newline="") as handle:
-        writer = csv.writer(handle)
-        writer.writerow([*axes, "status", "reason", *quantities])
-        for r in records:
-            writer.writerow([*(r["params"][a] for a in axes), r["status"], r.get("reason", ""),
-                             *(r["quantities"].get(q, "") for q in quantities)])
+    table = io.StringIO()
+    writer = csv.writer(table)
+    writer.writerow([*axes, "status", "reason", *quantities])
+    for r in records:
+        writer.writerow([*(r["params"][a] for a in axes), r["status"], r.get("reason", ""),
+                         *(r["quantities"].get(q, "") for q in quantities)])
+    write_atomic(directory / "sweep.csv", table.getvalue())
 
 
 def _slug(text: str) -> str:

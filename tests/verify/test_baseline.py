@@ -121,3 +121,70 @@ def test_update_always_rewrites(capsys, monkeypatch, tmp_path):
 def test_baselines_only_at_the_recorded_setting(capsys, argv):
     code, _, err = _run(capsys, "--theorem", "ntp-ffn-max-margin", "--check-baseline", *argv)
     assert code == 2 and "baselines are recorded at the default parameters" in err
+
+
+def _moved_baselines(monkeypatch, directory):
+    """The registry with ntp-ffn-max-margin's paper keeping its baselines in ``directory``,
+    and a run that fails the test if it starts (baseline problems come before any work)."""
+    import dataclasses
+
+    import verify.api
+
+    paper = registry.default().paper_of("ntp-ffn-max-margin")
+    moved = registry.Registry([("test", dataclasses.replace(paper, baselines=directory))])
+    monkeypatch.setattr(registry, "default", lambda: moved)
+    monkeypatch.setattr(verify.api, "run", lambda *a, **k: pytest.fail("the run started"))
+
+
+def _committed():
+    directory = registry.default().paper_of("ntp-ffn-max-margin").baselines
+    return json.loads(baseline.path_for("ntp-ffn-max-margin", directory).read_text())
+
+
+def _measured_abc(record):
+    key = next(iter(record["checks"]))
+    record["checks"][key]["measured"] = "abc"
+    return json.dumps(record)
+
+
+@pytest.mark.parametrize(("content", "problem"), [
+    (lambda r: json.dumps(r)[:200], "not valid JSON"),
+    (lambda r: "", "not valid JSON"),
+    (lambda r: "[]", "malformed (a JSON list, expected an object)"),
+    (lambda r: json.dumps({k: v for k, v in r.items() if k != "checks"}),
+     "malformed (no 'checks')"),
+    (lambda r: b"\x89PNG\x00\xff\xfe junk", "not valid JSON"),
+    (None, "cannot read it (Is a directory)"),
+    (_measured_abc, "'measured' has the wrong type (str)"),
+])
+def test_a_broken_baseline_is_one_line_before_the_run(capsys, monkeypatch, tmp_path, content,
+                                                      problem):
+    committed = _committed()
+    _moved_baselines(monkeypatch, tmp_path)
+    path = tmp_path / "ntp-ffn-max-margin.json"
+    if content is None:
+        path.mkdir()
+    else:
+        text = content(committed)
+        path.write_bytes(text if isinstance(text, bytes) else text.encode())
+    code, out, err = _run(capsys, "--theorem", "ntp-ffn-max-margin", "--check-baseline")
+    assert code == 2 and len(err.strip().splitlines()) == 1 and "Traceback" not in err
+    assert f"--check-baseline: baseline {path}: " in err and problem in err
+
+
+@pytest.mark.parametrize("where", ["file-in-the-way/baselines", "baseline-is-a-directory"])
+def test_update_into_an_unwritable_place_is_one_line_before_the_run(capsys, monkeypatch,
+                                                                    tmp_path, where):
+    (tmp_path / "file-in-the-way").write_text("x")
+    (tmp_path / "baseline-is-a-directory" / "ntp-ffn-max-margin.json").mkdir(parents=True)
+    _moved_baselines(monkeypatch, tmp_path / where)
+    code, _, err = _run(capsys, "--theorem", "ntp-ffn-max-margin", "--update-baseline")
+    assert code == 2 and len(err.strip().splitlines()) == 1
+    assert "--update-baseline: cannot write the baseline of ntp-ffn-max-margin" in err
+
+
+def test_a_baseline_of_the_wrong_types_is_not_a_match():
+    """compare() took a measured value "abc" as unchanged: load refuses it."""
+    record = json.loads(_measured_abc(_committed()))
+    assert "'measured' has the wrong type" in baseline.malformed(record)
+    assert baseline.malformed(_committed()) is None

@@ -361,3 +361,118 @@ def test_a_dead_worker_is_one_line_exit_1_with_a_partial_report(capsys, tmp_path
     report = json.loads((tmp_path / "r.json").read_text())
     assert report["complete"] is False
     assert [t["id"] for t in report["theorems"]] == [done.theorem_id]
+
+
+@pytest.mark.parametrize(("argv", "option"), [
+    (["--theorem", "markov-local-minima", "--theorem", "markov-global-minima"], "--theorem"),
+    (["--all", "--json", "a.json", "--json", "b.json"], "--json"),
+    (["--all", "--plots", "a", "--plots", "b"], "--plots"),
+    (["--all", "--budget", "fast", "--budget", "full"], "--budget"),
+    (["--all", "--device", "cpu", "--device", "cuda"], "--device"),
+    (["--theorem", "markov-local-minima", "--seeds", "1", "--seeds", "2"], "--seeds"),
+    (["--theorem", "markov-local-minima", "--param", "p=0.6", "--param", "p=0.7"],
+     "--param p"),
+    (["--theorem", "markov-local-minima", "--all"], "not allowed with"),
+])
+def test_an_option_given_twice_is_refused(capsys, tmp_path, monkeypatch, argv, option):
+    """A silent "the last one wins" would verify something else than was asked for."""
+    monkeypatch.chdir(tmp_path)
+    code, _, err = _run(capsys, *argv)
+    assert code == 2 and option in err and len(err.strip().splitlines()) == 1
+    assert not list(tmp_path.iterdir())  # refused before any output was made
+
+
+@pytest.mark.parametrize("extra", [["--param", "p=0.7"], ["--seeds", "0"],
+                                   ["--json", "/nonexistent/x.json"], ["--device", "cuda"],
+                                   ["--check-baseline"], ["--budget", "fast"]])
+def test_list_refuses_the_options_it_does_not_use(capsys, extra):
+    code, out, err = _run(capsys, "--list", *extra)
+    assert code == 2 and f"--list takes no other option (got {extra[0]})" in err
+    assert not out and len(err.strip().splitlines()) == 1
+
+
+def test_json_and_plots_on_one_path_are_refused_before_the_run(capsys, tmp_path, monkeypatch):
+    import verify.api
+
+    monkeypatch.setattr(verify.api, "run", lambda *a, **k: pytest.fail("the run started"))
+    same = str(tmp_path / "out")
+    code, _, err = _run(capsys, "--theorem", "markov-local-minima", "--json", same,
+                        "--plots", same)
+    assert code == 2 and "--json and --plots name the same path" in err
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("argv", [
+    ["--theorem", "markov-local-minima", "--seeds", "٣"],
+    ["--theorem", "markov-local-minima", "--seeds", "1_000"],
+    ["--theorem", "markov-local-minima", "--seeds", " 2"],
+    ["--theorem", "markov-local-minima", "--threads", "١"],
+    ["--all", "--workers", "2_0"],
+    ["sweep", "markov-local-minima", "--grid", "p=0.1:0.9:3", "--seeds", "٣"],
+    ["sweep", "markov-local-minima", "--grid", "p=0.1:0.9:3", "--workers", "1_0"],
+])
+def test_integer_options_take_ascii_digits_only(capsys, argv):
+    code, _, err = _run(capsys, *argv)
+    assert code == 2 and "ASCII digits only" in err and len(err.strip().splitlines()) == 1
+
+
+def test_plots_dir_is_made_only_once_the_request_is_valid(capsys, tmp_path):
+    plots = tmp_path / "new" / "a" / "b"
+    code, _, err = _run(capsys, "--theorem", "markov-local-minima", "--param", "p=nan",
+                        "--plots", str(plots))
+    assert code == 2 and "is not a number" in err
+    assert not (tmp_path / "new").exists()
+
+
+@pytest.mark.parametrize(("where", "message"), [
+    ("a" * 300 + ".json", "File name too long"),
+    ("adir/" + "a" * 300 + "/x.json", "cannot write there"),
+    ("", "empty path"),
+    ("x.json/", "ends in a slash"),
+    ("/sys/x.json", "not a regular file system"),
+    ("/proc/self/status", "not a regular file system"),
+])
+def test_json_paths_that_cannot_hold_a_report_are_named_truly(capsys, tmp_path, monkeypatch,
+                                                               where, message):
+    """A name too long was a traceback; /sys and /proc said "the disk is full", '' said "is a
+    directory" (Path('') is '.') and x.json/ wrote x.json."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "adir").mkdir()
+    code, _, err = _run(capsys, "--theorem", "markov-local-minima", "--json", where)
+    assert code == 2 and message in err and len(err.strip().splitlines()) == 1
+    assert "Traceback" not in err and "disk is full" not in err
+    assert list(tmp_path.iterdir()) == [tmp_path / "adir"]
+
+
+def test_a_terminal_that_is_not_there_is_not_called_a_pipe():
+    """``--json /dev/tty`` without a controlling terminal (a new session has none)."""
+    done = subprocess.run([sys.executable, "-m", "verify", "--theorem", "markov-local-minima",
+                           "--json", "/dev/tty"], capture_output=True, text=True, timeout=60,
+                          start_new_session=True)
+    assert done.returncode == 2 and "--json /dev/tty: cannot write there" in done.stderr
+    assert "a pipe nobody reads" not in done.stderr
+
+
+def test_columns_0_still_lists_the_theorems(capsys, monkeypatch):
+    monkeypatch.setenv("COLUMNS", "0")
+    code, out, _ = _run(capsys, "--list")
+    assert code == 0 and all(theorem_id in out for theorem_id in registry.ids())
+
+
+def test_cuda_on_a_cpu_only_torch_is_refused_without_importing_torch():
+    """Where the installed torch is a ``+cpu`` build, ``--device cuda`` is refused before
+    torch (seconds) is imported, with the message select_device gives."""
+    from importlib import metadata
+
+    if not metadata.version("torch").endswith("+cpu"):
+        pytest.skip("a CUDA build of torch: select_device decides")
+    probe = ("import sys, runpy\nsys.argv = ['verify', *sys.argv[1:]]\ntry:\n"
+             "    runpy.run_module('verify', run_name='__main__')\nexcept SystemExit as e:\n"
+             "    assert 'torch' not in sys.modules, 'torch was imported'\n    raise\n")
+    for target in (["--theorem", "markov-local-minima"], ["--all"]):
+        done = subprocess.run([sys.executable, "-c", probe, *target, "--device", "cuda"],
+                              capture_output=True, text=True, timeout=60)
+        assert done.returncode == 2, done.stderr
+        assert done.stderr.strip() == (
+            "verify: error: --device cuda was asked for, but CUDA is not available on this "
+            f"machine (torch {torch.__version__}); use --device cpu or --device auto")

@@ -281,3 +281,115 @@ def test_sweep_workers_die_with_a_killed_parent(tmp_path):
     process.kill()
     process.communicate(timeout=30)
     assert _gone(workers, 10), "workers outlived a SIGKILLed parent"
+
+
+SWEEP = ["sweep", "markov-local-minima", "--grid", "p=0.1:0.9:3"]
+
+
+@pytest.mark.parametrize(("argv", "message"), [
+    ([*SWEEP, "--grid", "p=0.2:0.8:2"], "--grid p is given twice"),
+    ([*SWEEP, "--param", "p=0.7"], "p is both swept (--grid) and fixed (--param)"),
+    ([*SWEEP, "--out", "/dev/null"], "--out /dev/null: not a directory"),
+    ([*SWEEP, "--out", "probe.sh"], "--out probe.sh: not a directory"),
+    ([*SWEEP, "--out", "results"], "--out results/sweep.csv: not a regular file"),
+    ([*SWEEP, "--out", ""], "empty path"),
+    ([*SWEEP, "--workers", "1000000"], "--workers must be at most 64"),
+])
+def test_sweep_usage_errors_come_before_torch(tmp_path, argv, message):
+    """Found before the experiment (and so torch) is imported, nothing created."""
+    (tmp_path / "probe.sh").write_text("echo hi\n")
+    (tmp_path / "results" / "sweep.csv").mkdir(parents=True)
+    probe = ("import sys, runpy\nsys.argv = ['verify', *sys.argv[1:]]\ntry:\n"
+             "    runpy.run_module('verify', run_name='__main__')\nexcept SystemExit as e:\n"
+             "    assert 'torch' not in sys.modules, 'torch was imported'\n    raise\n")
+    done = subprocess.run([sys.executable, "-c", probe, *argv], capture_output=True,
+                          text=True, timeout=60, cwd=tmp_path)
+    assert done.returncode == 2 and message in done.stderr, done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["probe.sh", "results"]
+
+
+def test_a_read_only_working_directory_is_refused_before_any_work(capsys, tmp_path,
+                                                                  monkeypatch):
+    """The default --out (sweeps/ID) below a directory that cannot be written."""
+    import verify.files
+
+    monkeypatch.chdir(tmp_path)
+    writable = verify.files.os.access
+    monkeypatch.setattr(verify.files.os, "access",
+                        lambda path, mode: Path(path) != Path(".") and writable(path, mode))
+    code = main(SWEEP)
+    err = capsys.readouterr().err
+    assert code == 2 and "--out sweeps/markov-local-minima: directory is not writable (.)" in err
+    assert not list(tmp_path.iterdir())
+
+
+#: The run of the output tests: a theorem of seconds, its report in r.json.
+QUICK = ["--theorem", "ntp-ffn-max-margin", "--json", "r.json"]
+
+
+def test_a_full_disk_on_standard_output_still_writes_the_report(tmp_path):
+    """``verify ... >/dev/full``: one line, exit 2 (a result could not be written), and the
+    JSON report is written all the same; ``--list`` too is one line."""
+    with open("/dev/full", "w") as full:
+        done = subprocess.run([sys.executable, "-m", "verify", *QUICK], stdout=full,
+                              stderr=subprocess.PIPE, text=True, timeout=300, cwd=tmp_path)
+        listed = subprocess.run([sys.executable, "-m", "verify", "--list"], stdout=full,
+                                stderr=subprocess.PIPE, text=True, timeout=60)
+    for run in (done, listed):
+        assert run.returncode == 2 and run.stderr.strip() == (
+            "verify: error: cannot write to standard output (No space left on device)")
+    assert json.loads((tmp_path / "r.json").read_text())["passed"] is True
+
+
+def test_a_closed_pipe_still_writes_the_report_and_exits_with_the_checks(tmp_path):
+    """``verify ... | head -1``: the reader went away; the run finishes, writes its report
+    and exits with its verdict (Rich's own handling exited 1 and wrote nothing)."""
+    with subprocess.Popen([sys.executable, "-m", "verify", *QUICK], cwd=tmp_path,
+                          stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                          text=True) as process:
+        process.stdout.readline()
+        process.stdout.close()
+        err = process.stderr.read()
+        process.wait(timeout=300)
+    report = json.loads((tmp_path / "r.json").read_text())
+    assert process.returncode == (0 if report["passed"] else 1) and not err.strip(), err
+
+
+def test_an_ascii_terminal_gets_the_output_in_ascii(capsys, tmp_path):
+    """PYTHONIOENCODING=ascii: what the encoding cannot hold becomes ``?``."""
+    import io
+
+    buffer = io.BytesIO()
+    ascii_out = io.TextIOWrapper(buffer, encoding="ascii")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(sys, "stdout", ascii_out)
+        code = main(["--theorem", "ntp-ffn-max-margin", "--json", str(tmp_path / "r.json")])
+        ascii_out.flush()
+    assert code == 0 and "Traceback" not in capsys.readouterr().err
+    text = buffer.getvalue().decode("ascii")
+    assert "ntp-ffn-max-margin: PASS" in text and "?" in text
+    assert json.loads((tmp_path / "r.json").read_text())["passed"] is True
+
+
+def test_ctrl_c_while_the_command_starts_is_one_line_130(capsys, monkeypatch):
+    """An interrupt while the console is made (the first thing main does, before the papers
+    load) is the one-line interrupt, not a traceback."""
+    import rich.console
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(rich.console, "Console", interrupted)
+    assert main(["--list"]) == 130
+    assert capsys.readouterr().err == "verify: interrupted\n"
+
+
+def test_importing_the_command_loads_no_sympy():
+    """Why a Ctrl-C in the first half second is handled: importing ``verify.cli`` (all that
+    runs before main installs its handlers) no longer loads sympy or the papers."""
+    done = subprocess.run([sys.executable, "-c", "import sys, verify.cli\n"
+                           "assert 'sympy' not in sys.modules, 'sympy was imported'"],
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+

@@ -1,6 +1,7 @@
 """Sweeps: grid parsing, the local and Ray backends, resume, retries, outputs, bad input."""
 
 import json
+import subprocess
 import sys
 from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
@@ -165,7 +166,8 @@ def test_a_failed_task_is_run_again_on_resume(tmp_path):
     task = _fake_task(5)
     store.write({"key": task.key, "status": "failed", "reason": "boom"})
     assert store.finished(task) is None
-    store.write({"key": task.key, "status": "passed"})
+    store.write({"key": task.key, "status": "passed", "params": dict(task.params),
+                 "quantities": {}, "checks": {}})
     assert store.finished(task)["status"] == "passed"
 
 
@@ -295,3 +297,96 @@ def test_a_unit_scale_quantity_keeps_its_colour_bar_on_0_to_1(tmp_path, monkeypa
         by_label[bar.get_ylabel().replace("\n", " ")] = heatmap.collections[0].get_clim()
     assert by_label[name] == (0.0, 1.0)
     assert by_label["plain"] == (0.0, 3.0)  # no stated scale: the data's range
+
+
+@pytest.mark.parametrize("table", ["sweep.json", "sweep.csv"])
+def test_sweep_tables_are_written_atomically(tmp_path, monkeypatch, table):
+    """A disk that fills while a table is written leaves the previous table whole (they were
+    written in place: a truncated file), and no temporary file behind."""
+    import errno
+    from pathlib import Path
+
+    spec = {"theorem": "t", "grid": [{"name": "p", "values": ["1/2"]}]}
+    records = [{"params": {"p": "1/2"}, "status": "passed", "quantities": {"a": 1.0}}]
+    sweeps.write_tables(tmp_path, spec, records)
+    before = (tmp_path / table).read_bytes()
+    write_text = Path.write_text
+
+    def full_at_table(self, text, *args, **kwargs):
+        if table not in self.name:
+            return write_text(self, text, *args, **kwargs)
+        write_text(self, text[: len(text) // 2], *args, **kwargs)
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(Path, "write_text", full_at_table)
+    with pytest.raises(OSError, match="No space"):
+        sweeps.write_tables(tmp_path, spec, records * 2)
+    assert (tmp_path / table).read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["sweep.csv", "sweep.json"]
+
+
+def _outside_points(out, theorem_id, grid):
+    """The points of ``grid`` stored as finished (outside the assumptions) in ``out``."""
+    theorem = registry.theorem(theorem_id)
+    tasks = sweeps.tasks_for(theorem_id, [sweeps.parse_grid(grid, theorem)], {}, "fast", None)
+    store = sweeps.ResultStore(out)
+    for task in tasks:
+        store.write({"key": task.key, "theorem": theorem_id, "params": dict(task.params),
+                     "status": "outside", "reason": "r", "quantities": {}, "checks": {}})
+    return tasks
+
+
+def test_a_full_disk_at_the_tables_is_one_line_exit_2(capsys, tmp_path, monkeypatch):
+    import errno
+
+    out = tmp_path / "sweep"
+    _outside_points(out, "ntp-ffn-max-margin", "eta0=-1:-1/2:2")
+    monkeypatch.setattr(sweeps, "run_local",
+                        lambda tasks, *args, finish, **kwargs: finish(map))
+
+    def full(path, text):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(sweeps, "write_atomic", full)
+    code, _, err = _run(capsys, "sweep", "ntp-ffn-max-margin", "--grid", "eta0=-1:-1/2:2",
+                        "--out", str(out))
+    assert code == 2 and len(err.strip().splitlines()) == 1
+    assert "cannot write the results (No space left on device)" in err
+    assert "finished points are kept" in err
+
+
+def test_a_task_file_without_its_fields_is_computed_again_with_one_warning(tmp_path):
+    """``{"status": "passed"}`` (no parameters, no quantities) was taken as finished and ended
+    the sweep in a KeyError; it is recomputed like a truncated file, with one warning line."""
+    out = tmp_path / "sweep"
+    tasks = _outside_points(out, "ntp-ffn-max-margin", "eta0=-1:-1/2:2")
+    broken = out / "tasks" / f"{tasks[0].key}.json"
+    broken.write_text('{"status": "passed"}')
+    done = subprocess.run([sys.executable, "-m", "verify", "sweep", "ntp-ffn-max-margin",
+                           "--grid", "eta0=-1:-1/2:2", "--workers", "1", "--out", str(out)],
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert done.stderr == (f"verify: warning: {broken}: unreadable result (its parameters are "
+                           "missing or not the point's), the point is computed again\n")
+    assert "1 already finished" in done.stdout
+    assert json.loads(broken.read_text())["params"] == {"eta0": "-1"}
+
+
+@pytest.mark.parametrize("record", [
+    [], {"status": "passed"}, {"status": "bogus", "params": {"T0": "3"}},
+    {"status": "passed", "params": {"T0": "4"}, "quantities": {}},
+    {"status": "passed", "params": {"T0": "3"}, "quantities": {"a": "x"}},
+    {"status": "outside", "params": {"T0": "3"}, "quantities": {}},
+])
+def test_malformed_task_records_are_not_finished(tmp_path, record):
+    store = sweeps.ResultStore(tmp_path)
+    task = _fake_task(3)
+    (store.tasks / f"{task.key}.json").write_text(json.dumps(record))
+    with pytest.warns(UserWarning, match="unreadable result"):
+        assert store.finished(task) is None
+
+
+def test_sweep_workers_are_capped_as_for_all(capsys):
+    code, _, err = _run(capsys, "sweep", "markov-local-minima", "--grid", "p=0.1:0.9:3",
+                        "--workers", "65")
+    assert code == 2 and f"--workers must be at most {sweeps.MAX_WORKERS}" in err
