@@ -253,9 +253,9 @@ def _parse_holdout(text: str, setting: Setting) -> tuple[int, int, int, int]:
     if text == "auto":
         return _auto_holdout(setting)
     head, sep, chain = text.partition(":")
-    tokens = [_parse_int(t.strip(), "holdout", setting.K) for t in chain.split(">")]
-    if not sep or len(tokens) != 3:
+    if not sep or chain.count(">") != 2:  # the form first: '2' is no chain, not a bad token
         raise SettingError(f"holdout {text!r} should read 'q: a>b>c' or 'auto'")
+    tokens = [_parse_int(t.strip(), "holdout", setting.K) for t in chain.split(">")]
     return (_parse_int(head.strip(), "holdout (query)", setting.K), *tokens)
 
 

@@ -144,3 +144,10 @@ def test_explicit_sentences_define_the_comparisons():
     comparisons = resolved.comparisons()
     assert comparisons[2] == {(3, 4), (3, 2)} and comparisons[1] == {(0, 2), (0, 1)}
     assert resolved.length == 3 and all(not c for q, c in enumerate(comparisons) if q not in (1, 2))
+
+
+@pytest.mark.parametrize("text", ["2", "garbage", "1: 2>3", "1 2>3>4"])
+def test_a_holdout_not_of_the_form_q_a_b_c_is_named_as_such(text):
+    theorem = registry.entry("ntp-dataset-shift").theorem
+    problems = theorem.assumptions(theorem.resolve_params({"holdout": text}))
+    assert any("should read 'q: a>b>c'" in problem for problem in problems), problems
