@@ -1,8 +1,10 @@
-"""What the Markov experiments can resolve: the fast budget's loss tolerance, and the
-parameters where two predicted losses are too close for any training check to tell apart.
+"""What the Markov experiments can resolve: the fast budget's loss tolerance, the parameters
+where two predicted losses are too close for any training check to tell apart, and how long a
+run must be for the bias to reach the trap (:func:`run_steps`).
 
 Torch-free: the paper's registration reads :func:`unresolvable` before any work, so that such a
-request is refused with its reason (exit 2) instead of failing after training. The rule uses
+request is refused with its reason (exit 2) instead of failing after training, and its cost
+model counts the runs' lengths. The rule uses
 the fast budget's tolerance; the full budget's is data-derived (known only after training), so
 there the training's guard check can still fail after the run.
 """
