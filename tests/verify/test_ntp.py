@@ -8,9 +8,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+import verify
 from numerics.data import partial_order
 from numerics.max_margin import attention_column
-from theorems import ntp
+from theorems import TheoremError, ntp
 from verify import registry
 from verify.cli import main
 from verify.experiments import ntp as experiments
@@ -174,3 +175,18 @@ def test_full_budget_path_on_random_orders(capsys, tmp_path, monkeypatch):
     (entry,) = json.loads((tmp_path / "r.json").read_text())["theorems"]
     assert code in (0, 1) and entry["params"]["K"] == "20" and entry["params"]["orders"] == "random"
     assert all(c["passed"] for c in entry["checks"] if c["kind"] in ("obligation", "bridge"))
+
+
+def test_a_stage_two_step_too_small_for_any_budget_is_refused_and_its_constants_hold():
+    """eta = 1e-30: normalized GD would need about 10^32 steps; the run used to end at its cap
+    and report a failure of the theorem. The registration's copies of the experiment's
+    constants are the experiment's."""
+    from verify.papers import ntp as registration
+
+    assert registration._STOP_GAP == experiments.STOP_GAP
+    assert registration._MOST_STAGE_TWO_STEPS == max(
+        budget.attention_steps for budget in experiments.BUDGETS.values())
+    for theorem_id in ("ntp-attention-max-margin", "ntp-loss-linear-rate", "ntp-dataset-shift"):
+        with pytest.raises(TheoremError, match="stage 2 would need about"):
+            verify.prepare(theorem_id, eta="1e-30")
+        verify.prepare(theorem_id, eta="1/50")

@@ -7,7 +7,10 @@ theorem with the experiment that checks it and the experiment's per-budget defau
 import math
 from pathlib import Path
 
+import sympy as sp
+
 from theorems import ntp
+from theorems.core import Prediction
 from verify.records import Cost, Paper, TheoremEntry
 
 _FULL = {"full": {"K": "20", "orders": "random", "L": "3"}}
@@ -31,6 +34,33 @@ _STAGE_ONE = Cost("stage 1's normalized GD (T0 steps per run)", ("T0",),
                   * max(1.0, int(params["K"]) / 6) ** 2)
 _FFN_COSTS = {"fast": (_SENTENCES, _STAGE_ONE), "full": (_SENTENCES, _STAGE_ONE)}
 _COSTS = {"fast": (_SENTENCES, _SVM, _STAGE_ONE), "full": (_SENTENCES, _SVM, _STAGE_ONE)}
+
+#: Stage 2 stops at ``loss - L_inf < STOP_GAP`` or after the budget's step cap, the larger cap
+#: being the full budget's (``verify.experiments.ntp``, which imports torch; a test holds them
+#: equal).
+_STOP_GAP = 1e-11
+_MOST_STAGE_TWO_STEPS = 20_000
+#: A request is refused as undecidable only beyond this many times the largest step cap.
+_SLACK = 10
+
+
+def _stage_two_too_slow(prediction: Prediction) -> list[str]:
+    """Why stage 2 cannot reach its stopping gap in any budget, from the theorem's own rate:
+    ``loss - L_inf`` falls at best by the factor ``rate = exp(-eta m)`` per step (the linear
+    convergence; ``m`` the smallest margin of ``W_kq* / ||W_kq*||``), so from a gap of order 1
+    it takes about ``ln(1 / STOP_GAP) / (eta m)`` steps: with ``eta = 1e-30`` about 10^32,
+    where the run used to end at its step cap and FAIL as if the theorem were wrong. Refused
+    beyond :data:`_SLACK` times the largest cap (the gap at 0 and the constant of the linear
+    rate are not known in advance; measured rates were slower than ``exp(-eta m)``, never
+    faster)."""
+    decay = float(-sp.log(prediction.value("rate")))
+    needed = math.log(1 / _STOP_GAP) / decay if decay > 0 else math.inf
+    if needed <= _SLACK * _MOST_STAGE_TWO_STEPS:
+        return []
+    return [f"stage 2 would need about {needed:.3g} steps to bring loss - L_inf below "
+            f"{_STOP_GAP:g} at the theorem's rate exp(-eta m) = exp(-{decay:.3g}) per step, far "
+            f"beyond any budget's {_MOST_STAGE_TWO_STEPS}; use a larger step eta"]
+
 
 #: Every symbol of the statements, assumptions and closed forms (the paper page's notation).
 NOTATION = (
@@ -83,11 +113,11 @@ the paper's results, checked with a float64 re-implementation.
         TheoremEntry(ntp.FFN_MAX_MARGIN, "verify.experiments.ntp:FFN_MAX_MARGIN",
                      _FULL, _ONE, _FFN_COSTS),
         TheoremEntry(ntp.ATTENTION_MAX_MARGIN, "verify.experiments.ntp:ATTENTION_MAX_MARGIN",
-                     _FULL, _ONE, _COSTS),
+                     _FULL, _ONE, _COSTS, _stage_two_too_slow),
         TheoremEntry(ntp.LOSS_LINEAR_RATE, "verify.experiments.ntp:LOSS_LINEAR_RATE",
-                     _FULL, _ONE, _COSTS),
+                     _FULL, _ONE, _COSTS, _stage_two_too_slow),
         TheoremEntry(ntp.DATASET_SHIFT, "verify.experiments.ntp:DATASET_SHIFT",
-                     _FULL, _ONE, _COSTS),
+                     _FULL, _ONE, _COSTS, _stage_two_too_slow),
     ),
     bibtex=r"""
 @inproceedings{huang2024ntp,
