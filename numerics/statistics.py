@@ -174,6 +174,6 @@ def sandwich_covariance(score_covariance: np.ndarray, hessian: np.ndarray,
     numpy.ndarray
         ``(k, k)``.
     """
-    inverse = np.linalg.pinv(hessian, rtol=rtol, hermitian=True)
+    inverse = np.linalg.pinv(hessian, rtol, hermitian=True)  # rcond (numpy 1.26), rtol (2.x)
     bread = jacobian @ inverse
     return bread @ score_covariance @ bread.T / n

@@ -191,7 +191,11 @@ class BlockMoments:
 
     def loss(self, model: BlockLinearAttention) -> torch.Tensor:
         """The mean squared error of ``model`` over the set (differentiable in ``V, Q``)."""
-        K = (model.V[:, :, None, None] * model.Q[None, None]).reshape(model.d, -1)
+        return self.loss_at(model.V, model.Q)
+
+    def loss_at(self, V: torch.Tensor, Q: torch.Tensor) -> torch.Tensor:
+        """The mean squared error of the head with value ``V`` and query-key ``Q`` (``d x d``)."""
+        K = (V[:, :, None, None] * Q[None, None]).reshape(len(V), -1)
         return ((K @ self.gram) * K).sum() - 2 * (K * self.cross).sum() + self.target
 
 
@@ -226,13 +230,8 @@ def vq_standard_errors(model: BlockLinearAttention, s: torch.Tensor,
     def split(theta: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         return theta[:d * d].reshape(d, d), theta[d * d:].reshape(d, d)
 
-    def loss(theta: torch.Tensor) -> torch.Tensor:
-        V, Q = split(theta)
-        K = (V[:, :, None, None] * Q[None, None]).reshape(d, -1)
-        return ((K @ moments.gram) * K).sum() - 2 * (K * moments.cross).sum() + moments.target
-
     theta = torch.cat((model.V.detach().flatten(), model.Q.detach().flatten()))
-    hessian = torch.autograd.functional.hessian(loss, theta)
+    hessian = torch.autograd.functional.hessian(lambda t: moments.loss_at(*split(t)), theta)
     jacobian = torch.autograd.functional.jacobian(
         lambda t: (split(t)[0] @ split(t)[1]).flatten(), theta)
     variances = np.diag(sandwich_covariance(covariance.cpu().numpy(), hessian.cpu().numpy(),
