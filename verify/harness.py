@@ -99,7 +99,7 @@ def check_cost(entry: TheoremEntry, params: Mapping[str, Any], budget: Budget,
         raise CostError(f"{theorem_id}: {seeds} seeds are more than the {budget} budget's limit "
                         f"of {MAX_SEEDS[budget]} training runs; use fewer seeds or (up to "
                         f"{MAX_SEEDS[budget] * 100}) --allow-expensive")
-    for unit in ("B", "s"):  # memory first: a request that cannot fit is refused for that
+    for unit in ("B", "s"):  # memory first: what cannot fit is refused for that, whatever its time
         parts = [(cost, estimate) for cost in entry.costs.get(budget, ()) if cost.unit == unit
                  and (estimate := _estimate(cost, params, seeds)) is not None]
         if not parts:
