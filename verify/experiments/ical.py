@@ -603,7 +603,7 @@ def _unitary_training(ctx: Context) -> tuple[list[Check], list[Plot]]:
             ]
             trained.append((seed, p[T] * C))
             curves.append(Curve("unitary: training loss (sum over rows)", f"seed {seed}",
-                                np.concatenate((history.losses, polish.losses)), {},
+                                history.then(polish).losses, {},
                                 ylabel=POPULATION_ROW_LOSS, yscale="log",
                                 caption="Exact population loss summed over the rows, per "
                                         f"step (Adam, then {POLISH_STEPS} L-BFGS steps), one "
